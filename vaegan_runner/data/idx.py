@@ -1,0 +1,110 @@
+"""MNIST and Fashion-MNIST: read the IDX files directly, download with torchvision if missing."""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import MISSING
+
+from ..config import ConfigError, one_of, require
+from .pixels import resize_images
+from .sources import ImageData, in_memory_data
+
+FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}  # <root>/<folder>/raw, as torchvision
+FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+@dataclass
+class MnistConfig:
+    name: str = MISSING
+    root: str = MISSING
+    image_size: int = MISSING
+    channels: int = MISSING
+    download: bool = MISSING
+    binarize: bool = MISSING
+
+    def __post_init__(self):
+        one_of(self.name, FOLDERS, "name")
+        require(self.channels == 1, "channels", f"{self.name} has 1 channel; got {self.channels}")
+        require(self.image_size >= 8, "image_size", f"must be >= 8, got {self.image_size}")
+
+
+def read_idx(path: Path, ndim: int) -> np.ndarray:
+    """The uint8 array in an IDX file (``.gz`` or plain): magic 0x0000080N, N big-endian dims, data."""
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path) as f:
+                data = f.read()
+        else:
+            data = path.read_bytes()
+    except (OSError, EOFError) as err:
+        raise ConfigError("dataset.root", f"cannot read {path} ({err}); delete it to download it again") \
+            from None
+    header = 4 + 4 * ndim  # 16 bytes for images, 8 for labels
+    if len(data) < header or int.from_bytes(data[:4], "big") != 0x800 + ndim:
+        raise ConfigError("dataset.root", f"{path} is not a {ndim}-d uint8 IDX file (bad header); "
+                                          "delete it to download it again")
+    shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    size = int(np.prod(shape))
+    if len(data) - header != size:
+        raise ConfigError("dataset.root", f"{path} is truncated: its header says {shape} ({size} bytes) "
+                                          f"but it holds {len(data) - header}; delete it to download it again")
+    return np.frombuffer(data, np.uint8, offset=header).reshape(shape)
+
+
+def find(raw: Path, name: str) -> Path | None:
+    """The plain or gzipped file of that name, plain first."""
+    for path in (raw / name, raw / f"{name}.gz"):
+        if path.is_file():
+            return path
+    return None
+
+
+def missing_data_error(what: str, folder: Path, files: list[str], holds: str, why: str) -> ConfigError:
+    """The one-paragraph error for a dataset that is not on disk and could not be downloaded."""
+    return ConfigError("dataset.root", (
+        f"{what} not found: looked in {folder.resolve()} for {', '.join(files)}, and {why}. "
+        f"Point dataset.root or the VAEGAN_DATA_DIR environment variable at a folder that holds {holds}, "
+        "allow network access so that torchvision can download it (dataset.download=true), "
+        "or use dataset=shapes, which needs no download."
+    ))
+
+
+def one_line(err: Exception) -> str:
+    return " ".join(f"{type(err).__name__}: {err}".split())
+
+
+def load_mnist_family(cfg: MnistConfig, device: torch.device) -> ImageData:
+    root, folder = Path(cfg.root).expanduser(), FOLDERS[cfg.name]
+    raw = root / folder / "raw"
+    names = [name for split in FILES.values() for name in split]
+    if any(find(raw, name) is None for name in names):
+        why = "dataset.download is false"
+        if cfg.download:
+            from torchvision import datasets
+
+            try:
+                getattr(datasets, folder)(str(root), download=True)
+                why = "torchvision's download did not create them"
+            except Exception as err:  # network, disk or checksum: reported in the same message
+                why = f"the download failed: {one_line(err)}"
+        if any(find(raw, name) is None for name in names):
+            raise missing_data_error(folder, raw, [f"{n}[.gz]" for n in names], f"{folder}/raw/", why)
+
+    def split(which: str) -> tuple[torch.Tensor, torch.Tensor]:
+        image_file, label_file = FILES[which]
+        images = torch.from_numpy(read_idx(find(raw, image_file), 3).copy()).unsqueeze(1)
+        labels = torch.from_numpy(read_idx(find(raw, label_file), 1).astype(np.int64))
+        if len(images) != len(labels):
+            raise ConfigError("dataset.root", f"{raw}: {len(images)} {which} images, {len(labels)} labels")
+        return resize_images(images, cfg.image_size), labels
+
+    return in_memory_data(cfg.name, split("train"), split("test"), num_classes=10, device=device,
+                          binarize_seed=0 if cfg.binarize else None)

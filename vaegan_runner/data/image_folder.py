@@ -1,0 +1,131 @@
+"""A folder of image files (optionally one sub-folder per class), decoded by DataLoader workers."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import MISSING
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision import transforms
+
+from ..config import non_negative, one_of, require
+from .idx import one_line
+from .sources import ImageData, LoaderSource, seeded_generator
+
+log = logging.getLogger(__name__)
+SPLIT_STREAM = 0  # (seed, 0): the permutation that picks the held-out images
+
+
+@dataclass
+class ImageFolderConfig:
+    name: str = MISSING
+    path: str = MISSING
+    image_size: int = MISSING
+    channels: int = MISSING
+    val_fraction: float = MISSING
+    seed: int = MISSING
+    num_workers: int = MISSING
+    extensions: list[str] = MISSING
+
+    def __post_init__(self):
+        one_of(self.name, ["image_folder"], "name")
+        require(self.image_size >= 8, "image_size", f"must be >= 8, got {self.image_size}")
+        one_of(self.channels, [1, 3], "channels")
+        require(0 < self.val_fraction < 1, "val_fraction", f"must be in (0, 1), got {self.val_fraction}")
+        non_negative(self.num_workers, "num_workers")
+        require(len(self.extensions) > 0, "extensions", "must list at least one extension, e.g. [.png]")
+
+
+def list_images(folder: Path, extensions: list[str]) -> tuple[list[Path], list[int], list[str]]:
+    """Image files under folder (sorted, hidden paths skipped), their labels, and the class names.
+
+    Classes are the top-level sub-folders; with none, every image has label 0 and there are no
+    class names. Images lying next to class folders belong to no class and are left out.
+    """
+    suffixes = {"." + ext.lstrip(".").lower() for ext in extensions}
+    files = sorted(
+        path for path in folder.rglob("*")
+        if path.suffix.lower() in suffixes and path.is_file()
+        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+    )
+    classes = sorted({path.relative_to(folder).parts[0] for path in files if path.parent != folder})
+    if not classes:
+        return files, [0] * len(files), []
+    loose = [path for path in files if path.parent == folder]
+    if loose:
+        log.warning("%d images directly in %s are left out: they sit next to the class folders %s",
+                    len(loose), folder, ", ".join(classes))
+    files = [path for path in files if path.parent != folder]
+    index = {name: i for i, name in enumerate(classes)}
+    return files, [index[path.relative_to(folder).parts[0]] for path in files], classes
+
+
+def readable(path: Path) -> bool:
+    """A cheap check (header and structure, no full decode) that PIL can read the file."""
+    try:
+        with Image.open(path) as image:
+            image.verify()
+        return True
+    except Exception:  # PIL raises many kinds for corrupt files
+        return False
+
+
+class FolderImages(Dataset):
+    """Decodes files to uint8 [C, S, S]: shorter side resized to S, then center-cropped.
+
+    A file that fails to decode is replaced by the next one that works (warned once per file).
+    """
+
+    def __init__(self, files: list[Path], labels: list[int], image_size: int, channels: int):
+        self.files, self.labels = files, labels
+        self.mode = "L" if channels == 1 else "RGB"
+        self.transform = transforms.Compose([
+            transforms.Resize(image_size), transforms.CenterCrop(image_size), transforms.PILToTensor(),
+        ])
+        self.warned: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        for k in [(i + j) % len(self) for j in range(len(self))]:
+            try:
+                with Image.open(self.files[k]) as image:
+                    return self.transform(image.convert(self.mode)), self.labels[k]
+            except Exception as err:  # a corrupt file must not stop training
+                if k not in self.warned:
+                    self.warned.add(k)
+                    log.warning("cannot decode %s (%s); using another image in its place",
+                                self.files[k], one_line(err))
+        raise RuntimeError(f"none of the {len(self)} images could be decoded")
+
+
+def load_image_folder(cfg: ImageFolderConfig, device: torch.device) -> ImageData:
+    folder = Path(cfg.path).expanduser()
+    looked_for = f"images with extensions {', '.join(cfg.extensions)}"
+    require(folder.is_dir(), "dataset.path", f"{folder.resolve()} is not a folder (looked for {looked_for})")
+    files, labels, classes = list_images(folder, cfg.extensions)
+    ok = [readable(path) for path in files]
+    bad = [path for path, good in zip(files, ok) if not good]
+    if bad:
+        log.warning("left out %d unreadable image files under %s: %s%s", len(bad), folder,
+                    ", ".join(map(str, bad[:5])), ", ..." if len(bad) > 5 else "")
+        files = [path for path, good in zip(files, ok) if good]
+        labels = [label for label, good in zip(labels, ok) if good]
+    require(len(files) > 0, "dataset.path", f"found no readable {looked_for} under {folder.resolve()}")
+    require(len(files) > 1, "dataset.path", f"{folder.resolve()} holds 1 readable image; a split needs 2")
+
+    order = torch.randperm(len(files), generator=seeded_generator(cfg.seed, SPLIT_STREAM)).tolist()
+    n_test = min(max(1, round(len(files) * cfg.val_fraction)), len(files) - 1)
+
+    def source(indices: list[int]) -> LoaderSource:
+        images = [files[i] for i in indices], [labels[i] for i in indices]
+        return LoaderSource(FolderImages(*images, cfg.image_size, cfg.channels), device, cfg.num_workers)
+
+    return ImageData(name="image_folder", channels=cfg.channels, image_size=cfg.image_size,
+                     num_classes=len(classes) or None,
+                     train=source(order[n_test:]), test=source(order[:n_test]))

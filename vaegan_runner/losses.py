@@ -1,0 +1,93 @@
+"""Loss terms as small pure functions. Per-image sums are in nats; batch means at the end.
+
+GAN losses take raw discriminator logits. ``GAN_LOSSES`` lists the variants a config may
+name; each family that has an adversarial part uses ``discriminator_loss`` and
+``generator_loss`` so the variant is chosen in one place.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+GAN_LOSSES = ("nonsaturating", "hinge", "lsgan", "wgan-gp")
+
+
+# ----------------------------------------------------------------------------- GAN
+def check_gan_loss(kind: str, discriminator_norm: str, gp_weight: float) -> None:
+    """Config checks shared by every family with a discriminator (keys under ``model.``)."""
+    from .config import non_negative, one_of, require
+
+    one_of(kind, GAN_LOSSES, "loss")
+    non_negative(gp_weight, "gp_weight")
+    require(kind != "wgan-gp" or discriminator_norm != "batch", "discriminator.norm",
+            "wgan-gp penalises the gradient of each sample on its own, which batch norm mixes "
+            "across the batch: use model.discriminator.norm=layer or none")
+
+
+def discriminator_loss(kind: str, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Loss the discriminator minimises (gradient penalty, for wgan-gp, added separately)."""
+    if kind == "nonsaturating":
+        return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+    if kind == "hinge":
+        return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
+    if kind == "lsgan":
+        return 0.5 * ((real_logits - 1.0) ** 2).mean() + 0.5 * (fake_logits**2).mean()
+    if kind == "wgan-gp":
+        return fake_logits.mean() - real_logits.mean()
+    raise ValueError(f"unknown GAN loss {kind!r}")
+
+
+def generator_loss(kind: str, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Loss the generator (or any network trained to fool the discriminator) minimises."""
+    if kind == "nonsaturating":
+        return F.softplus(-fake_logits).mean()
+    if kind in ("hinge", "wgan-gp"):
+        return -fake_logits.mean()
+    if kind == "lsgan":
+        return 0.5 * ((fake_logits - 1.0) ** 2).mean()
+    raise ValueError(f"unknown GAN loss {kind!r}")
+
+
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """WGAN-GP (Gulrajani et al. 2017): (||grad critic(x_hat)|| - 1)^2 on random interpolates."""
+    alpha = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+    x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+    scores = critic(x_hat)
+    (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
+    return ((grad.flatten(1).norm(2, dim=1) - 1.0) ** 2).mean()
+
+
+def real_fake_accuracy(kind: str, real_logits: torch.Tensor,
+                       fake_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Share of real inputs the discriminator calls real, and of fakes it calls fake.
+
+    The decision boundary is 0 on the logit, except for lsgan whose targets are 0 and 1.
+    """
+    threshold = 0.5 if kind == "lsgan" else 0.0
+    return (real_logits > threshold).float().mean(), (fake_logits <= threshold).float().mean()
+
+
+# ----------------------------------------------------------------------------- likelihoods
+def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, I)) per example, summed over latent dimensions."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1)
+
+
+def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """-log p(x | logits) per image for x in [0,1], summed over pixels."""
+    return F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(dim=1)
+
+
+def gaussian_nll(mean: torch.Tensor, log_std: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """-log N(x; mean, exp(log_std)^2) per image, summed over pixels."""
+    log_std = log_std.expand_as(mean)
+    nll = 0.5 * ((x - mean) / log_std.exp()) ** 2 + log_std + 0.5 * math.log(2 * math.pi)
+    return nll.flatten(1).sum(dim=1)
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """z = mu + sigma * eps, eps ~ N(0, I) (Kingma & Welling 2014)."""
+    return mu + torch.randn_like(mu) * (0.5 * logvar).exp()

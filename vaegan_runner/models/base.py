@@ -1,0 +1,114 @@
+"""What a model family is, as far as the training loop is concerned.
+
+A family is an ``nn.Module`` that owns its networks and says, as data, which update
+phases it has (the StyleGAN2-ADA idea): each phase names the networks it updates and how
+often it runs. For a phase, ``phase_losses`` returns one loss per network it updates; the
+loop back-propagates each loss into that network's parameters only, so one network's loss
+can never leak into another network's weights, whatever the family's graph looks like.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from omegaconf import MISSING
+from torch import nn
+
+from ..config import one_of, positive
+from ..data.pixels import PIXEL_RANGES
+from ..nets import NetConfig
+
+NETWORK_NAMES = ("encoder", "decoder", "generator", "discriminator")
+
+
+@dataclass
+class FamilyConfig:
+    """Keys every ``configs/model/*.yaml`` has; a family's own config class adds the rest."""
+
+    name: str = MISSING
+    latent_dim: int = MISSING
+    pixel_range: str = MISSING  # unit = [0,1] (sigmoid output), symmetric = [-1,1] (tanh output)
+    net: NetConfig = MISSING
+
+    def __post_init__(self):
+        positive(self.latent_dim, "latent_dim")
+        one_of(self.pixel_range, PIXEL_RANGES, "pixel_range")
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One update: the networks it trains, on steps where ``step % interval == 0``."""
+
+    name: str
+    networks: tuple[str, ...]
+    interval: int = 1
+
+
+class Family(nn.Module):
+    """Base class of the model families in ``vaegan_runner/models/``."""
+
+    config_class: ClassVar[type[FamilyConfig]] = FamilyConfig
+    network_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, cfg: FamilyConfig, channels: int, image_size: int):
+        super().__init__()
+        self.cfg = cfg
+        self.channels = channels
+        self.image_size = image_size
+        self.latent_dim = cfg.latent_dim
+        self.pixel_range = cfg.pixel_range
+        self.phases: list[Phase] = []
+
+    # --- what the loop needs -------------------------------------------------------------
+    def networks(self) -> dict[str, nn.Module]:
+        """The networks that get an optimizer, by name."""
+        return {name: getattr(self, name) for name in self.network_names}
+
+    def phase_losses(self, phase: str, x: torch.Tensor, step: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """For one batch ``x`` (pixels in ``pixel_range``): the loss each network of ``phase``
+        minimises, and the scalars to log: ``loss/<name>`` in TensorBoard, or the name as it is
+        when it has a slash (``acc/d_real``)."""
+        raise NotImplementedError
+
+    def after_phase(self, phase: str, step: int) -> None:
+        """Called after a phase's optimizer steps (EMA updates and the like)."""
+
+    @torch.no_grad()
+    def evaluate(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Held-out scalars for one batch, averaged by the loop (``eval/<name>``)."""
+        return {}
+
+    # --- sampling and encoding ------------------------------------------------------------
+    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n draws from the prior p(z)."""
+        return torch.randn(n, self.latent_dim, generator=generator, device=self.device)
+
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        """Images in ``pixel_range`` for latent codes ``z``."""
+        raise NotImplementedError
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor | None:
+        """A latent code for each image (the posterior mean, for stochastic encoders);
+        None for families without an encoder."""
+        return None
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor | None:
+        """``generate(encode(x))``; None for families without an encoder."""
+        z = self.encode(x)
+        return None if z is None else self.generate(z)
+
+    @property
+    def has_encoder(self) -> bool:
+        return "encoder" in self.network_names
+
+    # --- helpers ------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def to_pixels(self, logits: torch.Tensor) -> torch.Tensor:
+        """The output activation that matches ``pixel_range``."""
+        return torch.sigmoid(logits) if self.pixel_range == "unit" else torch.tanh(logits)

@@ -1,0 +1,102 @@
+"""Variational autoencoder (Kingma & Welling 2014, "Auto-Encoding Variational Bayes").
+
+    q(z|x) = N(mu(x), diag sigma^2(x))      Gaussian encoder, reparameterised
+    p(z)   = N(0, I)
+    p(x|z) = Bernoulli(decoder(z))  or  N(decoder(z), sigma_x^2)
+    loss   = E_q[-log p(x|z)] + beta_t * KL(q(z|x) || p(z)),  beta_t warmed up linearly
+
+The negative ELBO (beta = 1) is logged on its own, in nats per image, for training batches
+and for the held-out split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from omegaconf import MISSING
+from torch import nn
+
+from ..config import non_negative, one_of, positive, require
+from ..losses import bernoulli_nll, gaussian_nll, kl_to_standard_normal, reparameterize
+from ..nets import build_decoder, build_encoder
+from .base import Family, FamilyConfig, Phase
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+
+
+@dataclass
+class VAEConfig(FamilyConfig):
+    likelihood: str = MISSING           # bernoulli | gaussian
+    decoder_std: float | None = MISSING  # gaussian: fixed sigma_x; null = learn one sigma_x
+    beta: float = MISSING
+    kl_warmup_steps: int = MISSING      # beta ramps 0 -> beta over this many steps (0: off)
+
+    def __post_init__(self):
+        super().__post_init__()
+        one_of(self.likelihood, LIKELIHOODS, "likelihood")
+        require(self.likelihood != "bernoulli" or self.pixel_range == "unit", "pixel_range",
+                "a Bernoulli decoder models pixels in [0,1]: use model.pixel_range=unit, "
+                "or model.likelihood=gaussian for pixels in [-1,1]")
+        positive(self.decoder_std, "decoder_std", allow_none=True)
+        non_negative(self.beta, "beta")
+        non_negative(self.kl_warmup_steps, "kl_warmup_steps")
+
+
+def gaussian_posterior(encoder: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mu, logvar) of q(z|x) from an encoder whose output is the two halves side by side."""
+    mu, logvar = encoder(x).chunk(2, dim=1)
+    return mu, logvar.clamp(-30.0, 20.0)
+
+
+class VAE(Family):
+    config_class = VAEConfig
+    network_names = ("encoder", "decoder")
+
+    def __init__(self, cfg: VAEConfig, channels: int, image_size: int):
+        super().__init__(cfg, channels, image_size)
+        self.encoder = build_encoder(cfg.net, channels, image_size, 2 * cfg.latent_dim)
+        self.decoder = build_decoder(cfg.net, channels, image_size, cfg.latent_dim)
+        if cfg.likelihood == "gaussian" and cfg.decoder_std is None:
+            self.decoder.register_parameter("log_std", nn.Parameter(torch.zeros(1)))
+        self.phases = [Phase("elbo", ("encoder", "decoder"))]
+
+    def nll(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """-log p(x|z) per image, in nats."""
+        if self.cfg.likelihood == "bernoulli":
+            return bernoulli_nll(logits, x)
+        fixed = self.cfg.decoder_std
+        log_std = self.decoder.log_std if fixed is None else logits.new_tensor(fixed).log()
+        return gaussian_nll(self.to_pixels(logits), log_std, x)
+
+    def elbo_terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-image reconstruction NLL and KL, from one posterior sample."""
+        mu, logvar = gaussian_posterior(self.encoder, x)
+        logits = self.decoder(reparameterize(mu, logvar))
+        return self.nll(logits, x), kl_to_standard_normal(mu, logvar)
+
+    def beta_at(self, step: int) -> float:
+        warmup = self.cfg.kl_warmup_steps
+        return self.cfg.beta * (min(1.0, step / warmup) if warmup else 1.0)
+
+    def phase_losses(self, phase, x, step):
+        recon, kl = self.elbo_terms(x)
+        loss = (recon + self.beta_at(step) * kl).mean()
+        logs = {"recon": recon.mean(), "kl": kl.mean(), "neg_elbo": (recon + kl).mean()}
+        return {"encoder": loss, "decoder": loss}, logs
+
+    @torch.no_grad()
+    def evaluate(self, x):
+        recon, kl = self.elbo_terms(x)
+        return {"recon": recon.mean(), "kl": kl.mean(), "neg_elbo": (recon + kl).mean()}
+
+    @torch.no_grad()
+    def generate(self, z):
+        return self.to_pixels(self.decoder(z))
+
+    @torch.no_grad()
+    def encode(self, x):
+        return gaussian_posterior(self.encoder, x)[0]
+
+
+FAMILY = VAE

@@ -122,3 +122,45 @@ def test_multirun_makes_one_directory_per_job(tmp_path):
     assert [j.name for j in jobs] == ["model=gan", "model=vae"]
     for job in jobs:
         assert (job / "samples.png").is_file() and list(job.glob("events.out.tfevents.*"))
+
+
+def test_image_folder_trains_through_the_dataloader(tmp_path):
+    from PIL import Image
+
+    torch.manual_seed(0)
+    for label in ("cats", "dogs"):
+        folder = tmp_path / "images" / label
+        folder.mkdir(parents=True)
+        for i in range(40):
+            pixels = (torch.rand(40, 48, 3) * 255).to(torch.uint8).numpy()
+            Image.fromarray(pixels).save(folder / f"{i}.png")
+    (tmp_path / "images" / "cats" / "broken.png").write_bytes(b"not an image")
+    not_shapes = [o for o in FAST if not o.startswith("dataset")]
+    cfg = compose_config(["model=gan", *not_shapes, "dataset=image_folder", f"dataset.path={tmp_path / 'images'}",
+                          "dataset.image_size=32", "dataset.channels=3", "dataset.num_workers=1",
+                          "dataset.val_fraction=0.2", "trainer.batch_size=16", "trainer.max_steps=6",
+                          "log.every_n_steps=3", "eval.every_n_steps=100"])
+    train_run(cfg, tmp_path / "run")
+    events = read_events(tmp_path / "run")
+    assert [s for s, _ in scalar_series(events, "loss/d")] == [3, 6]
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["eval_images"] == 16
+
+
+def test_amp_on_cpu_is_ignored_with_a_warning(tmp_path, caplog):
+    cfg = compose_config(["model=vae", *FAST, "trainer.amp=bf16", "trainer.max_steps=2", "log.every_n_steps=1"])
+    with caplog.at_level("WARNING"):
+        train_run(cfg, tmp_path)
+    assert "trainer.amp=bf16 is ignored on cpu" in caplog.text
+
+
+def test_sweep_directory_names_only_the_swept_keys(monkeypatch):
+    from vaegan_runner import sweep_dir
+
+    argv = ["-m", "model=vae,gan", "optimizer.lr=1e-3,1e-4", "trainer.max_steps=5", "dataset.root=/x/y"]
+    monkeypatch.setattr("sys.argv", ["vaegan-train", *argv])
+    sweep_dir.swept_keys.cache_clear()
+    job = ["model=vae", "optimizer.lr=0.001", "trainer.max_steps=5", "dataset.root=/x/y"]
+    assert sweep_dir.sweep_subdir(job, 3) == "model=vae,optimizer.lr=0.001"
+    monkeypatch.setattr("sys.argv", ["vaegan-train", "-m", "trainer.max_steps=5"])
+    sweep_dir.swept_keys.cache_clear()
+    assert sweep_dir.sweep_subdir(["trainer.max_steps=5"], 0) == "job0"

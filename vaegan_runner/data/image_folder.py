@@ -92,7 +92,8 @@ class FolderImages(Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        for k in [(i + j) % len(self) for j in range(len(self))]:
+        for j in range(len(self)):
+            k = (i + j) % len(self)
             try:
                 with Image.open(self.files[k]) as image:
                     return self.transform(image.convert(self.mode)), self.labels[k]

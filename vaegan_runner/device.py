@@ -67,3 +67,4 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(deterministic)  # set both ways: it is process-wide
     torch.backends.cudnn.benchmark = not deterministic
+    torch.backends.mkldnn.deterministic = deterministic  # CPU convolutions (oneDNN); not covered above

@@ -72,7 +72,7 @@ def fit(run: RunConfig, family: Family, data: ImageData, run_dir: Path,
                 log.flush(step, epoch, {n: o.param_groups[0]["lr"] for n, o in optimizers.items()})
             log.pause()
             if step % run.log.image_every_n_steps == 0:
-                grid = log_images(family, log, step, fixed_z, recon_x)
+                grid = log_images(family, log, step, fixed_z, recon_x, data)
             if step % run.eval.every_n_steps == 0 and step < total:
                 log.scalars("eval", evaluate(family, data, run.eval.max_images, run.eval.batch_size), step)
             if step % run.checkpoint.every_n_steps == 0 or step == total:
@@ -84,7 +84,7 @@ def fit(run: RunConfig, family: Family, data: ImageData, run_dir: Path,
     final = evaluate(family, data, run.eval.final_max_images, run.eval.batch_size)
     log.scalars("eval", final, step)
     if grid is None or step % run.log.image_every_n_steps:
-        grid = log_images(family, log, step, fixed_z, recon_x)
+        grid = log_images(family, log, step, fixed_z, recon_x, data)
     save_image(grid, run_dir / "samples.png")
     if not list((run_dir / "checkpoints").glob(f"step_{step:08d}.pt")):
         save(step)
@@ -176,9 +176,10 @@ def evaluate(family: Family, data: ImageData, max_images: int | None, batch_size
 
 @torch.no_grad()
 def log_images(family: Family, log: RunLog, step: int, fixed_z: torch.Tensor,
-               recon_x: torch.Tensor) -> torch.Tensor:
+               recon_x: torch.Tensor, data: ImageData) -> torch.Tensor:
     """Sample grid from the fixed latent batch; for families with an encoder, rows of
-    held-out inputs over their reconstructions, and interpolations between encodings."""
+    held-out inputs over their reconstructions, interpolations between encodings, and the
+    held-out codes against the prior (``log_latent_view``)."""
     family.eval()
     grid = log.images("samples", to_unit(family.generate(fixed_z), family.pixel_range), step)
     codes = family.encode(recon_x)
@@ -190,8 +191,24 @@ def log_images(family: Family, log: RunLog, step: int, fixed_z: torch.Tensor,
         log.images("reconstructions", to_unit(rows.flatten(0, 2), family.pixel_range), step, nrow=GRID_ROW)
         log.images("interpolations", to_unit(interpolate(family, codes), family.pixel_range), step,
                    nrow=INTERPOLATION_STEPS)
+        log_latent_view(family, log, step, data)
     family.train()
     return grid
+
+
+@torch.no_grad()
+def log_latent_view(family: Family, log: RunLog, step: int, data: ImageData, n: int = 500,
+                    chunk: int = 100) -> None:
+    """The codes of ``n`` held-out images, coloured by label, against as many prior draws
+    (a scatter for 2-d codes, else per-dimension histograms; see ``latent_view.py``).
+    The prior draws use their own generator, so the training run's randomness is untouched."""
+    from .latent_view import write_latent_view
+
+    images, labels = data.test.take(n)
+    x = to_pixels(images, family.pixel_range)
+    codes = torch.cat([family.encode(part) for part in x.split(chunk)])
+    prior = family.sample_latent(codes.shape[0], torch.Generator(family.device).manual_seed(0))
+    write_latent_view(log.writer, codes, labels, prior, step)
 
 
 def interpolate(family: Family, codes: torch.Tensor) -> torch.Tensor:

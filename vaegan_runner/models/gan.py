@@ -87,11 +87,12 @@ class GAN(Family):
 
     @torch.no_grad()
     def evaluate(self, x):
-        """D on held-out real images: a train/test gap in ``acc/d_real`` means D memorises."""
+        """D on held-out real images: ``eval/d_acc_real`` well below the training ``acc/d_real``
+        means D memorises the training images."""
         real_logits, fake_logits = self.discriminator(x), self.discriminator(self.fake(x.shape[0]))
         acc_real, acc_fake = real_fake_accuracy(self.cfg.loss, real_logits, fake_logits)
         return {"d": discriminator_loss(self.cfg.loss, real_logits, fake_logits),
-                "acc/d_real": acc_real, "acc/d_fake": acc_fake}
+                "d_acc_real": acc_real, "d_acc_fake": acc_fake}
 
     @torch.no_grad()
     def generate(self, z):

@@ -13,7 +13,7 @@ from torch import nn
 
 from ..config import ConfigError, one_of, positive, require
 from .conv import ConvDecoder, ConvEncoder, conv_sizes, halvings
-from .mlp import MLPDecoder, MLPEncoder
+from .mlp import MLPDecoder, MLPEncoder, vector_mlp
 
 ARCHS = ("conv", "mlp")
 NORMS = ("batch", "layer", "none")
@@ -86,4 +86,5 @@ def init_weights(module: nn.Module) -> nn.Module:
     return module
 
 
-__all__ = ["NetConfig", "DiscriminatorConfig", "build_encoder", "build_decoder", "check_image_size", "conv_sizes", "init_weights"]
+__all__ = ["NetConfig", "DiscriminatorConfig", "build_encoder", "build_decoder", "check_image_size", "conv_sizes", "init_weights",
+           "vector_mlp"]

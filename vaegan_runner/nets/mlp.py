@@ -64,3 +64,16 @@ class MLPDecoder(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.body(z)
+
+
+def vector_mlp(sizes: list[int], dropout: float = 0.0, spectral_norm: bool = False) -> nn.Sequential:
+    """[B, sizes[0]] -> [B, sizes[-1]]: Linear layers with LeakyReLU(0.2) (and dropout) between."""
+    wrap = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
+    layers: list[nn.Module] = []
+    for i, (d_in, d_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(wrap(nn.Linear(d_in, d_out)))
+        if i < len(sizes) - 2:
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)

@@ -1,0 +1,149 @@
+"""Adversarial autoencoder (Makhzani et al. 2015, "Adversarial Autoencoders").
+
+    z = E(x)  (deterministic), or z ~ q(z|x) = N(mu(x), sigma^2(x)) reparameterised
+    reconstruction:  E, Dec <- -log p(x | Dec(z))  (Bernoulli, or squared error)
+    regularisation:  D   <- L_D(D(z'), D(z)),  z' ~ p(z) "real", the codes z "fake"
+                     E   <- adversarial_weight * L_G(D(z))
+
+D is an MLP on codes, so q(z) = E_x q(z|x) is pushed onto the prior p(z) (``model.prior``,
+see ``vaegan_runner/priors.py``) without a closed-form KL; samples decode prior draws.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from omegaconf import MISSING
+
+from ..config import one_of, positive, require
+from ..data.pixels import to_unit
+from ..losses import (bernoulli_nll, check_gan_loss, discriminator_loss, generator_loss,
+                      gradient_penalty, real_fake_accuracy, reparameterize)
+from ..nets import build_decoder, build_encoder, vector_mlp
+from ..priors import PRIORS, sample_prior
+from .base import Family, FamilyConfig, Phase
+from .vae import gaussian_posterior
+
+ENCODER_TYPES = ("deterministic", "gaussian")
+RECONSTRUCTIONS = ("bernoulli", "mse")
+
+
+@dataclass
+class CodeDiscriminatorConfig:
+    hidden: list[int] = MISSING   # hidden layer sizes of the MLP on codes
+    spectral_norm: bool = MISSING
+
+    def __post_init__(self):
+        require(len(self.hidden) > 0 and all(h > 0 for h in self.hidden), "discriminator.hidden",
+                f"needs at least one positive layer size, got {list(self.hidden)}")
+
+
+@dataclass
+class AAEConfig(FamilyConfig):
+    encoder_type: str = MISSING     # deterministic | gaussian
+    reconstruction: str = MISSING   # bernoulli (pixel_range=unit) | mse
+    prior: str = MISSING            # gaussian | uniform | mixture
+    prior_components: int = MISSING  # mixture: number of Gaussians on the circle
+    prior_radius: float = MISSING   # mixture: radius of the circle of means
+    prior_std: float = MISSING      # mixture: standard deviation of each component
+    loss: str = MISSING             # nonsaturating | hinge | lsgan | wgan-gp
+    gp_weight: float = MISSING      # gradient penalty weight (wgan-gp only)
+    adversarial_weight: float = MISSING  # weight of the encoder's fool-the-discriminator loss
+    discriminator: CodeDiscriminatorConfig = MISSING
+
+    def __post_init__(self):
+        super().__post_init__()
+        one_of(self.encoder_type, ENCODER_TYPES, "encoder_type")
+        one_of(self.reconstruction, RECONSTRUCTIONS, "reconstruction")
+        require(self.reconstruction != "bernoulli" or self.pixel_range == "unit", "reconstruction",
+                "a Bernoulli decoder models pixels in [0,1]: use model.pixel_range=unit, "
+                "or model.reconstruction=mse for pixels in [-1,1]")
+        one_of(self.prior, PRIORS, "prior")
+        positive(self.prior_components, "prior_components")
+        positive(self.prior_radius, "prior_radius")
+        positive(self.prior_std, "prior_std")
+        require(self.prior != "mixture" or self.latent_dim >= 2, "latent_dim",
+                "the mixture prior puts its means on a circle in the first two dimensions: "
+                "use model.latent_dim >= 2")
+        check_gan_loss(self.loss, "none", self.gp_weight)
+        positive(self.adversarial_weight, "adversarial_weight")
+
+
+class AAE(Family):
+    config_class = AAEConfig
+    network_names = ("encoder", "decoder", "discriminator")
+
+    def __init__(self, cfg: AAEConfig, channels: int, image_size: int):
+        super().__init__(cfg, channels, image_size)
+        code_dim = cfg.latent_dim * (2 if cfg.encoder_type == "gaussian" else 1)
+        self.encoder = build_encoder(cfg.net, channels, image_size, code_dim)
+        self.decoder = build_decoder(cfg.net, channels, image_size, cfg.latent_dim)
+        self.discriminator = vector_mlp([cfg.latent_dim, *cfg.discriminator.hidden, 1],
+                                        spectral_norm=cfg.discriminator.spectral_norm)
+        self.prior_options = ({"components": cfg.prior_components, "radius": cfg.prior_radius,
+                               "std": cfg.prior_std} if cfg.prior == "mixture" else {})
+        self.phases = [Phase("reconstruction", ("encoder", "decoder")),
+                       Phase("regularization", ("encoder", "discriminator"))]
+
+    def sample_latent(self, n, generator=None):
+        return sample_prior(self.cfg.prior, n, self.latent_dim, generator=generator,
+                            device=self.device, **self.prior_options)
+
+    def code(self, x: torch.Tensor) -> torch.Tensor:
+        """z for training: E(x), or a reparameterised draw from q(z|x)."""
+        if self.cfg.encoder_type == "deterministic":
+            return self.encoder(x)
+        return reparameterize(*gaussian_posterior(self.encoder, x))
+
+    def reconstruction_error(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Per image: -log p(x|z) in nats (bernoulli), or the summed squared error (mse)."""
+        if self.cfg.reconstruction == "bernoulli":
+            return bernoulli_nll(logits, x)
+        return (self.to_pixels(logits) - x).pow(2).flatten(1).sum(1)
+
+    def phase_losses(self, phase, x, step):
+        z = self.code(x)
+        if phase == "reconstruction":
+            loss = self.reconstruction_error(self.decoder(z), x).mean()
+            return {"encoder": loss, "decoder": loss}, {"recon": loss}
+        kind = self.cfg.loss
+        prior = self.sample_latent(x.shape[0])
+        real_logits, fake_logits = self.discriminator(prior), self.discriminator(z)
+        # Two tensors: backward_split sends l_dis into D only and l_enc into E only.
+        l_dis = discriminator_loss(kind, real_logits, fake_logits)
+        l_enc = generator_loss(kind, fake_logits)
+        acc_real, acc_fake = real_fake_accuracy(kind, real_logits, fake_logits)
+        logs = {"d": l_dis, "g": l_enc, "acc/d_real": acc_real, "acc/d_fake": acc_fake}
+        if kind == "wgan-gp":
+            penalty = gradient_penalty(self.discriminator, prior, z)
+            l_dis = l_dis + self.cfg.gp_weight * penalty
+            logs["gp"] = penalty
+        return {"encoder": self.cfg.adversarial_weight * l_enc, "discriminator": l_dis}, logs
+
+    @torch.no_grad()
+    def evaluate(self, x):
+        """Held-out reconstruction, and how well D still tells held-out codes from the prior
+        (``d_acc_real``: prior draws called real; ``d_acc_fake``: codes called fake)."""
+        z = self.code(x)
+        logits = self.decoder(z)
+        real_logits, fake_logits = self.discriminator(self.sample_latent(x.shape[0])), self.discriminator(z)
+        acc_real, acc_fake = real_fake_accuracy(self.cfg.loss, real_logits, fake_logits)
+        unit = to_unit(self.to_pixels(logits), self.pixel_range)
+        return {"recon": self.reconstruction_error(logits, x).mean(),
+                "recon_mse": F.mse_loss(unit, to_unit(x, self.pixel_range)),
+                "d_acc_real": acc_real, "d_acc_fake": acc_fake}
+
+    @torch.no_grad()
+    def generate(self, z):
+        return self.to_pixels(self.decoder(z))
+
+    @torch.no_grad()
+    def encode(self, x):
+        if self.cfg.encoder_type == "deterministic":
+            return self.encoder(x)
+        return gaussian_posterior(self.encoder, x)[0]
+
+
+FAMILY = AAE

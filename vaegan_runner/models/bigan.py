@@ -1,0 +1,150 @@
+"""BiGAN / ALI (Donahue et al. 2017, "Adversarial Feature Learning"; Dumoulin et al. 2017,
+"Adversarially Learned Inference").
+
+    G: z -> x,   E: x -> z (deterministic: BiGAN; Gaussian, reparameterised: ALI),   z ~ N(0, I)
+    D(x, z) tells encoder pairs (x, E(x)) ("real") from generator pairs (G(z), z) ("fake")
+    D    <- L_D(D(x, E(x)), D(G(z), z))        [+ gp_weight * gradient penalty for wgan-gp]
+    G, E <- L_D(D(G(z), z), D(x, E(x)))        the same loss with the labels swapped, every n_critic steps
+
+At the optimum the two joint distributions match, so E inverts G; nothing trains the
+reconstruction G(E(x)) directly, which is why its quality is worth watching.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from omegaconf import MISSING
+from torch import nn
+
+from ..config import one_of, positive, require
+from ..data.pixels import to_unit
+from ..losses import (check_gan_loss, discriminator_loss, real_fake_accuracy, reparameterize)
+from ..nets import DiscriminatorConfig, NetConfig, build_decoder, build_encoder, vector_mlp
+from .aae import ENCODER_TYPES
+from .base import Family, FamilyConfig, Phase
+from .vae import gaussian_posterior
+
+
+@dataclass
+class JointDiscriminatorConfig(DiscriminatorConfig):
+    hidden: int = MISSING     # width of the z branch and of the joint head
+    dropout: float = MISSING  # dropout in the z branch and the joint head (ALI uses 0.2)
+
+    def __post_init__(self):
+        super().__post_init__()
+        positive(self.hidden, "discriminator.hidden")
+        require(0.0 <= self.dropout < 1.0, "discriminator.dropout", f"must be in [0, 1), got {self.dropout}")
+
+
+@dataclass
+class BiGANConfig(FamilyConfig):
+    encoder_type: str = MISSING  # deterministic (BiGAN) | gaussian (ALI)
+    loss: str = MISSING          # nonsaturating | hinge | lsgan | wgan-gp
+    gp_weight: float = MISSING   # gradient penalty weight (wgan-gp only)
+    n_critic: int = MISSING      # discriminator steps per generator/encoder step
+    discriminator: JointDiscriminatorConfig = MISSING
+
+    def __post_init__(self):
+        super().__post_init__()
+        one_of(self.encoder_type, ENCODER_TYPES, "encoder_type")
+        check_gan_loss(self.loss, self.discriminator.norm, self.gp_weight)
+        positive(self.n_critic, "n_critic")
+
+
+class JointDiscriminator(nn.Module):
+    """D(x, z): a conv (or MLP) branch on x and an MLP branch on z, joined by an MLP head."""
+
+    def __init__(self, net: NetConfig, cfg: JointDiscriminatorConfig, channels: int, image_size: int,
+                 latent_dim: int):
+        super().__init__()
+        h, sn = cfg.hidden, cfg.spectral_norm
+        self.x_branch = build_encoder(net, channels, image_size, h, cfg.norm, sn)
+        self.z_branch = vector_mlp([latent_dim, h, h], cfg.dropout, sn)
+        self.joint = nn.Sequential(nn.LeakyReLU(0.2), nn.Dropout(cfg.dropout),
+                                   vector_mlp([2 * h, h, 1], cfg.dropout, sn))
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.joint(torch.cat([self.x_branch(x), self.z_branch(z)], dim=1))
+
+
+class BiGAN(Family):
+    config_class = BiGANConfig
+    network_names = ("generator", "encoder", "discriminator")
+
+    def __init__(self, cfg: BiGANConfig, channels: int, image_size: int):
+        super().__init__(cfg, channels, image_size)
+        code_dim = cfg.latent_dim * (2 if cfg.encoder_type == "gaussian" else 1)
+        self.generator = build_decoder(cfg.net, channels, image_size, cfg.latent_dim)
+        self.encoder = build_encoder(cfg.net, channels, image_size, code_dim)
+        self.discriminator = JointDiscriminator(cfg.net, cfg.discriminator, channels, image_size, cfg.latent_dim)
+        self.phases = [Phase("discriminator", ("discriminator",)),
+                       Phase("generator", ("generator", "encoder"), interval=cfg.n_critic)]
+
+    def code(self, x: torch.Tensor) -> torch.Tensor:
+        """E(x), or a reparameterised draw from q(z|x) (ALI)."""
+        if self.cfg.encoder_type == "deterministic":
+            return self.encoder(x)
+        return reparameterize(*gaussian_posterior(self.encoder, x))
+
+    def pairs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(x, E(x)) and (G(z), z) for a batch of real images x."""
+        z = self.sample_latent(x.shape[0])
+        return x, self.code(x), self.to_pixels(self.generator(z)), z
+
+    def phase_losses(self, phase, x, step):
+        kind = self.cfg.loss
+        if phase == "discriminator":
+            with torch.no_grad():
+                x, x_code, fake, z = self.pairs(x)
+            real_logits, fake_logits = self.discriminator(x, x_code), self.discriminator(fake, z)
+            loss = discriminator_loss(kind, real_logits, fake_logits)
+            acc_real, acc_fake = real_fake_accuracy(kind, real_logits, fake_logits)
+            logs = {"d": loss, "acc/d_real": acc_real, "acc/d_fake": acc_fake}
+            if kind == "wgan-gp":
+                penalty = self.joint_gradient_penalty(x, x_code, fake, z)
+                loss = loss + self.cfg.gp_weight * penalty
+                logs["gp"] = penalty
+            return {"discriminator": loss}, logs
+        x, x_code, fake, z = self.pairs(x)
+        # Swapped labels: G and E minimise D's own loss with real and fake exchanged. It is one
+        # tensor for both, so the loop back-propagates it once into G's and E's parameters.
+        loss = discriminator_loss(kind, self.discriminator(fake, z), self.discriminator(x, x_code))
+        return {"generator": loss, "encoder": loss}, {"ge": loss}
+
+    def joint_gradient_penalty(self, x, x_code, fake, z) -> torch.Tensor:
+        """WGAN-GP on random interpolates of the pairs, the gradient taken w.r.t. (x, z) jointly."""
+        n = x.shape[0]
+        alpha = torch.rand(n, 1, device=x.device, dtype=x.dtype)
+        x_hat = (alpha.view(n, 1, 1, 1) * x + (1 - alpha.view(n, 1, 1, 1)) * fake).requires_grad_(True)
+        z_hat = (alpha * x_code + (1 - alpha) * z).requires_grad_(True)
+        grads = torch.autograd.grad(self.discriminator(x_hat, z_hat).sum(), (x_hat, z_hat), create_graph=True)
+        norm = torch.cat([g.flatten(1) for g in grads], dim=1).norm(2, dim=1)
+        return ((norm - 1.0) ** 2).mean()
+
+    @torch.no_grad()
+    def evaluate(self, x):
+        """D on held-out pairs, and how close G(E(x)) comes to x ([0,1] scale, per pixel),
+        a check that E learned to invert G though nothing trains it to."""
+        x, x_code, fake, z = self.pairs(x)
+        real_logits, fake_logits = self.discriminator(x, x_code), self.discriminator(fake, z)
+        acc_real, acc_fake = real_fake_accuracy(self.cfg.loss, real_logits, fake_logits)
+        unit = to_unit(self.generate(self.encode(x)), self.pixel_range)
+        return {"d": discriminator_loss(self.cfg.loss, real_logits, fake_logits),
+                "d_acc_real": acc_real, "d_acc_fake": acc_fake,
+                "recon_mse": F.mse_loss(unit, to_unit(x, self.pixel_range))}
+
+    @torch.no_grad()
+    def generate(self, z):
+        return self.to_pixels(self.generator(z))
+
+    @torch.no_grad()
+    def encode(self, x):
+        if self.cfg.encoder_type == "deterministic":
+            return self.encoder(x)
+        return gaussian_posterior(self.encoder, x)[0]
+
+
+FAMILY = BiGAN

@@ -1,0 +1,158 @@
+"""VAE-GAN (Larsen et al. 2016, "Autoencoding beyond pixels using a learned similarity metric").
+
+    z ~ q(z|x) = N(mu(x), sigma^2(x)),  x~ = Dec(z);   z_p ~ N(0, I),  x_p = Dec(z_p)
+    L_prior = KL(q(z|x) || p(z))
+    L_llike = 1/2 ||D_l(x~) - D_l(x)||^2  [+ pixel_weight * 1/2 ||x~ - x||^2]
+              (a unit Gaussian on the activations of D's block l = ``feature_layer``)
+    L_GAN   = L_D(D(x); D(x~), D(x_p))
+    Enc <- beta * L_prior + L_llike;   Dec <- gamma * L_llike + L_G(D(x~), D(x_p));   Dis <- L_GAN
+
+(beta = 1 in the paper; a larger beta pulls the codes onto the prior, so that decoded prior
+draws look like decoded codes.)
+
+All three losses come from one forward pass, and the three networks step together on
+gradients taken at the same pre-update weights (the paper's Algorithm 1); the loop sends each
+loss into its own network's parameters only. Optional equilibrium gating (Larsen's code):
+D's update is skipped while D is too good, the decoder's GAN term while D is too bad.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from omegaconf import MISSING
+
+from ..config import ConfigError, non_negative, positive, require
+from ..data.pixels import to_unit
+from ..losses import (check_gan_loss, discriminator_loss, generator_loss, gradient_penalty,
+                      kl_to_standard_normal, real_fake_accuracy, reparameterize)
+from ..nets import DiscriminatorConfig, build_decoder, build_encoder
+from .base import Family, FamilyConfig, Phase
+from .vae import gaussian_posterior
+
+
+@dataclass
+class VAEGANConfig(FamilyConfig):
+    feature_layer: int = MISSING      # D block whose activations measure reconstruction (-1: last)
+    pixel_weight: float = MISSING     # weight of an extra pixel-space squared error in L_llike
+    gamma: float = MISSING            # weight of L_llike against the GAN loss in the decoder's loss
+    beta: float = MISSING             # weight of the KL term in the encoder's loss
+    loss: str = MISSING               # nonsaturating | hinge | lsgan | wgan-gp
+    gp_weight: float = MISSING        # gradient penalty weight (wgan-gp only)
+    equilibrium: float | None = MISSING  # D's loss per term at balance (null: no gating)
+    margin: float = MISSING           # gating band around ``equilibrium``
+    discriminator: DiscriminatorConfig = MISSING
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_gan_loss(self.loss, self.discriminator.norm, self.gp_weight)
+        non_negative(self.pixel_weight, "pixel_weight")
+        non_negative(self.gamma, "gamma")
+        non_negative(self.beta, "beta")
+        non_negative(self.margin, "margin")
+        if self.equilibrium is not None:
+            positive(self.equilibrium, "equilibrium")
+            require(self.loss == "nonsaturating", "equilibrium",
+                    "the gating compares D's cross-entropies with the equilibrium, which only "
+                    "model.loss=nonsaturating has: set model.equilibrium=null for other losses")
+
+
+class VAEGAN(Family):
+    config_class = VAEGANConfig
+    network_names = ("encoder", "decoder", "discriminator")
+
+    def __init__(self, cfg: VAEGANConfig, channels: int, image_size: int):
+        super().__init__(cfg, channels, image_size)
+        self.encoder = build_encoder(cfg.net, channels, image_size, 2 * cfg.latent_dim)
+        self.decoder = build_decoder(cfg.net, channels, image_size, cfg.latent_dim)
+        self.discriminator = build_encoder(cfg.net, channels, image_size, 1,
+                                           cfg.discriminator.norm, cfg.discriminator.spectral_norm)
+        layers = len(self.discriminator.blocks)
+        if not -layers <= cfg.feature_layer < layers:
+            raise ConfigError("model.feature_layer", f"{cfg.feature_layer} is out of range: D has {layers} "
+                              f"blocks at image size {image_size} (model.net.arch={cfg.net.arch}), so "
+                              f"use 0..{layers - 1}, or -{layers}..-1 counting from the last")
+        self.phases = [Phase("vaegan", ("encoder", "decoder", "discriminator"))]
+
+    def discriminate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(activations of block ``feature_layer`` flattened, logits) from one pass through D."""
+        feats = self.discriminator.features(x)
+        logits = self.discriminator.head(feats[-1].flatten(1))
+        return feats[self.cfg.feature_layer].flatten(1), logits
+
+    def terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every loss term of one forward pass (batch means of per-image sums).
+
+        D sees x, x~ and x_p as one batch, as in Larsen's code, so its normalisation statistics
+        and the features compared in L_llike are shared by real images and reconstructions.
+        """
+        n, kind = x.shape[0], self.cfg.loss
+        mu, logvar = gaussian_posterior(self.encoder, x)
+        z_prior = self.sample_latent(n)
+        logits = self.decoder(torch.cat([reparameterize(mu, logvar), z_prior]))
+        x_rec, x_prior = self.to_pixels(logits).split(n)
+        feats, d_logits = self.discriminate(torch.cat([x, x_rec, x_prior]))
+        real_logits, fake_logits = d_logits[:n], d_logits[n:]
+        terms = {
+            "kl": kl_to_standard_normal(mu, logvar).mean(),
+            "feature_rec": 0.5 * (feats[n:2 * n] - feats[:n]).pow(2).sum(1).mean(),
+            "pixel_rec": 0.5 * (x_rec - x).pow(2).flatten(1).sum(1).mean(),
+            "d": discriminator_loss(kind, real_logits, fake_logits),
+            "g": generator_loss(kind, fake_logits),
+            "d_real_bce": F.softplus(-real_logits).mean(),  # the costs Larsen's gating reads
+            "d_fake_bce": F.softplus(fake_logits).mean(),
+        }
+        if kind == "wgan-gp":
+            terms["gp"] = gradient_penalty(self.discriminator, torch.cat([x, x]), torch.cat([x_rec, x_prior]))
+        terms["acc/d_real"], terms["acc/d_fake"] = real_fake_accuracy(kind, real_logits, fake_logits)
+        return terms
+
+    def gates(self, terms: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(skip D's update, skip the decoder's GAN term) as 0/1 tensors: D too good when either
+        cross-entropy is below equilibrium - margin, too bad when either is above
+        equilibrium + margin; when both hold, neither is skipped."""
+        real, fake = terms["d_real_bce"].detach(), terms["d_fake_bce"].detach()
+        if self.cfg.equilibrium is None:
+            return real.new_zeros(()), real.new_zeros(())
+        low, high = self.cfg.equilibrium - self.cfg.margin, self.cfg.equilibrium + self.cfg.margin
+        too_good, too_bad = (real < low) | (fake < low), (real > high) | (fake > high)
+        return (too_good & ~too_bad).float(), (too_bad & ~too_good).float()
+
+    def phase_losses(self, phase, x, step):
+        terms = self.terms(x)
+        llike = terms["feature_rec"] + self.cfg.pixel_weight * terms["pixel_rec"]
+        skip_d, skip_gan = self.gates(terms)
+        l_dis = terms["d"] + self.cfg.gp_weight * terms["gp"] if "gp" in terms else terms["d"]
+        losses = {
+            "encoder": self.cfg.beta * terms["kl"] + llike,
+            "decoder": self.cfg.gamma * llike + (1 - skip_gan) * terms["g"],
+            # A skipped update is a zero gradient (no host sync to decide it); with Adam the
+            # weights then move only by the momentum left over, which decays by beta1 per step.
+            "discriminator": (1 - skip_d) * l_dis,
+        }
+        logs = {**terms, "gate/discriminator_skipped": skip_d, "gate/decoder_gan_skipped": skip_gan}
+        return losses, logs
+
+    @torch.no_grad()
+    def evaluate(self, x):
+        """Held-out KL, reconstruction in D's features and in pixels ([0,1] scale, per pixel),
+        and D's accuracy on held-out real images and on reconstructions + prior samples."""
+        terms = self.terms(x)
+        mu, _ = gaussian_posterior(self.encoder, x)
+        unit = to_unit(self.generate(mu), self.pixel_range)
+        return {"kl": terms["kl"], "feature_rec": terms["feature_rec"],
+                "recon_mse": F.mse_loss(unit, to_unit(x, self.pixel_range)),
+                "d": terms["d"], "d_acc_real": terms["acc/d_real"], "d_acc_fake": terms["acc/d_fake"]}
+
+    @torch.no_grad()
+    def generate(self, z):
+        return self.to_pixels(self.decoder(z))
+
+    @torch.no_grad()
+    def encode(self, x):
+        return gaussian_posterior(self.encoder, x)[0]
+
+
+FAMILY = VAEGAN

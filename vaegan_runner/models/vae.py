@@ -49,7 +49,20 @@ def gaussian_posterior(encoder: nn.Module, x: torch.Tensor) -> tuple[torch.Tenso
     return mu, logvar.clamp(-30.0, 20.0)
 
 
-class VAE(Family):
+class GaussianAutoencoder:
+    """Sampling and encoding shared by the families with a Gaussian encoder and a decoder
+    (VAE, VAE-GAN): codes are posterior means, images are decoded pixels."""
+
+    @torch.no_grad()
+    def generate(self, z):
+        return self.to_pixels(self.decoder(z))
+
+    @torch.no_grad()
+    def encode(self, x):
+        return gaussian_posterior(self.encoder, x)[0]
+
+
+class VAE(GaussianAutoencoder, Family):
     config_class = VAEConfig
     network_names = ("encoder", "decoder")
 
@@ -89,14 +102,6 @@ class VAE(Family):
     def evaluate(self, x):
         recon, kl = self.elbo_terms(x)
         return {"recon": recon.mean(), "kl": kl.mean(), "neg_elbo": (recon + kl).mean()}
-
-    @torch.no_grad()
-    def generate(self, z):
-        return self.to_pixels(self.decoder(z))
-
-    @torch.no_grad()
-    def encode(self, x):
-        return gaussian_posterior(self.encoder, x)[0]
 
 
 FAMILY = VAE

@@ -30,7 +30,7 @@ from ..losses import (check_gan_loss, discriminator_loss, generator_loss, gradie
                       kl_to_standard_normal, real_fake_accuracy, reparameterize)
 from ..nets import DiscriminatorConfig, build_decoder, build_encoder
 from .base import Family, FamilyConfig, Phase
-from .vae import gaussian_posterior
+from .vae import GaussianAutoencoder, gaussian_posterior
 
 
 @dataclass
@@ -59,7 +59,7 @@ class VAEGANConfig(FamilyConfig):
                     "model.loss=nonsaturating has: set model.equilibrium=null for other losses")
 
 
-class VAEGAN(Family):
+class VAEGAN(GaussianAutoencoder, Family):
     config_class = VAEGANConfig
     network_names = ("encoder", "decoder", "discriminator")
 
@@ -145,14 +145,6 @@ class VAEGAN(Family):
         return {"kl": terms["kl"], "feature_rec": terms["feature_rec"],
                 "recon_mse": F.mse_loss(unit, to_unit(x, self.pixel_range)),
                 "d": terms["d"], "d_acc_real": terms["acc/d_real"], "d_acc_fake": terms["acc/d_fake"]}
-
-    @torch.no_grad()
-    def generate(self, z):
-        return self.to_pixels(self.decoder(z))
-
-    @torch.no_grad()
-    def encode(self, x):
-        return gaussian_posterior(self.encoder, x)[0]
 
 
 FAMILY = VAEGAN

@@ -1,13 +1,9 @@
-"""Shared fixtures, and the environment every test process needs before torch loads."""
+"""Shared fixtures."""
 
 import os
 from pathlib import Path
 
 import pytest
-
-# Bitwise-reproducible Intel MKL for the exact-resume tests (read when torch loads).
-os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
-os.environ.setdefault("MKL_DYNAMIC", "FALSE")
 
 
 @pytest.fixture

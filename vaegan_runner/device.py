@@ -65,6 +65,6 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     torch.manual_seed(seed)
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(deterministic)  # set both ways: it is process-wide
-    torch.backends.cudnn.benchmark = not deterministic
+        torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(deterministic)  # set both ways: these flags are process-wide
     torch.backends.mkldnn.deterministic = deterministic  # CPU convolutions (oneDNN); not covered above

@@ -19,6 +19,7 @@ from .config import ConfigError
 from .data import ImageData
 from .data.pixels import to_pixels, to_unit
 from .device import Precision
+from .latent_view import write_latent_view
 from .models import Family
 from .optim import build_optimizers
 from .run_config import RunConfig
@@ -202,8 +203,6 @@ def log_latent_view(family: Family, log: RunLog, step: int, data: ImageData, n: 
     """The codes of ``n`` held-out images, coloured by label, against as many prior draws
     (a scatter for 2-d codes, else per-dimension histograms; see ``latent_view.py``).
     The prior draws use their own generator, so the training run's randomness is untouched."""
-    from .latent_view import write_latent_view
-
     images, labels = data.test.take(n)
     x = to_pixels(images, family.pixel_range)
     codes = torch.cat([family.encode(part) for part in x.split(chunk)])

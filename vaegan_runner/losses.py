@@ -88,6 +88,13 @@ def gaussian_nll(mean: torch.Tensor, log_std: torch.Tensor, x: torch.Tensor) -> 
     return nll.flatten(1).sum(dim=1)
 
 
+def pixel_mse(x_hat: torch.Tensor, x: torch.Tensor, pixel_range: str) -> torch.Tensor:
+    """Mean squared error per pixel on the [0,1] scale, whatever the model's pixel range."""
+    from .data.pixels import to_unit
+
+    return F.mse_loss(to_unit(x_hat, pixel_range), to_unit(x, pixel_range))
+
+
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """z = mu + sigma * eps, eps ~ N(0, I) (Kingma & Welling 2014)."""
     return mu + torch.randn_like(mu) * (0.5 * logvar).exp()

@@ -11,7 +11,6 @@ paragraph naming the key, exit code 2, and no run directory left behind.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -34,11 +33,6 @@ def config_dir() -> str:
 
 
 def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
-    if cfg.get("trainer", {}).get("deterministic"):
-        # Intel MKL picks code paths and thread counts at run time; ask it for bitwise
-        # reproducible results. Read when torch loads, hence before the imports below.
-        os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
-        os.environ.setdefault("MKL_DYNAMIC", "FALSE")
     # Imports here keep `vaegan-train --help` and config errors fast.
     from .checkpoint import find_checkpoint, load_checkpoint, run_dir_of
     from .data import load_data

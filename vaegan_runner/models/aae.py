@@ -14,19 +14,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from omegaconf import MISSING
 
 from ..config import one_of, positive, require
-from ..data.pixels import to_unit
+from ..encoders import ENCODER_TYPES, SwitchableEncoder
 from ..losses import (bernoulli_nll, check_gan_loss, discriminator_loss, generator_loss,
-                      gradient_penalty, real_fake_accuracy, reparameterize)
+                      gradient_penalty, pixel_mse, real_fake_accuracy)
 from ..nets import build_decoder, build_encoder, vector_mlp
 from ..priors import PRIORS, sample_prior
 from .base import Family, FamilyConfig, Phase
-from .vae import gaussian_posterior
-
-ENCODER_TYPES = ("deterministic", "gaussian")
 RECONSTRUCTIONS = ("bernoulli", "mse")
 
 
@@ -71,7 +67,7 @@ class AAEConfig(FamilyConfig):
         positive(self.adversarial_weight, "adversarial_weight")
 
 
-class AAE(Family):
+class AAE(SwitchableEncoder, Family):
     config_class = AAEConfig
     network_names = ("encoder", "decoder", "discriminator")
 
@@ -90,12 +86,6 @@ class AAE(Family):
     def sample_latent(self, n, generator=None):
         return sample_prior(self.cfg.prior, n, self.latent_dim, generator=generator,
                             device=self.device, **self.prior_options)
-
-    def code(self, x: torch.Tensor) -> torch.Tensor:
-        """z for training: E(x), or a reparameterised draw from q(z|x)."""
-        if self.cfg.encoder_type == "deterministic":
-            return self.encoder(x)
-        return reparameterize(*gaussian_posterior(self.encoder, x))
 
     def reconstruction_error(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Per image: -log p(x|z) in nats (bernoulli), or the summed squared error (mse)."""
@@ -130,20 +120,14 @@ class AAE(Family):
         logits = self.decoder(z)
         real_logits, fake_logits = self.discriminator(self.sample_latent(x.shape[0])), self.discriminator(z)
         acc_real, acc_fake = real_fake_accuracy(self.cfg.loss, real_logits, fake_logits)
-        unit = to_unit(self.to_pixels(logits), self.pixel_range)
         return {"recon": self.reconstruction_error(logits, x).mean(),
-                "recon_mse": F.mse_loss(unit, to_unit(x, self.pixel_range)),
+                "recon_mse": pixel_mse(self.to_pixels(logits), x, self.pixel_range),
                 "d_acc_real": acc_real, "d_acc_fake": acc_fake}
 
     @torch.no_grad()
     def generate(self, z):
         return self.to_pixels(self.decoder(z))
 
-    @torch.no_grad()
-    def encode(self, x):
-        if self.cfg.encoder_type == "deterministic":
-            return self.encoder(x)
-        return gaussian_posterior(self.encoder, x)[0]
 
 
 FAMILY = AAE

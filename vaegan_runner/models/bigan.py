@@ -15,17 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from omegaconf import MISSING
 from torch import nn
 
 from ..config import one_of, positive, require
-from ..data.pixels import to_unit
-from ..losses import (check_gan_loss, discriminator_loss, real_fake_accuracy, reparameterize)
+from ..encoders import ENCODER_TYPES, SwitchableEncoder
+from ..losses import check_gan_loss, discriminator_loss, pixel_mse, real_fake_accuracy
 from ..nets import DiscriminatorConfig, NetConfig, build_decoder, build_encoder, vector_mlp
-from .aae import ENCODER_TYPES
 from .base import Family, FamilyConfig, Phase
-from .vae import gaussian_posterior
 
 
 @dataclass
@@ -70,7 +67,7 @@ class JointDiscriminator(nn.Module):
         return self.joint(torch.cat([self.x_branch(x), self.z_branch(z)], dim=1))
 
 
-class BiGAN(Family):
+class BiGAN(SwitchableEncoder, Family):
     config_class = BiGANConfig
     network_names = ("generator", "encoder", "discriminator")
 
@@ -82,12 +79,6 @@ class BiGAN(Family):
         self.discriminator = JointDiscriminator(cfg.net, cfg.discriminator, channels, image_size, cfg.latent_dim)
         self.phases = [Phase("discriminator", ("discriminator",)),
                        Phase("generator", ("generator", "encoder"), interval=cfg.n_critic)]
-
-    def code(self, x: torch.Tensor) -> torch.Tensor:
-        """E(x), or a reparameterised draw from q(z|x) (ALI)."""
-        if self.cfg.encoder_type == "deterministic":
-            return self.encoder(x)
-        return reparameterize(*gaussian_posterior(self.encoder, x))
 
     def pairs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(x, E(x)) and (G(z), z) for a batch of real images x."""
@@ -131,20 +122,13 @@ class BiGAN(Family):
         x, x_code, fake, z = self.pairs(x)
         real_logits, fake_logits = self.discriminator(x, x_code), self.discriminator(fake, z)
         acc_real, acc_fake = real_fake_accuracy(self.cfg.loss, real_logits, fake_logits)
-        unit = to_unit(self.generate(self.encode(x)), self.pixel_range)
         return {"d": discriminator_loss(self.cfg.loss, real_logits, fake_logits),
                 "d_acc_real": acc_real, "d_acc_fake": acc_fake,
-                "recon_mse": F.mse_loss(unit, to_unit(x, self.pixel_range))}
+                "recon_mse": pixel_mse(self.generate(self.encode(x)), x, self.pixel_range)}
 
     @torch.no_grad()
     def generate(self, z):
         return self.to_pixels(self.generator(z))
-
-    @torch.no_grad()
-    def encode(self, x):
-        if self.cfg.encoder_type == "deterministic":
-            return self.encoder(x)
-        return gaussian_posterior(self.encoder, x)[0]
 
 
 FAMILY = BiGAN

@@ -18,6 +18,7 @@ from omegaconf import MISSING
 from torch import nn
 
 from ..config import non_negative, one_of, positive, require
+from ..encoders import gaussian_posterior
 from ..losses import bernoulli_nll, gaussian_nll, kl_to_standard_normal, reparameterize
 from ..nets import build_decoder, build_encoder
 from .base import Family, FamilyConfig, Phase
@@ -41,12 +42,6 @@ class VAEConfig(FamilyConfig):
         positive(self.decoder_std, "decoder_std", allow_none=True)
         non_negative(self.beta, "beta")
         non_negative(self.kl_warmup_steps, "kl_warmup_steps")
-
-
-def gaussian_posterior(encoder: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mu, logvar) of q(z|x) from an encoder whose output is the two halves side by side."""
-    mu, logvar = encoder(x).chunk(2, dim=1)
-    return mu, logvar.clamp(-30.0, 20.0)
 
 
 class GaussianAutoencoder:

@@ -25,12 +25,12 @@ import torch.nn.functional as F
 from omegaconf import MISSING
 
 from ..config import ConfigError, non_negative, positive, require
-from ..data.pixels import to_unit
+from ..encoders import gaussian_posterior
 from ..losses import (check_gan_loss, discriminator_loss, generator_loss, gradient_penalty,
-                      kl_to_standard_normal, real_fake_accuracy, reparameterize)
+                      kl_to_standard_normal, pixel_mse, real_fake_accuracy, reparameterize)
 from ..nets import DiscriminatorConfig, build_decoder, build_encoder
 from .base import Family, FamilyConfig, Phase
-from .vae import GaussianAutoencoder, gaussian_posterior
+from .vae import GaussianAutoencoder
 
 
 @dataclass
@@ -141,9 +141,8 @@ class VAEGAN(GaussianAutoencoder, Family):
         and D's accuracy on held-out real images and on reconstructions + prior samples."""
         terms = self.terms(x)
         mu, _ = gaussian_posterior(self.encoder, x)
-        unit = to_unit(self.generate(mu), self.pixel_range)
         return {"kl": terms["kl"], "feature_rec": terms["feature_rec"],
-                "recon_mse": F.mse_loss(unit, to_unit(x, self.pixel_range)),
+                "recon_mse": pixel_mse(self.generate(mu), x, self.pixel_range),
                 "d": terms["d"], "d_acc_real": terms["acc/d_real"], "d_acc_fake": terms["acc/d_fake"]}
 
 

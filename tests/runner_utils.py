@@ -18,6 +18,7 @@ FAST = [
     "dataset=shapes", "dataset.n_train=512", "dataset.n_test=128", "device=cpu",
     "model.net.width=8", "trainer.batch_size=32", "trainer.max_epochs=null",
     "log.progress_bar=false", "eval.max_images=64", "eval.final_max_images=128", "eval.batch_size=64",
+    "eval.n_samples=64", "eval.final_n_samples=128", "eval.iwae_k=4",
 ]
 
 

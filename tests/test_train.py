@@ -79,7 +79,7 @@ def test_vae_negative_elbo_falls(tmp_path):
     assert series[-1] < 0.7 * series[0], series
     evals = [v for _, v in scalar_series(read_events(tmp_path), "eval/neg_elbo")]
     assert evals[-1] < evals[0], evals
-    assert final["neg_elbo"] == pytest.approx(evals[-1])
+    assert final["eval/neg_elbo"] == pytest.approx(evals[-1])
 
 
 @pytest.mark.parametrize("model", ["vae", "gan"])

@@ -10,7 +10,9 @@ dataclasses' ``__post_init__`` or from ``require``.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import typing
+from pathlib import Path
 from typing import Any, Iterable, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
@@ -70,7 +72,19 @@ def typed(schema: type[T], node: DictConfig | dict, prefix: str) -> T:
             reason = f"unknown key; the keys of {parent} are: {', '.join(keys_of(owner))}"
         elif "missing mandatory value" in reason.lower():
             reason = "has no value; set it in the YAML or on the command line"
+        else:
+            hint = next((hint.format(key=key) for needle, hint in _TYPE_HINTS if needle in reason), "")
+            reason = reason.rstrip(".") + hint if hint else reason
         raise ConfigError(key, reason) from None
+
+
+_TYPE_HINTS = (  # what to do, after OmegaConf's own words for a value of the wrong type
+    ("converted to Integer", "; set {key} to a whole number"),
+    ("converted to Float", "; set {key} to a number, e.g. {key}=0.001 or {key}=1e-3"),
+    ("not a valid bool", "; set {key} to true or false"),
+    ("is not a ListConfig", "; give a list in brackets, e.g. {key}=[a,b] (quote the override in the shell)"),
+    ("Incompatible value 'None'", "; {key} cannot be null, give it a value"),
+)
 
 
 def _owner_of(schema: type, full_key: str, prefix: str) -> tuple[str, type]:
@@ -86,3 +100,51 @@ def _owner_of(schema: type, full_key: str, prefix: str) -> tuple[str, type]:
 
 def keys_of(schema: type) -> list[str]:
     return [f.name for f in dataclasses.fields(schema)]
+
+
+class RunDirCheck:
+    """A Hydra callback (``hydra.callbacks.run_dir._target_: vaegan_runner.config.RunDirCheck``)
+    that stops the command with one line and exit code 2 when the run directory cannot be made
+    or written: a path under a regular file, a read-only disk, no permission. Hydra creates the
+    directory before any of the task's code runs and would otherwise end with a traceback and
+    exit code 1. Hydra's callback plumbing turns exceptions into warnings, so this exits itself.
+    """
+
+    def on_run_start(self, config, **kwargs) -> None:
+        check_run_dir(config.hydra.run.dir, "hydra.run.dir")
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        check_run_dir(config.hydra.sweep.dir, "hydra.sweep.dir")
+
+    def on_run_end(self, config, **kwargs) -> None: ...
+
+    def on_multirun_end(self, config, **kwargs) -> None: ...
+
+    def on_job_start(self, config, **kwargs) -> None: ...
+
+    def on_job_end(self, config, **kwargs) -> None: ...
+
+
+def unwritable_dir_error(path: str | Path, key: str) -> ConfigError | None:
+    """Make ``path`` and write a probe file in it; the ConfigError to raise if that fails."""
+    folder = Path(path).expanduser()
+    probe = folder / ".write-test"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        blocker = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), None)
+        reason = f"{blocker} is a file, not a folder" if blocker else (err.strerror or str(err))
+        return ConfigError(key, f"cannot create or write the run directory {folder.absolute()} ({reason}); "
+                                f"choose another with {key}=<path>, or fix the path or its permissions")
+    return None
+
+
+def check_run_dir(path: str, key: str, prog: str = "vaegan-train") -> None:
+    """Make ``path`` (as Hydra is about to); print one paragraph and exit 2 if that fails."""
+    error = unwritable_dir_error(path, key)
+    if error is not None:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        sys.stderr.flush()
+        sys.exit(2)

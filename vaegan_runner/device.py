@@ -14,8 +14,11 @@ log = logging.getLogger(__name__)
 AMP_MODES = ("off", "bf16", "fp16")
 
 
-def resolve_device(spec: str) -> torch.device:
-    """``auto`` = cuda, then mps, then cpu; or an explicit cpu | cuda | cuda:N | mps."""
+def resolve_device(spec: str, local_rank: int | None = None) -> torch.device:
+    """``auto`` = cuda, then mps, then cpu; or an explicit cpu | cuda | cuda:N | mps. Under
+    torchrun (``local_rank`` given) CUDA means this process's own GPU, ``cuda:<local_rank>``."""
+    if local_rank is not None and spec in ("auto", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda", local_rank)
     if spec == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

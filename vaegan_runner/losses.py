@@ -95,6 +95,13 @@ def pixel_mse(x_hat: torch.Tensor, x: torch.Tensor, pixel_range: str) -> torch.T
     return F.mse_loss(to_unit(x_hat, pixel_range), to_unit(x, pixel_range))
 
 
+def diagonal_gaussian_log_density(z: torch.Tensor, mu: torch.Tensor | float = 0.0,
+                                  logvar: torch.Tensor | float = 0.0) -> torch.Tensor:
+    """log N(z; mu, diag exp(logvar)) per row, in nats."""
+    logvar = torch.as_tensor(logvar, dtype=z.dtype, device=z.device)
+    return -0.5 * (math.log(2 * math.pi) + logvar + (z - mu) ** 2 / logvar.exp()).sum(dim=-1)
+
+
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """z = mu + sigma * eps, eps ~ N(0, I) (Kingma & Welling 2014)."""
     return mu + torch.randn_like(mu) * (0.5 * logvar).exp()

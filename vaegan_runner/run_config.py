@@ -13,13 +13,14 @@ from typing import Any
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from .config import ConfigError, one_of, positive, require, typed
+from .config import ConfigError, non_negative, one_of, positive, require, typed
 from .data import dataset_schema
 from .device import AMP_MODES
 from .models import FamilyConfig, family_class
 from .nets import check_image_size
 from .optim import OptimizerConfig, check_networks
 
+NONFINITE_POLICIES = ("stop", "skip", "rollback")
 TOP_LEVEL_KEYS = ("seed", "device", "resume", "model", "dataset", "optimizer", "trainer", "log",
                   "checkpoint", "eval")
 
@@ -32,6 +33,13 @@ class TrainerConfig:
     amp: str = MISSING                # off | bf16 | fp16 (CUDA only)
     deterministic: bool = MISSING     # torch.use_deterministic_algorithms
     grad_clip: float | None = MISSING  # max gradient norm per network; null: no clipping
+    on_nonfinite: str = MISSING       # stop | skip | rollback
+    max_skips: int = MISSING          # skip: steps in a row that may be skipped before stopping
+    max_rollbacks: int = MISSING      # rollback: how many times per run
+    rollback_lr_factor: float = MISSING  # rollback: every learning rate is multiplied by this
+    compile: bool = MISSING           # torch.compile each network
+    channels_last: bool = MISSING     # NHWC memory layout for the conv networks
+    sync_batchnorm: bool = MISSING    # torchrun on CUDA: batch statistics over all ranks
 
     def __post_init__(self):
         if self.amp is False or self.amp in ("false", "none", "no"):  # YAML reads a bare `off` as false
@@ -43,6 +51,11 @@ class TrainerConfig:
         require(self.max_steps is not None or self.max_epochs is not None, "max_steps",
                 "trainer.max_steps and trainer.max_epochs are both null; set at least one")
         positive(self.grad_clip, "grad_clip", allow_none=True)
+        one_of(self.on_nonfinite, NONFINITE_POLICIES, "on_nonfinite")
+        non_negative(self.max_skips, "max_skips")
+        non_negative(self.max_rollbacks, "max_rollbacks")
+        require(0 < self.rollback_lr_factor <= 1, "rollback_lr_factor",
+                f"must be in (0, 1], got {self.rollback_lr_factor}")
 
 
 @dataclass
@@ -74,12 +87,47 @@ class EvalConfig:
     max_images: int = MISSING            # images used by each evaluation during training
     final_max_images: int | None = MISSING  # at the end; null: the whole held-out split
     batch_size: int = MISSING
+    metrics: list[str] = MISSING         # sample metrics during training (metrics/<value>)
+    n_samples: int = MISSING             # generated images per evaluation during training
+    final_metrics: list[str] = MISSING   # at the end: metrics.json and the HPARAMS tab
+    final_n_samples: int = MISSING
+    inception_on_cpu: bool = MISSING     # run Inception FID on CPU too (slow)
+    iwae_k: int = MISSING                # importance samples of the IWAE bound
+    probe_max_images: int | None = MISSING  # training codes for the linear probe; null: all
+    optimized_metric: str = MISSING      # the final value train.py returns to a sweeper
+    cache_dir: str = MISSING             # domain classifiers and reference statistics
 
     def __post_init__(self):
+        from .metrics.registry import METRIC_NAMES, METRICS
+
         positive(self.every_n_steps, "every_n_steps")
         positive(self.max_images, "max_images")
         positive(self.final_max_images, "final_max_images", allow_none=True)
         positive(self.batch_size, "batch_size")
+        for key in ("metrics", "final_metrics"):
+            for name in getattr(self, key):
+                one_of(name, METRIC_NAMES, key)
+        positive(self.n_samples, "n_samples")
+        positive(self.final_n_samples, "final_n_samples")
+        require(self.iwae_k >= 1, "iwae_k", f"must be >= 1, got {self.iwae_k}")
+        positive(self.probe_max_images, "probe_max_images", allow_none=True)
+        reported = [value for name in self.final_metrics for value in METRICS[name].values]
+        require(self.optimized_metric in reported, "optimized_metric",
+                f"got {self.optimized_metric!r}, which eval.final_metrics does not report; "
+                f"allowed: {', '.join(reported) or '(eval.final_metrics is empty)'}")
+
+
+def check_optimized_metric(run: "RunConfig", family) -> None:
+    """The value a sweeper minimises must be one this family can produce."""
+    from .metrics.registry import METRICS, VALUE_NAMES, unmet_need
+
+    name = run.eval.optimized_metric
+    metric = METRICS[VALUE_NAMES[name]]
+    reason = unmet_need(metric, family_cls=family, has_labels=None, inception=True)
+    if reason is None and name == "inception_fid" and run.device == "cpu" and not run.eval.inception_on_cpu:
+        reason = "Inception FID is skipped on CPU unless eval.inception_on_cpu=true"
+    require(reason is None, "eval.optimized_metric", f"{name} cannot be computed for model={run.model.name}: "
+            f"{reason}; pick a value of another metric (domain_fid works for every family on labelled data)")
 
 
 @dataclass
@@ -113,7 +161,7 @@ def validate(cfg: DictConfig) -> RunConfig:
             "seed", f"must be an integer, got {resolved.get('seed')!r}")
     require(isinstance(resolved.get("device"), str), "device", "must be a string (auto, cpu, cuda, cuda:N, mps)")
     require(resolved.get("resume") is None or isinstance(resolved["resume"], str), "resume",
-            "must be a checkpoint file or run directory path")
+            "must be auto, a checkpoint file or a run directory path")
 
     family = family_class(str(resolved["model"].get("name")))
     model = typed(family.config_class, resolved["model"], "model")
@@ -129,5 +177,8 @@ def validate(cfg: DictConfig) -> RunConfig:
         resolved=resolved,
     )
     check_image_size(model.net, dataset.image_size)
+    if hasattr(model, "check_image_size"):  # a family's own size-dependent checks (VAE-GAN's feature_layer)
+        model.check_image_size(dataset.image_size)
     check_networks(run.optimizer, model.name, family.network_names)
+    check_optimized_metric(run, family)
     return run

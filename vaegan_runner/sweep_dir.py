@@ -9,6 +9,7 @@ few fixed settings overflows the file-name limit and buries the keys that differ
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from functools import lru_cache
 
@@ -30,8 +31,31 @@ def swept_keys(argv: tuple[str, ...]) -> frozenset[str]:
     return frozenset(o.get_key_element() for o in overrides if o.is_sweep_override())
 
 
+SWEPT_OVERRIDES = "VAEGAN_SWEPT_OVERRIDES"  # set by RememberSweptOverrides for the job processes
+
+
+class RememberSweptOverrides:
+    """A Hydra callback: the multirun's command-line overrides, passed to the jobs through the
+    environment. Jobs that a launcher runs in another process (submitit, SLURM) see that
+    launcher's command line in ``sys.argv``, not the user's; the environment is inherited."""
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        os.environ[SWEPT_OVERRIDES] = "\n".join(config.hydra.overrides.task)
+
+    def on_run_start(self, config, **kwargs) -> None: ...
+
+    def on_run_end(self, config, **kwargs) -> None: ...
+
+    def on_multirun_end(self, config, **kwargs) -> None: ...
+
+    def on_job_start(self, config, **kwargs) -> None: ...
+
+    def on_job_end(self, config, **kwargs) -> None: ...
+
+
 def sweep_subdir(job_overrides, job_num) -> str:
-    keys = swept_keys(tuple(sys.argv[1:]))
+    remembered = os.environ.get(SWEPT_OVERRIDES)
+    keys = swept_keys(tuple(remembered.split("\n")) if remembered is not None else tuple(sys.argv[1:]))
     parts = sorted(o for o in job_overrides if o.split("=", 1)[0] in keys
                    and o.split("=", 1)[0].lstrip("+~") not in _NOT_IN_NAME)
     name = ",".join(parts).replace("/", "_") or f"job{job_num}"

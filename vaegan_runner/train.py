@@ -23,7 +23,6 @@ from .config import ConfigError
 from .sweep_dir import register as register_sweep_resolver
 
 log = logging.getLogger("vaegan_runner")
-EXIT_CONFIG_ERROR = 2
 
 
 def config_dir() -> str:
@@ -32,43 +31,84 @@ def config_dir() -> str:
     return str(source) if (source / "train.yaml").is_file() else "pkg://vaegan_runner.configs"
 
 
-def run(cfg: DictConfig, output_dir: Path) -> dict[str, float]:
+def run(cfg: DictConfig, output_dir: Path, multirun: bool = False, stop=None) -> dict[str, float]:
     # Imports here keep `vaegan-train --help` and config errors fast.
-    from .checkpoint import find_checkpoint, load_checkpoint, run_dir_of
+    from .checkpoint import check_resumable, run_dir_of
     from .data import load_data
     from .device import resolve_device, seed_everything
+    from .distributed import from_environment
     from .loop import fit
-    from .models import family_class
+    from .metrics.registry import metric_needs
+    from .resume import resolve_resume
     from .run_config import validate
 
     run_cfg = validate(cfg)
-    device = resolve_device(run_cfg.device)
-    run_dir, resume_state = output_dir, None
-    if run_cfg.resume:
-        checkpoint = find_checkpoint(run_cfg.resume)
-        resume_state = load_checkpoint(checkpoint)
-        check_resumable(resume_state["meta"], run_cfg)
-        run_dir = run_dir_of(checkpoint)
-        log.info("resuming %s at step %d; writing to %s", checkpoint, resume_state["step"], run_dir)
+    dist = from_environment(run_cfg.device)
+    try:
+        device = resolve_device(run_cfg.device, dist.local_rank if dist.enabled else None)
+        run_dir, resume_state = output_dir, None
+        if run_cfg.resume:
+            found = resolve_resume(run_cfg.resume, output_dir, run_cfg.resolved, multirun)
+            if found is not None:
+                checkpoint, resume_state = found
+                check_resumable(resume_state, run_cfg)
+                run_dir = run_dir_of(checkpoint)
+                log.info("resuming %s at step %d; writing to %s", checkpoint, resume_state["step"], run_dir)
+                if run_dir != output_dir:
+                    log_to(run_dir)
+        check_writable(run_dir)
 
-    seed_everything(run_cfg.seed, run_cfg.trainer.deterministic)
-    data = load_data(run_cfg.dataset, device)
+        seed_everything(run_cfg.seed, run_cfg.trainer.deterministic)
+        data = load_data(run_cfg.dataset, device)
+        if data.num_classes is None and "labels" in metric_needs(run_cfg.eval.optimized_metric):
+            raise ConfigError("eval.optimized_metric", f"{run_cfg.eval.optimized_metric} needs class labels, "
+                              f"and dataset={data.name} has none here; use e.g. eval.optimized_metric=recon_mse "
+                              "or inception_fid")
+        family = build_family(run_cfg, data, device, dist)
+        log.info("%s on %s (%d train / %d held-out images, %dx%dx%d) on %s%s; run directory %s",
+                 run_cfg.model.name, data.name, len(data.train), len(data.test), data.channels,
+                 data.image_size, data.image_size, device,
+                 f" (rank {dist.rank} of {dist.world_size})" if dist.enabled else "", run_dir)
+        return fit(run_cfg, family, data, run_dir, resume_state, dist, stop)
+    finally:
+        dist.close()
+
+
+def build_family(run_cfg, data, device, dist):
+    """The family on its device, identical on every rank, with the speed options applied."""
+    import torch
+
+    from .models import family_class
+
     family = family_class(run_cfg.model.name)(run_cfg.model, data.channels, data.image_size).to(device)
-    log.info("%s on %s (%d train / %d held-out images, %dx%dx%d) on %s; run directory %s",
-             run_cfg.model.name, data.name, len(data.train), len(data.test), data.channels,
-             data.image_size, data.image_size, device, run_dir)
-    return fit(run_cfg, family, data, run_dir, resume_state)
+    if run_cfg.trainer.channels_last:
+        family = family.to(memory_format=torch.channels_last)
+    if dist.enabled:
+        if run_cfg.trainer.sync_batchnorm and device.type == "cuda":
+            for name, net in family.networks().items():
+                setattr(family, name, torch.nn.SyncBatchNorm.convert_sync_batchnorm(net))
+        dist.broadcast_module(family)
+    if run_cfg.trainer.compile:
+        for net in family.networks().values():
+            net.compile()
+    return family
 
 
-def check_resumable(meta: dict, run_cfg) -> None:
-    """The checkpoint must be of the same family and image shape as the config asks for."""
-    wanted = {"model": run_cfg.model.name, "dataset": run_cfg.dataset.name,
-              "image_size": run_cfg.dataset.image_size, "latent_dim": run_cfg.model.latent_dim}
-    for key, value in wanted.items():
-        if meta.get(key) != value:
-            raise ConfigError("resume", f"the checkpoint was written with {key}={meta.get(key)}, but this "
-                              f"run has {key}={value}; resume with the checkpoint's config "
-                              f"(model={meta.get('model')} dataset={meta.get('dataset')})")
+def check_writable(run_dir: Path) -> None:
+    """Fail now, not at the first checkpoint, when the run directory (a resumed run's
+    original one) cannot be written."""
+    from .config import unwritable_dir_error
+
+    error = unwritable_dir_error(run_dir, "resume")
+    if error is not None:
+        raise error
+
+
+def log_to(run_dir: Path) -> None:
+    """Append this session's log to the resumed run's own ``train.log``."""
+    handler = logging.FileHandler(run_dir / "train.log")
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+    logging.getLogger().addHandler(handler)
 
 
 def remove_if_empty_run(output_dir: Path) -> None:
@@ -86,15 +126,63 @@ register_sweep_resolver()
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
-def main(cfg: DictConfig) -> dict[str, float]:
-    output_dir = Path(HydraConfig.get().runtime.output_dir)
+def main(cfg: DictConfig) -> float:
+    """Train; returns the final value of ``eval.optimized_metric`` (what a sweeper minimises)."""
+    from hydra.types import RunMode
+
+    from .stopping import (EXIT_CONFIG_ERROR, EXIT_DIVERGED, EXIT_INTERRUPTED, Diverged, Interrupted,
+                           StopRequest)
+
+    hydra_cfg = HydraConfig.get()
+    output_dir = Path(hydra_cfg.runtime.output_dir)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    share_cores(hydra_cfg.launcher.get("n_jobs"))
     try:
-        return run(cfg, output_dir)
+        with StopRequest() as stop:
+            results = run(cfg, output_dir, multirun=multirun, stop=stop)
     except ConfigError as err:
-        logging.shutdown()
-        remove_if_empty_run(output_dir)
-        print(f"vaegan-train: error: {err}", file=sys.stderr)
-        sys.exit(EXIT_CONFIG_ERROR)
+        fail(output_dir, f"vaegan-train: error: {err}", EXIT_CONFIG_ERROR, multirun)
+    except Interrupted as err:
+        fail(output_dir, f"vaegan-train: {err}", EXIT_INTERRUPTED, multirun=False)  # stops a sweep too
+    except Diverged as err:
+        fail(output_dir, f"vaegan-train: diverged: {err}", EXIT_DIVERGED, multirun)
+    remove_if_empty_run(output_dir)  # a resumed run wrote into its original directory
+    name = cfg.eval.optimized_metric
+    if name in results:
+        return results[name]
+    if not results:  # a rank other than 0 under torchrun
+        return float("nan")
+    fail(output_dir, f"vaegan-train: error: eval.optimized_metric={name} was not computed: "
+         "see metrics.json's metrics_skipped", EXIT_CONFIG_ERROR, multirun)
+
+
+class JobFailed(RuntimeError):
+    """One multirun job failed; Hydra records it and the sweep (or Optuna search) goes on."""
+
+
+def fail(output_dir: Path, message: str, code: int, multirun: bool) -> None:
+    """End the command with ``message`` and exit ``code``; in a multirun, end only this job."""
+    remove_if_empty_run(output_dir)
+    if multirun:
+        log.error(message)
+        raise JobFailed(message)
+    logging.shutdown()
+    print(message, file=sys.stderr)
+    sys.exit(code)
+
+
+def share_cores(parallel_jobs: int | None) -> None:
+    """Under a launcher that runs jobs side by side (``hydra/launcher=joblib``), give each job
+    its share of the cores instead of letting every one start a thread per core."""
+    if not parallel_jobs or parallel_jobs == 1:
+        return
+    import os
+
+    import torch
+
+    cores = os.cpu_count() or 1
+    jobs = cores if parallel_jobs < 0 else min(parallel_jobs, cores)
+    torch.set_num_threads(max(1, cores // jobs))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import torch
 from omegaconf import MISSING
 
 from ..config import one_of, require
+from .decoded_cache import Split, cached_splits, file_identity
 from .idx import missing_data_error, one_line
 from .pixels import resize_images
 from .sources import ImageData, in_memory_data
@@ -25,6 +26,7 @@ class Cifar10Config:
     channels: int = MISSING
     download: bool = MISSING
     binarize: bool = MISSING
+    cache_dir: str | None = MISSING  # decoded-dataset cache (decoded_cache.py); null: off
 
     def __post_init__(self):
         one_of(self.name, ["cifar10"], "name")
@@ -34,18 +36,25 @@ class Cifar10Config:
 
 
 def load_cifar10(cfg: Cifar10Config, device: torch.device) -> ImageData:
-    from torchvision.datasets import CIFAR10
-
     root = Path(cfg.root).expanduser()
-    try:
-        splits = [CIFAR10(str(root), train=train, download=cfg.download) for train in (True, False)]
-    except Exception as err:  # missing, corrupt, or the download failed
-        why = f"the download failed: {one_line(err)}" if cfg.download else "dataset.download is false"
-        raise missing_data_error("CIFAR-10", root / FOLDER, FILES, f"{FOLDER}/", why) from None
+    files = [root / FOLDER / name for name in FILES]
 
     def tensors(split) -> tuple[torch.Tensor, torch.Tensor]:
         images = torch.from_numpy(split.data).permute(0, 3, 1, 2).contiguous()
         return resize_images(images, cfg.image_size), torch.tensor(split.targets, dtype=torch.int64)
 
-    train, test = splits
-    return in_memory_data("cifar10", tensors(train), tensors(test), num_classes=10, device=device)
+    def decode() -> tuple[Split, Split]:
+        from torchvision.datasets import CIFAR10
+
+        try:
+            splits = [CIFAR10(str(root), train=train, download=cfg.download) for train in (True, False)]
+        except Exception as err:  # missing, corrupt, or the download failed
+            why = f"the download failed: {one_line(err)}" if cfg.download else "dataset.download is false"
+            raise missing_data_error("CIFAR-10", root / FOLDER, FILES, f"{FOLDER}/", why) from None
+        return tuple(tensors(split) for split in splits)
+
+    # Missing files are fetched (or reported) by a first decode; the cache key needs them on disk.
+    decoded = None if all(path.is_file() for path in files) else decode()
+    train, test = cached_splits(cfg.cache_dir, "cifar10", cfg.image_size, cfg.channels, file_identity(files),
+                                lambda: decode() if decoded is None else decoded)
+    return in_memory_data("cifar10", train, test, num_classes=10, device=device)

@@ -11,6 +11,7 @@ import torch
 from omegaconf import MISSING
 
 from ..config import ConfigError, one_of, require
+from .decoded_cache import cached_splits, file_identity
 from .pixels import resize_images
 from .sources import ImageData, in_memory_data
 
@@ -29,6 +30,7 @@ class MnistConfig:
     channels: int = MISSING
     download: bool = MISSING
     binarize: bool = MISSING
+    cache_dir: str | None = MISSING  # decoded-dataset cache (decoded_cache.py); null: off
 
     def __post_init__(self):
         one_of(self.name, FOLDERS, "name")
@@ -90,11 +92,17 @@ def load_mnist_family(cfg: MnistConfig, device: torch.device) -> ImageData:
         if cfg.download:
             from torchvision import datasets
 
+            made = [p for p in (root, root / folder, raw) if not p.exists()]  # by the download, if it fails
             try:
                 getattr(datasets, folder)(str(root), download=True)
                 why = "torchvision's download did not create them"
             except Exception as err:  # network, disk or checksum: reported in the same message
                 why = f"the download failed: {one_line(err)}"
+            for path in reversed(made):  # leave no empty folders behind a failed download
+                try:
+                    path.rmdir()
+                except OSError:  # not empty (a file did arrive), or never made
+                    break
         if any(find(raw, name) is None for name in names):
             raise missing_data_error(folder, raw, [f"{n}[.gz]" for n in names], f"{folder}/raw/", why)
 
@@ -106,5 +114,8 @@ def load_mnist_family(cfg: MnistConfig, device: torch.device) -> ImageData:
             raise ConfigError("dataset.root", f"{raw}: {len(images)} {which} images, {len(labels)} labels")
         return resize_images(images, cfg.image_size), labels
 
-    return in_memory_data(cfg.name, split("train"), split("test"), num_classes=10, device=device,
+    train, test = cached_splits(cfg.cache_dir, cfg.name, cfg.image_size, cfg.channels,
+                                file_identity(find(raw, name) for name in names),
+                                lambda: (split("train"), split("test")))
+    return in_memory_data(cfg.name, train, test, num_classes=10, device=device,
                           binarize_seed=0 if cfg.binarize else None)

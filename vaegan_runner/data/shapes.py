@@ -9,10 +9,12 @@ import torch
 from omegaconf import MISSING
 
 from ..config import one_of, positive, require
+from .decoded_cache import cached_splits
 from .sources import ImageData, in_memory_data, seeded_generator
 
 CLASSES = ("ellipse", "rectangle", "triangle")  # label = index
 TRAIN_STREAM, TEST_STREAM = 0, 1
+RENDER_VERSION = 1  # part of the cache key: bump when a change to the renderer changes its images
 
 
 @dataclass
@@ -24,6 +26,7 @@ class ShapesConfig:
     n_test: int = MISSING
     seed: int = MISSING
     binarize: bool = MISSING
+    cache_dir: str | None = MISSING  # decoded-dataset cache (decoded_cache.py); null: off
 
     def __post_init__(self):
         one_of(self.name, ["shapes"], "name")
@@ -86,6 +89,8 @@ def load_shapes(cfg: ShapesConfig, device: torch.device) -> ImageData:
     def split(n: int, stream: int) -> tuple[torch.Tensor, torch.Tensor]:
         return render_shapes(n, cfg.image_size, cfg.channels, seeded_generator(cfg.seed, stream))
 
-    train, test = split(cfg.n_train, TRAIN_STREAM), split(cfg.n_test, TEST_STREAM)
+    source = {"render_version": RENDER_VERSION, "n_train": cfg.n_train, "n_test": cfg.n_test, "seed": cfg.seed}
+    train, test = cached_splits(cfg.cache_dir, "shapes", cfg.image_size, cfg.channels, source,
+                                lambda: (split(cfg.n_train, TRAIN_STREAM), split(cfg.n_test, TEST_STREAM)))
     return in_memory_data("shapes", train, test, num_classes=len(CLASSES), device=device,
                           binarize_seed=cfg.seed if cfg.binarize else None)

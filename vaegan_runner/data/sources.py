@@ -24,7 +24,7 @@ class ImageSource(Protocol):
     def num_batches(self, batch_size: int, drop_last: bool = True) -> int: ...
 
     def batches(self, batch_size: int, *, epoch: int, seed: int, start: int = 0,
-                shuffle: bool = True, drop_last: bool = True) -> Iterator[Batch]: ...
+                shuffle: bool = True, drop_last: bool = True, shard: tuple[int, int] = (0, 1)) -> Iterator[Batch]: ...
 
     def take(self, n: int) -> Batch: ...
 
@@ -50,6 +50,13 @@ def epoch_order(n: int, *, epoch: int, seed: int, shuffle: bool = True) -> torch
     if not shuffle:
         return torch.arange(n)
     return torch.randperm(n, generator=seeded_generator(seed, epoch))
+
+
+def shard_of(indices: torch.Tensor, shard: tuple[int, int]) -> torch.Tensor:
+    """Process ``rank``'s equal slice of one global batch's indices (``shard = (rank, world)``)."""
+    rank, world = shard
+    part = indices.shape[0] // world
+    return indices[rank * part:(rank + 1) * part]
 
 
 def count_batches(n: int, batch_size: int, drop_last: bool) -> int:
@@ -81,10 +88,10 @@ class TensorSource:
         return count_batches(len(self), batch_size, drop_last)
 
     def batches(self, batch_size: int, *, epoch: int, seed: int, start: int = 0,
-                shuffle: bool = True, drop_last: bool = True) -> Iterator[Batch]:
+                shuffle: bool = True, drop_last: bool = True, shard: tuple[int, int] = (0, 1)) -> Iterator[Batch]:
         order = epoch_order(len(self), epoch=epoch, seed=seed, shuffle=shuffle).to(self.images.device)
         for b in range(start, self.num_batches(batch_size, drop_last)):
-            idx = order[b * batch_size:(b + 1) * batch_size]
+            idx = shard_of(order[b * batch_size:(b + 1) * batch_size], shard)
             images = self.images[idx]
             yield (binarize(images) if self.binarize else images), self.labels[idx]
 
@@ -146,10 +153,10 @@ class LoaderSource:
         return count_batches(len(self), batch_size, drop_last)
 
     def batches(self, batch_size: int, *, epoch: int, seed: int, start: int = 0,
-                shuffle: bool = True, drop_last: bool = True) -> Iterator[Batch]:
+                shuffle: bool = True, drop_last: bool = True, shard: tuple[int, int] = (0, 1)) -> Iterator[Batch]:
         order = epoch_order(len(self), epoch=epoch, seed=seed, shuffle=shuffle)
         stop = self.num_batches(batch_size, drop_last) * batch_size
-        self.sampler.batches = [b.tolist() for b in order[start * batch_size:stop].split(batch_size)]
+        self.sampler.batches = [shard_of(b, shard).tolist() for b in order[start * batch_size:stop].split(batch_size)]
         for images, labels in self.loader:
             yield images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
 

@@ -51,6 +51,7 @@ class Family(nn.Module):
 
     config_class: ClassVar[type[FamilyConfig]] = FamilyConfig
     network_names: ClassVar[tuple[str, ...]] = ()
+    has_likelihood: ClassVar[bool] = False  # defines log_importance_weights (IWAE, test ELBO)
 
     def __init__(self, cfg: FamilyConfig, channels: int, image_size: int):
         super().__init__()
@@ -99,6 +100,11 @@ class Family(nn.Module):
         """``generate(encode(x))``; None for families without an encoder."""
         z = self.encode(x)
         return None if z is None else self.generate(z)
+
+    def log_importance_weights(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """[k, B] values of log p(x, z_i) - log q(z_i|x) for z_i ~ q(z|x), in nats: their mean
+        is an ELBO, their log-mean-exp the IWAE bound (families with ``has_likelihood``)."""
+        raise NotImplementedError(f"{type(self).__name__} defines no likelihood")
 
     @property
     def has_encoder(self) -> bool:

@@ -19,7 +19,8 @@ from torch import nn
 
 from ..config import non_negative, one_of, positive, require
 from ..encoders import gaussian_posterior
-from ..losses import bernoulli_nll, gaussian_nll, kl_to_standard_normal, reparameterize
+from ..losses import (bernoulli_nll, diagonal_gaussian_log_density, gaussian_nll,
+                      kl_to_standard_normal, reparameterize)
 from ..nets import build_decoder, build_encoder
 from .base import Family, FamilyConfig, Phase
 
@@ -60,6 +61,7 @@ class GaussianAutoencoder:
 class VAE(GaussianAutoencoder, Family):
     config_class = VAEConfig
     network_names = ("encoder", "decoder")
+    has_likelihood = True
 
     def __init__(self, cfg: VAEConfig, channels: int, image_size: int):
         super().__init__(cfg, channels, image_size)
@@ -97,6 +99,17 @@ class VAE(GaussianAutoencoder, Family):
     def evaluate(self, x):
         recon, kl = self.elbo_terms(x)
         return {"recon": recon.mean(), "kl": kl.mean(), "neg_elbo": (recon + kl).mean()}
+
+    @torch.no_grad()
+    def log_importance_weights(self, x, k):
+        """log p(x|z) + log p(z) - log q(z|x) for k posterior draws per image (Burda et al. 2016)."""
+        mu, logvar = gaussian_posterior(self.encoder, x)
+        weights = []
+        for _ in range(k):
+            z = reparameterize(mu, logvar)
+            weights.append(-self.nll(self.decoder(z), x) + diagonal_gaussian_log_density(z)
+                           - diagonal_gaussian_log_density(z, mu, logvar))
+        return torch.stack(weights)
 
 
 FAMILY = VAE

@@ -28,7 +28,7 @@ from ..config import ConfigError, non_negative, positive, require
 from ..encoders import gaussian_posterior
 from ..losses import (check_gan_loss, discriminator_loss, generator_loss, gradient_penalty,
                       kl_to_standard_normal, pixel_mse, real_fake_accuracy, reparameterize)
-from ..nets import DiscriminatorConfig, build_decoder, build_encoder
+from ..nets import DiscriminatorConfig, body_blocks, build_decoder, build_encoder, sizes_with_blocks
 from .base import Family, FamilyConfig, Phase
 from .vae import GaussianAutoencoder
 
@@ -57,6 +57,39 @@ class VAEGANConfig(FamilyConfig):
             require(self.loss == "nonsaturating", "equilibrium",
                     "the gating compares D's cross-entropies with the equilibrium, which only "
                     "model.loss=nonsaturating has: set model.equilibrium=null for other losses")
+        check_feature_layer(self)  # against every image size the networks can make
+
+    def check_image_size(self, image_size: int) -> None:
+        """The checks that need the image size (``run_config.validate`` calls this with
+        ``dataset.image_size``, before any data is loaded or network built)."""
+        check_feature_layer(self, image_size)
+
+
+def check_feature_layer(cfg: VAEGANConfig, image_size: int | None = None) -> None:
+    """``feature_layer`` must index one of D's blocks. D is ``build_encoder``'s body, so it has
+    one block per halving (conv: 2 to 5, by image size) or per hidden layer (mlp). Without the
+    image size, a conv index is refused only when no size has that many blocks."""
+    blocks = body_blocks(cfg.net, image_size)
+    layer = cfg.feature_layer
+    if any(-n <= layer < n for n in blocks):
+        return
+    def sizes(k: int) -> str:
+        return " and ".join(map(str, sizes_with_blocks(k)))
+
+    if len(blocks) == 1:
+        n = blocks[0]
+        where = (f"at image size {image_size} (model.net.arch=conv)" if cfg.net.arch == "conv"
+                 else "(model.net.arch=mlp: one per entry of model.net.hidden)")
+        message = (f"{layer} is out of range: D has {n} blocks {where}, so use 0..{n - 1}, or -{n}..-1 "
+                   "counting from the last")
+        if cfg.net.arch == "conv" and any(-k <= layer < k for k in body_blocks(cfg.net)):
+            more = "; ".join(f"{k} at {sizes(k)}" for k in body_blocks(cfg.net) if k > n)
+            message += f"; a larger dataset.image_size gives D more blocks ({more})"
+    else:
+        counts = "; ".join(f"{k} blocks at image sizes {sizes(k)}" for k in blocks)
+        message = (f"{layer} is out of range at every image size: with model.net.arch=conv D has {counts}; "
+                   "use 0..n-1, or -n..-1 counting from the last (-1, the default, is the last block)")
+    raise ConfigError("model.feature_layer", message)
 
 
 class VAEGAN(GaussianAutoencoder, Family):
@@ -65,15 +98,12 @@ class VAEGAN(GaussianAutoencoder, Family):
 
     def __init__(self, cfg: VAEGANConfig, channels: int, image_size: int):
         super().__init__(cfg, channels, image_size)
+        check_feature_layer(cfg, image_size)  # normally already done by run_config.validate
         self.encoder = build_encoder(cfg.net, channels, image_size, 2 * cfg.latent_dim)
         self.decoder = build_decoder(cfg.net, channels, image_size, cfg.latent_dim)
         self.discriminator = build_encoder(cfg.net, channels, image_size, 1,
                                            cfg.discriminator.norm, cfg.discriminator.spectral_norm)
-        layers = len(self.discriminator.blocks)
-        if not -layers <= cfg.feature_layer < layers:
-            raise ConfigError("model.feature_layer", f"{cfg.feature_layer} is out of range: D has {layers} "
-                              f"blocks at image size {image_size} (model.net.arch={cfg.net.arch}), so "
-                              f"use 0..{layers - 1}, or -{layers}..-1 counting from the last")
+        assert len(self.discriminator.blocks) in body_blocks(cfg.net, image_size)
         self.phases = [Phase("vaegan", ("encoder", "decoder", "discriminator"))]
 
     def discriminate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

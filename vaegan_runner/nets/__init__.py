@@ -12,7 +12,7 @@ from omegaconf import MISSING
 from torch import nn
 
 from ..config import ConfigError, one_of, positive, require
-from .conv import ConvDecoder, ConvEncoder, conv_sizes, halvings
+from .conv import MAX_HALVINGS, MIN_HALVINGS, ConvDecoder, ConvEncoder, conv_sizes, halvings
 from .mlp import MLPDecoder, MLPEncoder, vector_mlp
 
 ARCHS = ("conv", "mlp")
@@ -55,6 +55,24 @@ def check_image_size(net: NetConfig, image_size: int) -> None:
         )
 
 
+def body_blocks(net: NetConfig, image_size: int | None = None) -> range:
+    """How many blocks the body ``build_encoder`` makes has (``len(features(x))``): one per
+    halving for conv (so it depends on ``image_size``), one per hidden layer for mlp. With
+    ``image_size`` None, the range over every size the architecture can make."""
+    if net.arch != "conv":
+        return range(len(net.hidden), len(net.hidden) + 1)
+    if image_size is None:
+        return range(MIN_HALVINGS, MAX_HALVINGS + 1)
+    check_image_size(net, image_size)
+    n = halvings(image_size)[1]
+    return range(n, n + 1)
+
+
+def sizes_with_blocks(n: int) -> list[int]:
+    """The conv image sizes whose encoder body has ``n`` blocks."""
+    return [size for size in conv_sizes() if halvings(size)[1] == n]
+
+
 def build_encoder(net: NetConfig, channels: int, image_size: int, out_dim: int,
                   norm: str | None = None, spectral_norm: bool = False) -> nn.Module:
     """x -> [B, out_dim]; ``.features(x)`` gives the activation after each block."""
@@ -86,5 +104,5 @@ def init_weights(module: nn.Module) -> nn.Module:
     return module
 
 
-__all__ = ["NetConfig", "DiscriminatorConfig", "build_encoder", "build_decoder", "check_image_size", "conv_sizes", "init_weights",
-           "vector_mlp"]
+__all__ = ["NetConfig", "DiscriminatorConfig", "body_blocks", "build_encoder", "build_decoder", "check_image_size",
+           "conv_sizes", "init_weights", "sizes_with_blocks", "vector_mlp"]

@@ -1,0 +1,486 @@
+#!/usr/bin/env python
+"""Training speed of the runner against a plain hand-written PyTorch loop, and the runner's startup.
+
+    flock /tmp/vaegan-bench.lock python scripts/benchmark_speed.py --models vae gan --sizes 28 32
+    flock /tmp/vaegan-bench.lock python scripts/benchmark_speed.py --sections startup data
+    flock /tmp/vaegan-bench.lock python scripts/benchmark_speed.py --sections options
+
+Sections (``--sections``, default ``throughput``):
+
+* ``throughput``: images/s of both loops in one process. The runner side is the runner's hot
+  path as ``loop.fit`` drives it: ``data.train.batches``, ``to_pixels``, ``loop.train_step``,
+  ``RunLog.step_done``/``pause``/``resume`` every step and ``RunLog.flush`` (TensorBoard
+  scalars) every ``log.every_n_steps``; evaluation, image grids and checkpoints, which fit
+  runs on their own schedules and leaves out of ``perf/images_per_sec``, are left out here
+  too. The family comes from ``models.family_class`` and the validated, composed config
+  (``model.ema.enabled=false`` for the GAN, as in ``compare_plain_loop.py``). The plain side
+  is what a user would write: the same networks (``nets.build_encoder``/``build_decoder``,
+  loaded with the family's initial weights), the same losses and batch size, Adam with the
+  config's settings, ``torch.randperm`` batches (``compare_plain_loop.batches``). The plain
+  GAN step does the runner's work: D on a no-grad fake, then G on a fresh fake (PyTorch's
+  DCGAN example reuses the D step's fake instead, one generator forward less per batch). Its
+  G step calls a bare ``backward()``, which also computes D's weight gradients; the runner's
+  ``backward(inputs=...)`` skips them, so its GAN can beat the plain loop.
+  After warm-up, chunks of ``--steps-per-chunk`` steps alternate between the two loops
+  (runner, plain, plain, runner, ... so that a slow drift of the machine favours neither);
+  the table gives each side's median images/s and the median of the per-repeat ratios.
+* ``options``: the runner's images/s with the speed options ``trainer.channels_last`` and
+  ``trainer.compile``, each alone and both, against neither. Each variant's family is made by
+  ``train.build_family`` from the default config (the GAN keeps its EMA generator), from the same
+  seed, and driven by the same steps as ``throughput``'s runner side. The loop does not convert
+  the input batches (``to_pixels`` gives NCHW tensors), so neither does this: only the weights
+  are channels_last. The first step of each variant is timed on its own (for ``compile`` it
+  holds the compilation of every graph a training step needs, cold: Inductor's cache is a fresh
+  folder); then ``--warmup`` steps, then chunks of ``--steps-per-chunk`` steps of the four
+  variants in rotating order. The table gives each variant's median images/s, the median of the
+  per-repeat ratios to ``default``, and the compile seconds: the first step's time less that of
+  the same variant without compile.
+* ``startup``: wall time of whole ``python -m vaegan_runner.train model=vae ...
+  trainer.max_steps=1`` processes (imports, config, data, one step, the end-of-run evaluation,
+  image grid and checkpoint, made as cheap as the config allows), with the decoded-dataset
+  cache off (``dataset.cache_dir=null``) and on (a warm cache in a temporary folder).
+* ``data``: ``load_data`` seconds for MNIST, Fashion-MNIST (when ``VAEGAN_DATA_DIR`` holds
+  them) and shapes, decoding every time against reading the decoded-dataset cache.
+
+Sizes: 28 is MNIST when ``VAEGAN_DATA_DIR`` holds it, else shapes at 28x28x1; 32 is shapes
+at 32x32x3 (CIFAR-shaped). Prints markdown tables and the command line; ``--json`` also writes
+every measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from compare_plain_loop import batches
+from vaegan_runner.data import load_data, to_pixels
+from vaegan_runner.device import Precision
+from vaegan_runner.loop import train_step
+from vaegan_runner.models import family_class
+from vaegan_runner.nets import build_decoder, build_encoder
+from vaegan_runner.optim import build_optimizers
+from vaegan_runner.run_log import RunLog
+
+REPO = Path(__file__).resolve().parents[1]
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+               "t10k-labels-idx1-ubyte")
+# Config keys that make the end of a 1-step VAE run cheap, used where the config tree has them:
+# a small held-out evaluation and sample grid, and of the sample metrics only the reconstruction
+# error (no domain classifier to train, no Inception network).
+CHEAP_END = {"eval.final_max_images": 100, "eval.metrics": [], "eval.final_metrics": ["recon_mse"],
+             "eval.optimized_metric": "recon_mse", "eval.final_n_samples": 100, "eval.n_samples": 100,
+             "log.n_samples": 16}
+
+Steps = Iterator[int]  # yields the images of each training step as it finishes
+
+
+# ============================================================================ config and data
+def mnist_root() -> Path | None:
+    root = os.environ.get("VAEGAN_DATA_DIR")
+    if root and all((Path(root) / "MNIST" / "raw" / f"{name}.gz").is_file() for name in MNIST_FILES):
+        return Path(root)
+    return None
+
+
+def dataset_overrides(size: int) -> tuple[list[str], str]:
+    """The dataset overrides for an image size, and a label for the table."""
+    root = mnist_root()
+    if size == 28 and root is not None:
+        return ["dataset=mnist", f"dataset.root={root}", "dataset.download=false"], "MNIST 28x28x1"
+    channels = 1 if size == 28 else 3
+    return (["dataset=shapes", f"dataset.image_size={size}", f"dataset.channels={channels}"],
+            f"shapes {size}x{size}x{channels}")
+
+
+def compose(overrides: list[str]):
+    """The composed Hydra config, as ``vaegan-train`` would see it (not yet validated)."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from vaegan_runner.train import config_dir
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return hydra_compose("train", overrides=overrides)
+
+
+def validated(overrides: list[str]):
+    from vaegan_runner.run_config import validate
+
+    return validate(compose(overrides))
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ============================================================================ the two loops
+def runner_steps(run, family, data, log_dir: Path) -> Steps:
+    """``loop.fit``'s training loop with evaluation, images and checkpoints left out."""
+    optimizers = build_optimizers(run.optimizer, family.networks())
+    params = {name: [p for p in net.parameters() if p.requires_grad] for name, net in family.networks().items()}
+    precision = Precision(run.trainer.amp, family.device)
+    batch_size = run.trainer.batch_size
+    steps_per_epoch = data.train.num_batches(batch_size)
+    log = RunLog(log_dir, 0, 10**9, run.log.progress_bar)
+    step = 0
+    family.train()
+    try:
+        while True:
+            epoch = step // steps_per_epoch
+            for images, _ in data.train.batches(batch_size, epoch=epoch, seed=run.seed):
+                x = to_pixels(images, family.pixel_range)
+                train_step(family, x, step, optimizers, params, precision, log, run.trainer.grad_clip)
+                step += 1
+                log.step_done(x.shape[0])
+                if step % run.log.every_n_steps == 0:
+                    log.flush(step, epoch, {n: o.param_groups[0]["lr"] for n, o in optimizers.items()})
+                log.pause()
+                log.resume()
+                yield x.shape[0]
+    finally:  # the generator's close()
+        log.close()
+
+
+def adam(run, params) -> torch.optim.Adam:
+    o = run.optimizer
+    return torch.optim.Adam(params, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
+
+
+def plain_vae_steps(run, family, images: torch.Tensor) -> Steps:
+    """A hand-written VAE loop: Bernoulli decoder, analytic KL, one Adam for both networks."""
+    m, size = run.model, family.image_size
+    enc = build_encoder(m.net, family.channels, size, 2 * m.latent_dim).to(family.device)
+    dec = build_decoder(m.net, family.channels, size, m.latent_dim).to(family.device)
+    enc.load_state_dict(family.encoder.state_dict())
+    dec.load_state_dict(family.decoder.state_dict())
+    opt = adam(run, [*enc.parameters(), *dec.parameters()])
+
+    def steps() -> Steps:
+        while True:
+            for batch in batches(images, run.trainer.batch_size):
+                x = batch.float() / 255
+                mu, logvar = enc(x).chunk(2, dim=1)
+                logvar = logvar.clamp(-30.0, 20.0)
+                z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+                nll = F.binary_cross_entropy_with_logits(dec(z), x, reduction="none").flatten(1).sum(1)
+                loss = (nll + 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                yield x.shape[0]
+
+    return steps()
+
+
+def plain_gan_steps(run, family, images: torch.Tensor) -> Steps:
+    """A hand-written non-saturating GAN loop: a D step on a no-grad fake, then a G step."""
+    m, size, device = run.model, family.image_size, family.device
+    G = build_decoder(m.net, family.channels, size, m.latent_dim).to(device)
+    D = build_encoder(m.net, family.channels, size, 1, m.discriminator.norm,
+                      m.discriminator.spectral_norm).to(device)
+    G.load_state_dict(family.generator.state_dict())
+    D.load_state_dict(family.discriminator.state_dict())
+    opt_g, opt_d = adam(run, G.parameters()), adam(run, D.parameters())
+
+    def steps() -> Steps:
+        while True:
+            for batch in batches(images, run.trainer.batch_size):
+                real = batch.float() / 127.5 - 1
+                with torch.no_grad():
+                    fake = torch.tanh(G(torch.randn(real.shape[0], m.latent_dim, device=device)))
+                d_loss = F.softplus(-D(real)).mean() + F.softplus(D(fake)).mean()
+                opt_d.zero_grad(set_to_none=True)
+                d_loss.backward()
+                opt_d.step()
+                fake = torch.tanh(G(torch.randn(real.shape[0], m.latent_dim, device=device)))
+                g_loss = F.softplus(-D(fake)).mean()
+                opt_g.zero_grad(set_to_none=True)
+                g_loss.backward()
+                opt_g.step()
+                yield real.shape[0]
+
+    return steps()
+
+
+PLAIN = {"vae": plain_vae_steps, "gan": plain_gan_steps}
+MODEL_OVERRIDES = {"vae": ["model=vae"], "gan": ["model=gan", "model.ema.enabled=false"]}
+
+
+def check_plain_matches(run) -> None:
+    """The plain loops hard-code what the config must say."""
+    m, o, t = run.model, run.optimizer, run.trainer
+    wanted = {"optimizer.name": (o.name, "adam"), "optimizer overrides": (o.overridden_networks(), []),
+              "trainer.grad_clip": (t.grad_clip, None), "trainer.amp": (t.amp, "off"),
+              "dataset.binarize": (run.dataset.binarize, False)}
+    if m.name == "vae":
+        wanted.update({"model.likelihood": (m.likelihood, "bernoulli"), "model.pixel_range": (m.pixel_range, "unit"),
+                       "model.beta": (m.beta, 1.0), "model.kl_warmup_steps": (m.kl_warmup_steps, 0)})
+    else:
+        wanted.update({"model.loss": (m.loss, "nonsaturating"), "model.n_critic": (m.n_critic, 1),
+                       "model.pixel_range": (m.pixel_range, "symmetric"), "model.ema.enabled": (m.ema.enabled, False)})
+    bad = {k: v for k, v in wanted.items() if v[0] != v[1]}
+    if bad:
+        sys.exit(f"benchmark_speed: the plain {m.name} loop does not cover this config: {bad} (config, plain)")
+
+
+# ============================================================================ throughput
+def images_per_sec(steps: Steps, n: int, device: torch.device) -> float:
+    sync(device)
+    start = time.perf_counter()
+    images = sum(next(steps) for _ in range(n))
+    sync(device)
+    return images / (time.perf_counter() - start)
+
+
+def throughput(model: str, size: int, args, scratch: Path) -> dict:
+    data_overrides, data_label = dataset_overrides(size)
+    run = validated([*MODEL_OVERRIDES[model], *data_overrides, f"device={args.device}", "log.progress_bar=false",
+                     f"dataset.cache_dir={scratch / 'cache'}"])
+    check_plain_matches(run)
+    device = torch.device(args.device)
+    torch.manual_seed(run.seed)
+    data = load_data(run.dataset, device)
+    family = family_class(run.model.name)(run.model, data.channels, data.image_size).to(device)
+    plain = PLAIN[model](run, family, data.train.images)  # networks loaded with the family's weights
+    sides = {"runner": runner_steps(run, family, data, scratch / f"runlog-{model}-{size}"), "plain": plain}
+    for steps in sides.values():
+        images_per_sec(steps, args.warmup, device)
+    rates: dict[str, list[float]] = {"runner": [], "plain": []}
+    for repeat in range(args.repeats):
+        for name in (("runner", "plain") if repeat % 2 == 0 else ("plain", "runner")):
+            rates[name].append(images_per_sec(sides[name], args.steps_per_chunk, device))
+    for steps in sides.values():
+        steps.close()
+    ratios = [r / p for r, p in zip(rates["runner"], rates["plain"])]
+    row = {"model": model, "size": size, "data": data_label, "batch": run.trainer.batch_size,
+           "runner": statistics.median(rates["runner"]), "plain": statistics.median(rates["plain"]),
+           "ratio": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
+           "chunks": rates}
+    print(f"{model} {data_label}: runner {row['runner']:.0f} img/s, plain {row['plain']:.0f} img/s, "
+          f"ratio {row['ratio']:.3f} (per repeat {min(ratios):.3f}..{max(ratios):.3f})", flush=True)
+    return row
+
+
+def throughput_table(rows: list[dict], args) -> str:
+    lines = ["| model | size | data | batch | runner img/s | plain img/s | runner / plain (min..max) |",
+             "|---|---|---|---:|---:|---:|---:|"]
+    lines += [f"| {r['model']} | {r['size']} | {r['data']} | {r['batch']} | {r['runner']:.0f} | {r['plain']:.0f} | "
+              f"{r['ratio']:.3f} ({r['ratio_min']:.3f}..{r['ratio_max']:.3f}) |" for r in rows]
+    return "\n".join([
+        f"Training throughput on {args.device} ({torch.get_num_threads()} threads), torch {torch.__version__}: "
+        f"median of {args.repeats} chunks of {args.steps_per_chunk} steps per side after {args.warmup} warm-up "
+        "steps; the ratio is the median of the per-repeat ratios.", "", *lines])
+
+
+# ============================================================================ speed options
+VARIANTS = {"default": [], "channels_last": ["trainer.channels_last=true"], "compile": ["trainer.compile=true"],
+            "compile+channels_last": ["trainer.compile=true", "trainer.channels_last=true"]}
+
+
+def speed_options(model: str, size: int, args, scratch: Path) -> list[dict]:
+    """Runner images/s of each ``VARIANTS`` entry, the families made as ``vaegan-train`` makes them."""
+    from vaegan_runner.distributed import Distributed
+    from vaegan_runner.train import build_family
+
+    data_overrides, data_label = dataset_overrides(size)
+    base = [f"model={model}", *data_overrides, f"device={args.device}", "log.progress_bar=false",
+            f"dataset.cache_dir={scratch / 'cache'}"]
+    device = torch.device(args.device)
+    data = load_data(validated(base).dataset, device)
+    torch._dynamo.reset()  # a fresh start for each model and size (dynamo's recompile limit)
+    sides: dict[str, Steps] = {}
+    first_step: dict[str, float] = {}
+    for name, extra in VARIANTS.items():
+        run = validated([*base, *extra])
+        torch.manual_seed(run.seed)  # the same initial weights in every variant
+        family = build_family(run, data, device, Distributed())
+        sides[name] = runner_steps(run, family, data, scratch / f"runlog-{model}-{size}-{name}")
+        start = time.perf_counter()
+        next(sides[name])
+        sync(device)
+        first_step[name] = time.perf_counter() - start
+        images_per_sec(sides[name], args.warmup, device)
+    names = list(VARIANTS)
+    rates: dict[str, list[float]] = {name: [] for name in names}
+    for repeat in range(args.repeats):
+        shift = repeat % len(names)
+        for name in names[shift:] + names[:shift]:
+            rates[name].append(images_per_sec(sides[name], args.steps_per_chunk, device))
+    for steps in sides.values():
+        steps.close()
+    rows = []
+    for name in names:
+        ratios = [r / d for r, d in zip(rates[name], rates["default"])]
+        without_compile = name.replace("compile+", "").replace("compile", "default")
+        rows.append({"model": model, "size": size, "data": data_label, "batch": run.trainer.batch_size,
+                     "variant": name, "img_s": statistics.median(rates[name]), "ratio": statistics.median(ratios),
+                     "ratio_min": min(ratios), "ratio_max": max(ratios), "first_step_s": first_step[name],
+                     "compile_s": first_step[name] - first_step[without_compile] if "compile" in name else None,
+                     "chunks": rates[name]})
+        print(f"{model} {data_label} {name}: {rows[-1]['img_s']:.0f} img/s, x{rows[-1]['ratio']:.3f} "
+              f"({min(ratios):.3f}..{max(ratios):.3f}), first step {first_step[name]:.2f} s", flush=True)
+    return rows
+
+
+def seconds(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}"
+
+
+def options_table(rows: list[dict], args) -> str:
+    lines = ["| model | size | batch | variant | img/s | ratio to default (min..max) | compile s |",
+             "|---|---|---:|---|---:|---:|---:|"]
+    lines += [f"| {r['model']} | {r['data']} | {r['batch']} | {r['variant']} | {r['img_s']:.0f} | "
+              f"{r['ratio']:.3f} ({r['ratio_min']:.3f}..{r['ratio_max']:.3f}) | "
+              f"{seconds(r['compile_s'])} |" for r in rows]
+    return "\n".join([
+        f"Speed options on {args.device} ({torch.get_num_threads()} threads), torch {torch.__version__}, runner "
+        f"hot path, default config: median of {args.repeats} chunks of {args.steps_per_chunk} steps "
+        f"per variant (rotating order) after the first step and {args.warmup} warm-up steps; the ratio is the "
+        "median of the per-repeat ratios. Input batches stay NCHW (the loop does not convert them). Compile s: "
+        "first step less the first step without compile (cold Inductor cache).", "", *lines])
+
+
+# ============================================================================ startup
+def startup(args, scratch: Path) -> tuple[list[dict], str]:
+    """Wall seconds of whole 1-step training processes, cache off and on (interleaved)."""
+    data_overrides, data_label = dataset_overrides(28)
+    base = ["model=vae", *data_overrides, "trainer.max_steps=1", f"device={args.device}", "log.progress_bar=false"]
+    composed = compose(base)
+    base += [f"{key}={json.dumps(value)}" for key, value in CHEAP_END.items() if has_key(composed, key)]
+    env = {**os.environ, "VAEGAN_CACHE_DIR": str(scratch / "startup-cache"),
+           "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    variants = {"off": ["dataset.cache_dir=null"], "on": []}
+
+    def wall(name: str, i: int) -> float:
+        cmd = [sys.executable, "-m", "vaegan_runner.train", *base, *variants[name],
+               f"hydra.run.dir={scratch / f'startup-{name}-{i}'}"]
+        start = time.perf_counter()
+        done = subprocess.run(cmd, cwd=scratch, env=env, capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+        if done.returncode:
+            sys.exit(f"benchmark_speed: {shlex.join(cmd)} failed:\n{done.stderr[-3000:]}")
+        return seconds
+
+    wall("on", -1)  # fills the cache
+    times: dict[str, list[float]] = {"off": [], "on": []}
+    for i in range(args.startup_runs):
+        for name in (("off", "on") if i % 2 == 0 else ("on", "off")):
+            times[name].append(wall(name, i))
+    rows = [{"cache": name, "median_s": statistics.median(t), "min_s": min(t), "max_s": max(t), "runs": t}
+            for name, t in times.items()]
+    command = shlex.join(["python", "-m", "vaegan_runner.train", *base])
+    lines = ["| decoded-dataset cache | time to finish 1 step, median s | min..max s |", "|---|---:|---:|"]
+    lines += [f"| {r['cache']} | {r['median_s']:.2f} | {r['min_s']:.2f}..{r['max_s']:.2f} |" for r in rows]
+    text = "\n".join([f"Startup: whole-process wall time of `{command}` ({data_label}), {args.startup_runs} runs "
+                      "each, cache off (`dataset.cache_dir=null`) and on (warm) interleaved.", "", *lines])
+    return rows, text
+
+
+def has_key(cfg, dotted: str) -> bool:
+    node = cfg
+    for part in dotted.split("."):
+        if part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+# ============================================================================ data loading
+def data_loading(args, scratch: Path) -> tuple[list[dict], str]:
+    """load_data seconds: decoding every time, the first cached load (decode + write), cache hits."""
+    setups = [("shapes 28x28x1", ["dataset=shapes"]),
+              ("shapes 32x32x3", ["dataset=shapes", "dataset.image_size=32", "dataset.channels=3"])]
+    root = mnist_root()
+    if root is not None:
+        setups[:0] = [(name, [f"dataset={name}", f"dataset.root={root}", "dataset.download=false"])
+                      for name in ("mnist", "fashion_mnist")
+                      if (root / {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}[name] / "raw").is_dir()]
+    device = torch.device(args.device)
+    rows = []
+    for label, overrides in setups:
+        cfg = validated([*overrides, f"device={args.device}"]).dataset
+
+        def seconds(c) -> float:
+            start = time.perf_counter()
+            load_data(c, device)
+            return time.perf_counter() - start
+
+        uncached = replace(cfg, cache_dir=None)
+        cached = replace(cfg, cache_dir=str(scratch / "data-cache"))
+        decode = [seconds(uncached) for _ in range(args.data_runs)]
+        first = seconds(cached)
+        hits = [seconds(cached) for _ in range(args.data_runs)]
+        rows.append({"dataset": label, "decode_s": statistics.median(decode), "first_s": first,
+                     "hit_s": statistics.median(hits), "decode_runs": decode, "hit_runs": hits})
+        print(f"{label}: decode {rows[-1]['decode_s']:.3f} s, cache hit {rows[-1]['hit_s']:.3f} s", flush=True)
+    lines = ["| dataset | decode s | first cached load (decode + write) s | cache hit s | speed-up |",
+             "|---|---:|---:|---:|---:|"]
+    lines += [f"| {r['dataset']} | {r['decode_s']:.3f} | {r['first_s']:.3f} | {r['hit_s']:.3f} | "
+              f"{r['decode_s'] / r['hit_s']:.0f}x |" for r in rows]
+    text = "\n".join([f"Data loading: `load_data` seconds, median of {args.data_runs} (train and test splits, "
+                      "uint8 in memory).", "", *lines])
+    return rows, text
+
+
+# ============================================================================ main
+SECTIONS = ("throughput", "options", "startup", "data")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=["throughput"])
+    parser.add_argument("--models", nargs="+", choices=list(PLAIN), default=list(PLAIN))
+    parser.add_argument("--sizes", nargs="+", type=int, choices=[28, 32], default=[28, 32])
+    parser.add_argument("--repeats", type=int, default=9, help="timed chunks per side")
+    parser.add_argument("--steps-per-chunk", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps per side first")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--startup-runs", type=int, default=5)
+    parser.add_argument("--data-runs", type=int, default=5)
+    parser.add_argument("--json", type=Path, help="also write every measurement here")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    command = shlex.join(["python", *sys.argv])
+    print(f"$ {command}", flush=True)
+    report, texts = {"command": command, "torch": torch.__version__, "threads": torch.get_num_threads(),
+                     "device": args.device}, []
+    with tempfile.TemporaryDirectory(prefix="vaegan-bench-") as tmp:
+        scratch = Path(tmp)
+        if "throughput" in args.sections:
+            rows = [throughput(model, size, args, scratch) for model in args.models for size in args.sizes]
+            report["throughput"] = rows
+            texts.append(throughput_table(rows, args))
+        if "options" in args.sections:
+            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(scratch / "inductor"))  # cold compiles
+            rows = [row for model in args.models for size in args.sizes
+                    for row in speed_options(model, size, args, scratch)]
+            report["options"] = rows
+            texts.append(options_table(rows, args))
+        for name, section in (("startup", startup), ("data", data_loading)):
+            if name in args.sections:
+                report[name], text = section(args, scratch)
+                texts.append(text)
+    print("\n" + "\n\n".join([f"`{command}`", *texts]))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

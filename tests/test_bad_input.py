@@ -1,0 +1,434 @@
+"""The bad-input catalogue (issue "Runs that survive").
+
+Every way of handing the runner something it cannot use ends with a short message that names
+what is wrong and what to do, a non-zero exit code (2 for input errors, 1 where Hydra itself
+refuses an unknown group option), no Python traceback, and no half-written result. Wherever the
+config alone decides, the check runs before any data is loaded or network built; the in-process
+tests prove that by making ``load_data`` and ``build_family`` fail if they are ever called.
+
+Covered elsewhere, not repeated here:
+  tests/test_config.py       validate() naming the key for optimizer.lr=-1, trainer.batch_size=0,
+                             dataset.image_size=30 (with the allowed sizes), trainer.max_steps=abc and
+                             unknown keys; the CLI for model=nope, optimizer.lr=-1, image_size=30,
+                             trainer.colour=1; missing MNIST with dataset.download=false via the CLI.
+  tests/test_data.py         the loaders: mnist/fashion_mnist channels=3, cifar10 channels=1, shapes
+                             channels=2, missing MNIST/CIFAR files, image folders that are missing, empty
+                             or hold no images, one corrupt file left out with one warning, a file that
+                             breaks after listing.
+  tests/test_reliability.py  truncated and corrupt checkpoints (the newest skipped with a warning; one
+                             named directly is exit 2).
+"""
+
+from __future__ import annotations
+
+import ast
+import errno
+import logging
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import vaegan_runner.data
+import vaegan_runner.train
+from runner_utils import CONFIGS, FAST, REPO, compose_config, run_cli
+from vaegan_runner.checkpoint import check_resumable, list_checkpoints, load_checkpoint
+from vaegan_runner.config import ConfigError
+from vaegan_runner.run_config import validate
+
+# FAST plus: 2 steps, no sample metrics (domain_fid would train a classifier), images and evaluations off.
+QUICK = [*FAST, "eval.metrics=[]", "eval.final_metrics=[recon_mse]", "eval.optimized_metric=recon_mse",
+         "log.image_every_n_steps=1000", "eval.every_n_steps=1000", "eval.final_max_images=64", "trainer.max_steps=2"]
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+def run_module(module: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """``python -m MODULE ARGS`` in ``cwd`` with the source tree importable (vaegan-eval, vaegan-sample)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def assert_refused(result: subprocess.CompletedProcess, code: int, *words: str, cwd: Path | None = None) -> None:
+    """Exit ``code``, every word in stderr, no traceback; with ``cwd``: no outputs/ and no *.tmp left."""
+    assert result.returncode == code, (result.returncode, result.stderr[-3000:])
+    for word in words:
+        assert word in result.stderr, (word, result.stderr[-3000:])
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    if cwd is not None:
+        assert not (cwd / "outputs").exists(), sorted(map(str, (cwd / "outputs").rglob("*")))
+        assert not list(cwd.rglob("*.tmp"))
+
+
+@pytest.fixture
+def no_data(monkeypatch):
+    """Make loading data or building the family fail the test: a check that needs neither must
+    have refused the config before them."""
+    def forbidden(*args, **kwargs):
+        raise AssertionError("data was loaded or a model built before the bad input was refused")
+
+    monkeypatch.setattr(vaegan_runner.data, "load_data", forbidden)
+    monkeypatch.setattr(vaegan_runner.train, "build_family", forbidden)
+
+
+def quick(*overrides: str) -> list[str]:
+    """QUICK then ``overrides``, without QUICK's shapes keys when they pick another dataset."""
+    other = any(o.startswith("dataset=") and o != "dataset=shapes" for o in overrides)
+    return [o for o in QUICK if not (other and o.startswith("dataset"))] + list(overrides)
+
+
+def refused_in_process(overrides: list[str], run_dir: Path) -> ConfigError:
+    """The ConfigError that ``train.run`` raises for ``quick(*overrides)``; the run directory is
+    never made."""
+    with pytest.raises(ConfigError) as err:
+        vaegan_runner.train.run(compose_config(quick(*overrides)), run_dir)
+    assert not run_dir.exists()
+    return err.value
+
+
+def save_png(path: Path, seed: int, size: int = 20) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+
+
+# --- 1. unknown model, dataset or optimizer names -------------------------------------------------
+
+@pytest.mark.parametrize("group", ["model", "dataset", "optimizer"])
+def test_unknown_group_option_lists_the_choices(tmp_path, group):
+    result = run_cli([f"{group}=nope"], cwd=tmp_path, timeout=120)
+    choices = sorted(p.stem for p in (CONFIGS / group).glob("*.yaml"))
+    assert_refused(result, 1, f"Could not find '{group}/nope'", f"Available options in '{group}'", *choices,
+                   cwd=tmp_path)  # Hydra refuses it while composing: exit 1, before any of our code
+
+
+# --- 2.-4. wrong types and values, impossible image sizes, channels that disagree with the data ---
+
+@pytest.mark.parametrize("overrides,key,words", [
+    (["trainer.batch_size=abc"], "trainer.batch_size", ["'abc'", "Integer", "whole number"]),
+    (["optimizer.lr=fast"], "optimizer.lr", ["'fast'", "Float", "set optimizer.lr to a number"]),
+    (["trainer.deterministic=maybe"], "trainer.deterministic", ["'maybe'", "true or false"]),
+    (["optimizer.lr=0"], "optimizer.lr", ["must be > 0", "0.0"]),
+    (["optimizer.lr=-0.001"], "optimizer.lr", ["must be > 0"]),
+    (["optimizer.discriminator.lr=0", "model=gan"], "optimizer.discriminator.lr", ["must be > 0"]),
+    (["trainer.batch_size=-3"], "trainer.batch_size", ["must be > 0"]),
+    (["dataset.image_size=30"], "dataset.image_size", ["16, 28, 32, 56, 64, 112, 128, 224", "model.net.arch=mlp"]),
+    (["model=gan", "dataset.image_size=100"], "dataset.image_size", ["100 cannot be made", "allowed sizes"]),
+    (["dataset=mnist", "dataset.channels=3"], "dataset.channels", ["mnist has 1 channel", "got 3"]),
+    (["dataset=fashion_mnist", "dataset.channels=3"], "dataset.channels", ["1 channel"]),
+    (["dataset=cifar10", "dataset.channels=1"], "dataset.channels", ["cifar10 has 3 channels"]),
+    (["dataset.channels=2"], "dataset.channels", ["got 2", "allowed: 1, 3"]),
+    (["dataset=image_folder", "dataset.path=.", "dataset.channels=2"], "dataset.channels", ["allowed: 1, 3"]),
+    (["dataset=image_folder", "dataset.path=.", "dataset.channels=4"], "dataset.channels", ["allowed: 1, 3"]),
+])
+def test_bad_values_are_refused_before_any_data(tmp_path, no_data, overrides, key, words):
+    err = refused_in_process(overrides, tmp_path / "run")
+    assert err.key == key, str(err)
+    for word in words:
+        assert word in str(err), str(err)
+    assert "\n" not in str(err)
+
+
+def test_cli_wrong_type_exits_2(tmp_path):
+    result = run_cli(["trainer.batch_size=abc"], cwd=tmp_path, timeout=120)
+    assert_refused(result, 2, "vaegan-train: error: trainer.batch_size:", "'abc'", "whole number", cwd=tmp_path)
+
+
+def test_cli_channels_that_disagree_with_the_data_exit_2(tmp_path):
+    result = run_cli(["dataset=mnist", "dataset.channels=3", f"dataset.root={tmp_path / 'nodata'}"],
+                     cwd=tmp_path, timeout=120)
+    assert_refused(result, 2, "dataset.channels", "mnist has 1 channel", cwd=tmp_path)
+    assert "not found" not in result.stderr  # refused from the config, before it looked for the files
+    assert not (tmp_path / "nodata").exists()
+
+
+# --- 5. a dataset that is missing and cannot be downloaded -----------------------------------------
+# download=false through the CLI: tests/test_config.py::test_cli_missing_mnist_offline_is_one_clear_error.
+
+def test_mnist_download_without_network_is_one_clear_error(tmp_path, monkeypatch):
+    """No network, simulated by a mirror nobody listens on (connection refused at once)."""
+    from torchvision.datasets import MNIST
+
+    monkeypatch.setattr(MNIST, "mirrors", ["http://127.0.0.1:9/"])
+    monkeypatch.setattr(vaegan_runner.train, "build_family", lambda *a: pytest.fail("model built"))
+    root = tmp_path / "data"
+    with pytest.raises(ConfigError) as err:
+        vaegan_runner.train.run(compose_config(
+            quick("dataset=mnist", f"dataset.root={root}", "dataset.download=true", "dataset.cache_dir=null")),
+            tmp_path / "run")
+    message = str(err.value)
+    assert err.value.key == "dataset.root" and "\n" not in message
+    for word in ["MNIST not found", str(root / "MNIST" / "raw"), "the download failed", "127.0.0.1",
+                 "VAEGAN_DATA_DIR", "dataset=shapes"]:
+        assert word in message, message
+    assert not root.exists(), "the failed download left empty folders behind"
+
+
+# --- 6. image folders: corrupt files ----------------------------------------------------------------
+# Missing, empty or image-less folders: tests/test_data.py::test_image_folder_without_images.
+
+def test_image_folder_with_some_corrupt_files_trains_with_one_warning(tmp_path, caplog):
+    folder = tmp_path / "images"
+    for i in range(24):  # 8 held out: the reconstruction grid needs a row of 8 (see the next test)
+        save_png(folder / f"{i}.png", i)
+    (folder / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    (folder / "cut.jpg").write_bytes(b"\xff\xd8\xff")
+    with caplog.at_level(logging.WARNING):
+        results = vaegan_runner.train.run(compose_config(quick(
+            "dataset=image_folder", f"dataset.path={folder}", "dataset.image_size=16", "dataset.channels=1",
+            "dataset.num_workers=0", "dataset.val_fraction=0.34", "trainer.batch_size=2", "model=vae")),
+            tmp_path / "run")
+    warnings = [r.getMessage() for r in caplog.records
+                if r.levelno >= logging.WARNING and "unreadable" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "left out 2 unreadable" in warnings[0] and "bad.png" in warnings[0] and "cut.jpg" in warnings[0]
+    assert results["recon_mse"] >= 0 and (tmp_path / "run" / "metrics.json").is_file()
+
+
+def test_a_held_out_split_smaller_than_a_grid_row_does_not_crash(tmp_path):
+    results = vaegan_runner.train.run(compose_config(quick("dataset.n_test=4", "model=vae")), tmp_path / "run")
+    assert results["recon_mse"] >= 0
+
+
+def test_cli_image_folder_with_only_corrupt_files_exits_2(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"{i}.png").write_bytes(b"not an image" * i)
+    result = run_cli(["dataset=image_folder", f"dataset.path={folder}", "dataset.image_size=16"],
+                     cwd=tmp_path, timeout=120)
+    assert_refused(result, 2, "dataset.path", "none of the 3 image files", "corrupt", "0.png",
+                   "point dataset.path at a folder", cwd=tmp_path)
+
+
+# --- 7. a checkpoint of another family, image size or architecture -------------------------------
+
+@pytest.fixture(scope="module")
+def vae_checkpoint(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("vae_run") / "run"
+    vaegan_runner.train.run(compose_config([*QUICK, "model=vae", "trainer.max_steps=1"]), run_dir)
+    (checkpoint,) = list_checkpoints(run_dir / "checkpoints")
+    return checkpoint
+
+
+def listing(folder: Path) -> list[tuple[str, int]]:
+    return sorted((str(p.relative_to(folder)), p.stat().st_mtime_ns) for p in folder.rglob("*"))
+
+
+def test_cli_resume_from_another_family_names_both(tmp_path, vae_checkpoint):
+    before = listing(vae_checkpoint.parent.parent)
+    result = run_cli([*QUICK, "model=aae", "trainer.max_steps=2", f"resume={vae_checkpoint}"], cwd=tmp_path)
+    assert_refused(result, 2, "vaegan-train: error: resume:", "model=vae", "model=aae", cwd=tmp_path)
+    assert listing(vae_checkpoint.parent.parent) == before, "the refused resume wrote into the old run"
+
+
+def test_resume_with_another_image_size_is_refused_before_any_data(tmp_path, no_data, vae_checkpoint):
+    err = refused_in_process(["model=vae", "dataset.image_size=32", f"resume={vae_checkpoint}"], tmp_path / "run")
+    assert err.key == "resume" and "image_size=28" in str(err) and "image_size=32" in str(err)
+
+
+@pytest.mark.parametrize("override,words", [
+    ("dataset.channels=3", ["dataset.channels=1", "dataset.channels=3"]),
+    ("model.net.width=16", ["do not fit", "model.net.width is 8 in the checkpoint and 16 here"]),
+    ("model.net.norm=none", ["do not fit", "model.net.norm is 'batch' in the checkpoint and 'none' here"]),
+])
+def test_checkpoint_with_other_networks_is_refused_naming_both(vae_checkpoint, override, words):
+    """``checkpoint.check_resumable`` (what train.py should call: see the report) compares the
+    weight shapes with the family the config builds, on the meta device, before any data."""
+    state = load_checkpoint(vae_checkpoint)
+    check_resumable(state, validate(compose_config([*QUICK, "model=vae", "trainer.max_steps=2"])))  # it fits
+    with pytest.raises(ConfigError) as err:
+        check_resumable(state, validate(compose_config([*QUICK, "model=vae", "trainer.max_steps=2", override])))
+    assert err.value.key == "resume" and "fresh run" in str(err.value)
+    for word in words:
+        assert word in str(err.value), str(err.value)
+
+
+# --- 8. a checkpoint that is a pickle which would run code -----------------------------------------
+# Truncated and corrupt checkpoints: tests/test_reliability.py.
+
+class _Payload:
+    """Unpickling this calls Path.touch(marker): code run by merely loading the file."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return Path.touch, (self.marker,)
+
+
+@pytest.fixture
+def malicious(tmp_path) -> tuple[Path, Path, Path]:
+    """(torch.save zip file, plain pickle file, the marker either would create)."""
+    marker = tmp_path / "PWNED"
+    live = tmp_path / "live-marker"
+    pickle.loads(pickle.dumps(_Payload(live)))  # the payload is real: a plain unpickle runs it
+    assert live.exists()
+    state = {"family": _Payload(marker), "config": {}, "meta": {}, "step": 1}
+    zipped, plain = tmp_path / "evil.pt", tmp_path / "evil.pkl"
+    torch.save(state, zipped)
+    plain.write_bytes(pickle.dumps(state))
+    assert not marker.exists()
+    return zipped, plain, marker
+
+
+@pytest.mark.parametrize("command", ["vaegan-train", "vaegan-eval", "vaegan-sample"])
+def test_malicious_pickle_checkpoint_is_refused_without_running_it(tmp_path, malicious, command):
+    zipped, _, marker = malicious
+    work = tmp_path / "work"
+    work.mkdir()
+    if command == "vaegan-train":
+        result = run_cli([*QUICK, "trainer.max_steps=2", f"resume={zipped}"], cwd=work)
+    else:
+        module = {"vaegan-eval": "vaegan_runner.eval_cli", "vaegan-sample": "vaegan_runner.sample_cli"}[command]
+        result = run_module(module, [str(zipped)], cwd=work)
+    assert_refused(result, 2, f"{command}: error:", str(zipped), "not a readable vaegan-runner checkpoint",
+                   "can run any code", "vaegan-train", cwd=work)
+    assert not marker.exists(), "loading the checkpoint ran its code"
+
+
+def test_malicious_plain_pickle_is_refused_without_running_it(malicious, no_data, tmp_path):
+    _, plain, marker = malicious
+    err = refused_in_process([f"resume={plain}"], tmp_path / "run")
+    assert err.key == "resume" and "not a readable vaegan-runner checkpoint" in str(err) and "can run code" in str(err)
+    assert not marker.exists()
+
+
+def test_every_torch_load_in_the_package_is_weights_only():
+    """Static: each ``torch.load(...)`` passes ``weights_only=True``, and nothing imports pickle."""
+    calls, unpickles = [], []
+    for path in sorted((REPO / "vaegan_runner").rglob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load" \
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "torch":
+                safe = any(k.arg == "weights_only" and isinstance(k.value, ast.Constant) and k.value.value is True
+                           for k in node.keywords)
+                calls.append((f"{path.relative_to(REPO)}:{node.lineno}", safe))
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+                if any(n.split(".")[0] in ("pickle", "dill", "cloudpickle", "joblib") for n in names):
+                    unpickles.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert calls, "found no torch.load at all: the scan is broken"
+    assert [where for where, safe in calls if not safe] == []
+    assert unpickles == []
+
+
+# --- 9. an output directory that cannot be written --------------------------------------------------
+
+RUN_DIR_CHECK = "++hydra.callbacks.run_dir._target_=vaegan_runner.config.RunDirCheck"
+REGISTERED = "RunDirCheck" in (CONFIGS / "hydra" / "default.yaml").read_text()
+
+
+@pytest.mark.parametrize("mode", ["run", "multirun"])
+def test_run_dir_under_a_file_is_one_clear_error(tmp_path, mode):
+    """Hydra makes the run directory before our code runs; the RunDirCheck callback refuses it
+    first (without it Hydra prints a NotADirectoryError traceback and exits 1)."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    key = "hydra.run.dir" if mode == "run" else "hydra.sweep.dir"
+    args = (["-m", "model=vae,gan"] if mode == "multirun" else []) + [f"{key}={blocker / 'run'}", RUN_DIR_CHECK]
+    result = run_cli(args, cwd=tmp_path, timeout=120)
+    assert_refused(result, 2, f"vaegan-train: error: {key}:", f"{blocker} is a file, not a folder",
+                   f"choose another with {key}=", cwd=tmp_path)
+
+
+@pytest.mark.skipif(not REGISTERED, reason="RunDirCheck is not yet registered in configs/hydra/default.yaml "
+                                           "(hydra.callbacks.run_dir); see the report of this change")
+def test_run_dir_under_a_file_with_the_default_config(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = run_cli([f"hydra.run.dir={blocker / 'run'}"], cwd=tmp_path, timeout=120)
+    assert_refused(result, 2, "hydra.run.dir", "is a file, not a folder", cwd=tmp_path)
+
+
+# --- 10. a full disk while saving a checkpoint --------------------------------------------------------
+
+def test_full_disk_keeps_the_last_good_checkpoint_and_leaves_no_tmp(tmp_path, monkeypatch):
+    real_save, calls = torch.save, []
+
+    def save(obj, f, *args, **kwargs):
+        if str(getattr(f, "name", f)).endswith(".pt.tmp"):
+            calls.append(f.name)
+            if len(calls) == 2:  # the second checkpoint: half written, then the disk is full
+                f.write(b"PK\x03\x04 half a checkpoint")
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+    run_dir = tmp_path / "run"
+    with pytest.raises(ConfigError) as err:
+        vaegan_runner.train.run(compose_config([*QUICK, "model=vae", "trainer.max_steps=6",
+                                                "checkpoint.every_n_steps=2", "checkpoint.keep_last=3"]), run_dir)
+    message = str(err.value)
+    assert err.value.key == "checkpoint" and len(calls) == 2
+    assert "step_00000004.pt" in message and "No space left on device" in message
+    assert "the last good checkpoint" in message and "step_00000002.pt is intact" in message
+    assert "resume=auto" in message
+    (kept,) = list_checkpoints(run_dir / "checkpoints")
+    assert kept.name == "step_00000002.pt" and load_checkpoint(kept)["step"] == 2
+    assert not list(run_dir.rglob("*.tmp")) and not (run_dir / "metrics.json").exists()
+
+
+# --- 11. VAE-GAN's feature_layer out of range ----------------------------------------------------
+
+@pytest.mark.parametrize("overrides,words", [
+    (["model.feature_layer=7"], ["out of range at every image size", "2 blocks at image sizes 16 and 28",
+                                  "5 blocks at image sizes 128 and 224"]),
+    (["model.feature_layer=-6"], ["out of range at every image size"]),
+    (["model.net.arch=mlp", "model.net.hidden=[32,16]", "model.feature_layer=2"],
+     ["D has 2 blocks", "model.net.hidden", "use 0..1, or -2..-1"]),
+])
+def test_feature_layer_out_of_range_is_refused_before_any_data(tmp_path, no_data, overrides, words):
+    err = refused_in_process(["model=vaegan", *overrides], tmp_path / "run")
+    assert err.key == "model.feature_layer", str(err)
+    for word in words:
+        assert word in str(err), str(err)
+
+
+def validate_checks_family_image_size() -> bool:
+    """Whether run_config.validate asks the family's config about the image size (the call
+    this change needs there; see the report)."""
+    from vaegan_runner.models.vaegan import VAEGANConfig
+
+    seen = []
+    original = VAEGANConfig.check_image_size
+    VAEGANConfig.check_image_size = lambda self, size: seen.append(size) or original(self, size)
+    try:
+        validate(compose_config([*QUICK, "model=vaegan"]))
+    finally:
+        VAEGANConfig.check_image_size = original
+    return bool(seen)
+
+
+def test_feature_layer_beyond_this_image_size_is_refused_before_any_data(tmp_path, monkeypatch):
+    if not validate_checks_family_image_size():
+        pytest.skip("run_config.validate does not yet call model.check_image_size(dataset.image_size)")
+    monkeypatch.setattr(vaegan_runner.data, "load_data", lambda *a: pytest.fail("data loaded"))
+    err = refused_in_process(["model=vaegan", "model.feature_layer=2"], tmp_path / "run")
+    assert err.key == "model.feature_layer" and "2 blocks at image size 28" in str(err)
+
+
+def test_cli_feature_layer_out_of_range_for_the_image_size_exits_2(tmp_path):
+    result = run_cli([*QUICK, "model=vaegan", "model.feature_layer=2", "trainer.max_steps=1"], cwd=tmp_path)
+    assert_refused(result, 2, "vaegan-train: error: model.feature_layer:", "2 blocks at image size 28",
+                   "use 0..1", "larger dataset.image_size", cwd=tmp_path)
+
+
+# --- 12. startup cost ------------------------------------------------------------------------------
+
+def test_startup_does_not_import_torchvision(tmp_path):
+    code = ("import sys, vaegan_runner.train, vaegan_runner.loop, vaegan_runner.run_config, vaegan_runner.data; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torchvision'))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -1,0 +1,78 @@
+"""Data-parallel training under torchrun: 2 CPU processes (gloo) against 1 with the same
+global batch, and a resume on another number of processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from runner_utils import FAST, REPO, read_events, scalar_series
+
+# No BatchNorm: with it each process normalises its half batch by its own statistics, which
+# is a different model from the one-process run (trainer.sync_batchnorm needs CUDA).
+COMMON = [*FAST, "model=vae", "model.net.norm=none", "trainer.batch_size=32", "trainer.deterministic=true",
+          "log.every_n_steps=5", "log.image_every_n_steps=1000", "eval.every_n_steps=1000",
+          "checkpoint.every_n_steps=10", "optimizer.lr=2e-3"]
+TOLERANCE = 0.02  # relative, per logged point: the processes draw other reparameterisation noise
+
+
+def launch(args: list[str], cwd, nproc: int) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "OMP_NUM_THREADS": "1"}
+    if nproc == 1:
+        command = [sys.executable, "-m", "vaegan_runner.train", *args]
+    else:
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+                   "-m", "vaegan_runner.train", *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def curve(run_dir, tag="loss/neg_elbo"):
+    return dict(scalar_series(read_events(run_dir), tag))
+
+
+@pytest.fixture(scope="module")
+def one_and_two(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ddp")
+    runs = {}
+    for nproc in (1, 2):
+        result = launch([*COMMON, "trainer.max_steps=40", f"hydra.run.dir=run{nproc}"], root, nproc)
+        assert result.returncode == 0, result.stderr[-4000:]
+        runs[nproc] = root / f"run{nproc}"
+    return root, runs
+
+
+def test_two_processes_follow_the_one_process_curve(one_and_two):
+    _, runs = one_and_two
+    one, two = curve(runs[1]), curve(runs[2])
+    assert sorted(one) == sorted(two) == list(range(5, 45, 5))
+    for step in one:
+        assert two[step] == pytest.approx(one[step], rel=TOLERANCE), (step, one[step], two[step])
+    assert two[40] < 0.6 * two[5]  # and it trains
+
+
+def test_only_rank_0_writes(one_and_two):
+    root, runs = one_and_two
+    assert len(list(runs[2].glob("events.out.tfevents.*"))) == 1
+    names = sorted(p.name for p in (runs[2] / "checkpoints").iterdir())
+    assert names[-1] == "step_00000040.pt" and all(n.endswith(".pt") for n in names)
+    assert json.loads((runs[2] / "metrics.json").read_text())["step"] == 40
+    assert sorted(p.name for p in root.iterdir()) == ["run1", "run2"]
+
+
+def test_resume_on_another_number_of_processes(one_and_two, tmp_path):
+    root, runs = one_and_two
+    result = launch([*COMMON, "trainer.max_steps=50", f"resume={runs[2]}", "hydra.run.dir=resumed"], tmp_path, 1)
+    assert result.returncode == 0, result.stderr[-4000:]
+    steps = sorted(curve(runs[2]))
+    assert steps == list(range(5, 55, 5))
+
+
+def test_batch_that_does_not_split_is_refused(tmp_path):
+    result = launch([*COMMON, "trainer.batch_size=33", "trainer.max_steps=2", "hydra.run.dir=odd"], tmp_path, 2)
+    assert result.returncode != 0
+    assert "trainer.batch_size: 33 does not split evenly over 2 processes" in result.stderr

@@ -1,0 +1,134 @@
+"""Metrics in a training run (TensorBoard, metrics.json, HPARAMS, the returned value) and
+the two CLIs that work on checkpoints: vaegan-eval and vaegan-sample."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from runner_utils import FAST, compose_config, read_events, run_cli, scalar_series
+from vaegan_runner.eval_cli import main as eval_main
+from vaegan_runner.sample_cli import main as sample_main
+from vaegan_runner.train import run as train_run
+
+RUN = [*FAST, "trainer.max_steps=20", "log.every_n_steps=10", "log.image_every_n_steps=20",
+       "eval.every_n_steps=10", "checkpoint.every_n_steps=20"]
+
+
+@pytest.fixture(scope="module")
+def vae_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("vae") / "run"
+    results = train_run(compose_config(["model=vae", *RUN]), run_dir)
+    return run_dir, results
+
+
+@pytest.fixture(scope="module")
+def gan_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("gan") / "run"
+    results = train_run(compose_config(["model=gan", *RUN]), run_dir)
+    return run_dir, results
+
+
+def test_metrics_are_logged_during_training_and_at_the_end(vae_run):
+    run_dir, results = vae_run
+    events = read_events(run_dir)
+    for value in ["domain_fid", "classifier_score", "class_coverage", "precision", "recall", "diversity",
+                  "recon_mse"]:
+        assert [s for s, _ in scalar_series(events, f"metrics/{value}")] == [10, 20], value
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for value in ["domain_fid", "precision", "recall", "neg_elbo", "iwae_nll", "recon_mse", "probe_acc"]:
+        assert math.isfinite(metrics[f"metrics/{value}"]) and results[value] == metrics[f"metrics/{value}"]
+        assert scalar_series(events, f"final/{value}")[0][0] == 20
+    assert metrics["metric_counts"]["domain_fid"] == {"samples": 128, "reference": 128}
+    assert metrics["metric_counts"]["iwae"] == {"images": 128, "k": 4}
+    assert "inception_fid" in metrics["metrics_skipped"]  # CPU: skipped unless asked for
+    assert 0 <= metrics["metrics/precision"] <= 1 and 1 - 1e-9 <= metrics["metrics/classifier_score"] <= 3
+
+
+def test_hparams_tab_holds_settings_and_final_metrics(vae_run):
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    run_dir, _ = vae_run
+    events = read_events(run_dir)
+    content = events.SummaryMetadata("_hparams_/session_start_info").plugin_data.content
+    start = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
+    assert start.hparams["model.name"].string_value == "vae"
+    assert start.hparams["optimizer.lr"].number_value == pytest.approx(2e-4)
+    assert "final/domain_fid" in events.Tags()["scalars"]
+
+
+def test_gan_has_no_encoder_metrics(gan_run):
+    run_dir, results = gan_run
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert "metrics/domain_fid" in metrics and "metrics/recon_mse" not in metrics
+    assert set(metrics["metrics_skipped"]) >= {"neg_elbo", "iwae", "recon_mse", "linear_probe"}
+    assert "has no encoder" in metrics["metrics_skipped"]["recon_mse"]
+
+
+def test_cli_returns_the_optimized_metric(tmp_path):
+    result = run_cli(["model=vae", *RUN, "eval.optimized_metric=recon_mse", "hydra.run.dir=run"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["metrics/recon_mse"] > 0
+
+
+def test_optimized_metric_the_family_cannot_compute_is_refused_before_work(tmp_path):
+    result = run_cli(["model=gan", *RUN, "eval.optimized_metric=iwae_nll"], cwd=tmp_path)
+    assert result.returncode == 2 and "eval.optimized_metric" in result.stderr
+    assert "GAN defines no likelihood" in result.stderr and not (tmp_path / "outputs").exists()
+
+
+def test_unknown_metric_name_lists_the_choices(tmp_path):
+    result = run_cli(["model=vae", *RUN, "eval.metrics=[domain_fid,fid]"], cwd=tmp_path)
+    assert result.returncode == 2 and "eval.metrics" in result.stderr and "precision_recall" in result.stderr
+
+
+def test_vaegan_eval_prints_a_table_and_writes_json(vae_run, tmp_path, capsys):
+    run_dir, _ = vae_run
+    out = tmp_path / "eval.json"
+    code = eval_main([str(run_dir), "metrics=domain_fid,iwae,linear_probe", "n_samples=100", "iwae_k=8",
+                      f"out={out}"])
+    assert code == 0
+    table = capsys.readouterr().out
+    assert "| domain_fid |" in table and "samples=100" in table and "k=8" in table
+    report = json.loads(out.read_text())
+    assert report["step"] == 20 and set(report["metrics"]) == {"domain_fid", "iwae_nll", "probe_acc"}
+    # the same checkpoint and settings give the same numbers (seeded sampling)
+    assert eval_main([str(run_dir), "metrics=domain_fid", "n_samples=100", f"out={tmp_path / 'again.json'}"]) == 0
+    again = json.loads((tmp_path / "again.json").read_text())
+    assert again["metrics"]["domain_fid"] == pytest.approx(report["metrics"]["domain_fid"], rel=1e-6)
+
+
+def test_vaegan_eval_bad_input_is_one_error(vae_run, tmp_path, capsys):
+    run_dir, _ = vae_run
+    assert eval_main([str(run_dir), "metrics=nope"]) == 2
+    assert "unknown metric 'nope'" in capsys.readouterr().err
+    assert eval_main([str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert eval_main([str(run_dir), "n_samples=many"]) == 2
+    assert "n_samples: must be int" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mode,shape", [("sample", (16, 1, 28, 28)), ("reconstruct", (16, 1, 28, 28)),
+                                        ("interpolate", (4 * 6, 1, 28, 28)), ("traverse", (4 * 6, 1, 28, 28))])
+def test_vaegan_sample_writes_png_and_npz(vae_run, tmp_path, mode, shape):
+    run_dir, _ = vae_run
+    out = tmp_path / f"{mode}.png"
+    n = 16 if mode in ("sample", "reconstruct") else 4
+    assert sample_main([str(run_dir), f"mode={mode}", f"n={n}", "steps=6", f"out={out}"]) == 0
+    arrays = np.load(out.with_suffix(".npz"))
+    expected = (2 * n, *shape[1:]) if mode == "reconstruct" else shape
+    assert arrays["images"].shape == expected and arrays["images"].dtype == np.uint8
+    assert Image.open(out).size[0] > 28
+    if mode == "sample":  # the same seed, the same images
+        assert sample_main([str(run_dir), "n=16", f"out={tmp_path / 'again.png'}"]) == 0
+        assert np.array_equal(np.load(tmp_path / "again.npz")["images"], arrays["images"])
+
+
+def test_vaegan_sample_refuses_encoder_modes_without_an_encoder(gan_run, capsys):
+    run_dir, _ = gan_run
+    assert sample_main([str(run_dir), "mode=reconstruct"]) == 2
+    assert "mode=reconstruct needs an encoder" in capsys.readouterr().err

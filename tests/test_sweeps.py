@@ -1,0 +1,119 @@
+"""Sweeps from the command line: parallel jobs (joblib), cluster jobs (submitit) and Optuna searches.
+
+Needs the launcher and sweeper plugins: pip install -e ".[sweeps]" (the test extra has them).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from runner_utils import CONFIGS, FAST, run_cli
+
+# A few steps and one cheap final metric (the IWAE bound on 128 held-out images, k=4).
+TINY = [*FAST, "model=vae", "trainer.max_steps=4", "log.every_n_steps=2", "eval.every_n_steps=1000",
+        "checkpoint.every_n_steps=1000", "eval.metrics=[]", "eval.final_metrics=[iwae]"]
+VALUE = "metrics/iwae_nll"
+
+
+def plugin(name: str) -> None:
+    pytest.importorskip(f"hydra_plugins.{name}", reason=f'{name} is not installed (pip install -e ".[sweeps]")')
+
+
+def job_dirs(tmp_path):
+    sweeps = [p for p in (tmp_path / "outputs" / "multirun").iterdir() if p.is_dir()]
+    assert len(sweeps) == 1, sweeps
+    return sweeps[0], sorted(p for p in sweeps[0].iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def job_span(job) -> tuple[float, float]:
+    """When a job started (Hydra writes .hydra/config.yaml first) and ended (metrics.json last)."""
+    return (job / ".hydra" / "config.yaml").stat().st_mtime, (job / "metrics.json").stat().st_mtime
+
+
+def test_joblib_launcher_runs_the_jobs_side_by_side(tmp_path):
+    plugin("hydra_joblib_launcher")
+    result = run_cli(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "optimizer.lr=1e-3,1e-4", *TINY,
+                      "eval.optimized_metric=iwae_nll"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, jobs = job_dirs(tmp_path)
+    # Named by the swept key: the sweep_subdir resolver works in joblib's worker processes.
+    assert [j.name for j in jobs] == ["optimizer.lr=0.0001", "optimizer.lr=0.001"]
+    for job in jobs:
+        assert (job / "samples.png").is_file()
+        assert VALUE in json.loads((job / "metrics.json").read_text())
+    # Two worker processes (the event file names end in .<pid>.<n>), and the jobs overlap in time.
+    pids = {p.name.split(".")[-2] for job in jobs for p in job.glob("events.out.tfevents.*")}
+    assert len(pids) == 2, pids
+    (start_a, end_a), (start_b, end_b) = (job_span(job) for job in jobs)
+    assert start_a < end_b and start_b < end_a, "the two jobs ran one after the other"
+
+
+def test_optuna_search_minimises_the_returned_metric(tmp_path):
+    plugin("hydra_optuna_sweeper")
+    result = run_cli(["hparams_search=vae_optuna", "hydra.sweeper.n_trials=3", *TINY], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep, jobs = job_dirs(tmp_path)
+    assert [j.name for j in jobs] == ["job0", "job1", "job2"]
+    values = [json.loads((job / "metrics.json").read_text())[VALUE] for job in jobs]
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert best["best_value"] == pytest.approx(min(values), rel=1e-12)
+    assert set(best["best_params"]) == {"optimizer.lr", "model.latent_dim", "model.beta", "model.kl_warmup_steps"}
+    # The winning trial's settings are the ones its job ran with.
+    winner = jobs[values.index(min(values))]
+    overrides = yaml.safe_load((winner / ".hydra" / "overrides.yaml").read_text())
+    for key, value in best["best_params"].items():
+        assert f"{key}={value}" in overrides
+
+
+def test_submitit_local_launcher_runs_every_job(tmp_path):
+    plugin("hydra_submitit_launcher")
+    result = run_cli(["-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",
+                      "optimizer.lr=1e-3,1e-4", *TINY, "eval.optimized_metric=iwae_nll"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep, jobs = job_dirs(tmp_path)
+    # named by the swept key, although the jobs run under submitit's own command line
+    assert [j.name for j in jobs] == ["optimizer.lr=0.0001", "optimizer.lr=0.001"]
+    for job in jobs:
+        assert VALUE in json.loads((job / "metrics.json").read_text())
+    assert (sweep / ".submitit").is_dir()
+
+
+def test_a_failed_job_does_not_stop_the_other_jobs(tmp_path):
+    """lr=1e30 diverges at once; the sweep still runs the lr=1e-3 job, then exits non-zero."""
+    result = run_cli(["-m", "optimizer.lr=1e30,1e-3", *TINY, "eval.optimized_metric=iwae_nll"], cwd=tmp_path)
+    assert result.returncode != 0
+    assert "diverged: non-finite" in result.stdout + result.stderr
+    _, jobs = job_dirs(tmp_path)
+    assert [j.name for j in jobs] == ["optimizer.lr=0.001", "optimizer.lr=1e+30"]
+    assert VALUE in json.loads((jobs[0] / "metrics.json").read_text())
+    assert not (jobs[1] / "metrics.json").exists()  # its curves are kept to see what happened, no result
+
+
+def test_slurm_config_asks_for_a_gpu_and_sigterm_before_the_time_limit(tmp_path, monkeypatch):
+    """Render the sbatch script that hydra/launcher=slurm would submit (no cluster needed)."""
+    plugin("hydra_submitit_launcher")
+    import submitit
+    from hydra.utils import instantiate
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose(config_name="train", return_hydra_config=True,
+                      overrides=["hydra/launcher=slurm", f"hydra.sweep.dir={tmp_path}", "hydra.launcher.partition=gpu"])
+    launcher = instantiate(cfg.hydra.launcher)
+    executors = []
+    monkeypatch.setattr(submitit.SlurmExecutor, "affinity", classmethod(lambda cls: 1))  # "srun is here"
+    monkeypatch.setattr(submitit.AutoExecutor, "map_array", lambda self, *args: executors.append(self) or [])
+    launcher.setup(hydra_context=None, task_function=lambda _: 0.0, config=cfg)
+    launcher.launch([["model=vae"], ["model=gan"]], initial_job_idx=0)
+    sbatch = executors[0]._executor._make_submission_file_text("python -u -m submitit.core._submit x", "0")
+    flags = dict(re.findall(r"^#SBATCH --([\w-]+)=(\S+)$", sbatch, re.M))
+    assert flags["signal"] == "TERM@300"  # the runner checkpoints on SIGTERM; USR2 would end it without one
+    assert flags["gpus-per-node"] == "1" and flags["ntasks-per-node"] == "1" and flags["cpus-per-task"] == "8"
+    assert flags["time"] == "720" and flags["mem"] == "32GB" and flags["partition"] == "gpu"
+    assert "USR2" not in sbatch

@@ -1,0 +1,1 @@
+"""Evaluation metrics for generative models: pure functions over features, logits and codes."""

@@ -125,24 +125,13 @@ class RunDirCheck:
     def on_job_end(self, config, **kwargs) -> None: ...
 
 
-def unwritable_dir_error(path: str | Path, key: str) -> ConfigError | None:
-    """Make ``path`` and write a probe file in it; the ConfigError to raise if that fails."""
-    folder = Path(path).expanduser()
-    probe = folder / ".write-test"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        blocker = next((p for p in [folder, *folder.parents] if p.exists() and not p.is_dir()), None)
-        reason = f"{blocker} is a file, not a folder" if blocker else (err.strerror or str(err))
-        return ConfigError(key, f"cannot create or write the run directory {folder.absolute()} ({reason}); "
-                                f"choose another with {key}=<path>, or fix the path or its permissions")
-    return None
-
-
 def check_run_dir(path: str, key: str, prog: str = "vaegan-train") -> None:
-    """Make ``path`` (as Hydra is about to); print one paragraph and exit 2 if that fails."""
+    """Make ``path`` (as Hydra is about to); print one paragraph and exit 2 if that fails.
+    Under torchrun only rank 0 makes and probes it; the others let Hydra make it."""
+    from .run_dir import is_main_process, unwritable_dir_error
+
+    if not is_main_process():
+        return
     error = unwritable_dir_error(path, key)
     if error is not None:
         print(f"{prog}: error: {error}", file=sys.stderr)

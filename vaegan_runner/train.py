@@ -11,7 +11,6 @@ paragraph naming the key, exit code 2, and no run directory left behind.
 from __future__ import annotations
 
 import logging
-import shutil
 import sys
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from .config import ConfigError
+from .run_dir import remove_if_empty_run
 from .sweep_dir import register as register_sweep_resolver
 
 log = logging.getLogger("vaegan_runner")
@@ -97,8 +97,10 @@ def build_family(run_cfg, data, device, dist):
 def check_writable(run_dir: Path) -> None:
     """Fail now, not at the first checkpoint, when the run directory (a resumed run's
     original one) cannot be written."""
-    from .config import unwritable_dir_error
+    from .run_dir import is_main_process, unwritable_dir_error
 
+    if not is_main_process():
+        return  # rank 0 probes; a second probe in the same folder is what raced
     error = unwritable_dir_error(run_dir, "resume")
     if error is not None:
         raise error
@@ -109,17 +111,6 @@ def log_to(run_dir: Path) -> None:
     handler = logging.FileHandler(run_dir / "train.log")
     handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
     logging.getLogger().addHandler(handler)
-
-
-def remove_if_empty_run(output_dir: Path) -> None:
-    """Delete a run directory that holds nothing but Hydra's own bookkeeping."""
-    if output_dir.is_dir() and all(p.name == ".hydra" or p.suffix == ".log" for p in output_dir.iterdir()):
-        shutil.rmtree(output_dir, ignore_errors=True)
-        for parent in list(output_dir.parents)[:2]:  # outputs/<model>-<dataset>/, then outputs/
-            try:
-                parent.rmdir()  # only if empty
-            except OSError:
-                break
 
 
 register_sweep_resolver()

@@ -1,0 +1,59 @@
+"""The run directory: one probe per process, and clean-up that removes only what the runner made."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+from runner_utils import FAST, run_cli
+
+from vaegan_runner.run_dir import unwritable_dir_error
+
+BAD = [*FAST, "trainer.batch_size=0"]  # a config error: the run ends before any work
+
+
+def _probe_many(folder: str, times: int) -> list[str]:
+    errors = []
+    for _ in range(times):
+        error = unwritable_dir_error(folder, "hydra.run.dir")
+        if error is not None:
+            errors.append(str(error))
+    return errors
+
+
+def test_two_processes_probing_one_folder_never_fail(tmp_path):
+    # torchrun's ranks reach the same run directory at the same moment
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        results = pool.starmap(_probe_many, [(str(tmp_path / "run"), 300)] * 2)
+    assert results == [[], []]
+    assert list((tmp_path / "run").iterdir()) == []  # no probe file left behind
+
+
+def test_config_error_keeps_the_users_own_folder(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    result = run_cli([*BAD, f"hydra.run.dir={mine}"], tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "trainer.batch_size" in result.stderr
+    assert mine.is_dir()
+
+
+def test_config_error_removes_its_run_dir_but_not_the_working_directory(tmp_path):
+    cwd = tmp_path / "empty"
+    cwd.mkdir()
+    result = run_cli([*BAD, "hydra.run.dir=run2"], cwd)
+    assert result.returncode == 2, result.stderr
+    assert cwd.is_dir() and list(cwd.iterdir()) == []
+
+
+def test_config_error_removes_the_default_run_dir_and_its_empty_parents(tmp_path):
+    result = run_cli(BAD, tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_config_error_keeps_an_outputs_folder_that_was_there(tmp_path):
+    (tmp_path / "outputs").mkdir()
+    result = run_cli(BAD, tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["outputs"]
+    assert list((tmp_path / "outputs").iterdir()) == []

@@ -2,7 +2,8 @@
 
 The top-level keys apply to every network; ``optimizer.<network>.lr`` and
 ``optimizer.<network>.weight_decay`` override them for one network (two time-scale updates,
-Heusel et al. 2017). Keys an optimizer does not use are null in its YAML file.
+Heusel et al. 2017). Keys an optimizer does not use are null in its YAML file. The
+learning-rate schedule (``optimizer.schedule``) is in ``lr_schedule.py``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from omegaconf import MISSING
 from torch import nn
 
 from .config import ConfigError, non_negative, one_of, positive, require
+from .lr_schedule import ScheduleConfig
 
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 _USES = {  # the optional keys each optimizer reads
@@ -44,6 +46,7 @@ class OptimizerConfig:
     decoder: NetworkOptimizerConfig = MISSING
     generator: NetworkOptimizerConfig = MISSING
     discriminator: NetworkOptimizerConfig = MISSING
+    schedule: ScheduleConfig = MISSING
 
     def __post_init__(self):
         one_of(self.name, OPTIMIZERS, "name")

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The sweeps behind each family's default recipe (docs/recipes.md): one Hydra multirun over
+# two seeds per setting, on the 3-epoch MNIST budget, every job scored by its own end-of-run
+# evaluation (10000 samples against the 10000 test images). Runs are serialised with flock,
+# so timings are not shared with another benchmark.
+#
+#   VAEGAN_DATA_DIR=../shared/data bash scripts/recipe_sweeps.sh [SETTING ...]   # default: all
+#   python scripts/summarize_runs.py outputs/recipes                              # the table
+#
+# OUT (default outputs/recipes) holds OUT/<setting>/seed=<n>/. Rerunning continues: with
+# resume=auto a finished job is neither trained nor evaluated again.
+set -euo pipefail
+OUT=${OUT:-outputs/recipes}
+LOCK=${LOCK:-/tmp/vaegan-bench.lock}
+TRAIN=${TRAIN:-vaegan-train}
+COMMON=(dataset=mnist trainer.max_epochs=3 seed=0,1 log.progress_bar=false resume=auto
+        "eval.final_metrics=[domain_fid,classifier_score,class_coverage,precision_recall,diversity,neg_elbo,recon_mse]")
+
+declare -A SETTINGS=(  # name -> overrides; the old defaults are the *-old settings
+  [vae-old]="model=vae dataset.binarize=true optimizer.lr=2e-4 optimizer.betas=[0.5,0.999]"
+  [vae-lr1e-3-b0.9]="model=vae dataset.binarize=true optimizer.lr=1e-3 optimizer.betas=[0.9,0.999]"
+  [vae-lr2e-3-b0.9]="model=vae dataset.binarize=true optimizer.lr=2e-3 optimizer.betas=[0.9,0.999]"
+  [gan-old]="model=gan"
+  [gan-ttur]="model=gan optimizer.discriminator.lr=4e-4"
+  [gan-hinge-ttur]="model=gan model.loss=hinge optimizer.discriminator.lr=4e-4"
+  [aae-old]="model=aae"
+  [aae-lr1e-3-b0.9]="model=aae optimizer.lr=1e-3 optimizer.betas=[0.9,0.999]"
+)
+ORDER=(vae-old vae-lr1e-3-b0.9 vae-lr2e-3-b0.9 gan-old gan-ttur aae-old aae-lr1e-3-b0.9 gan-hinge-ttur)
+
+for name in "${@:-${ORDER[@]}}"; do
+  [ -n "${SETTINGS[$name]:-}" ] || { echo "unknown setting $name; known: ${ORDER[*]}" >&2; exit 2; }
+  echo "== $name: ${SETTINGS[$name]}"
+  # shellcheck disable=SC2086  # the overrides are words
+  flock "$LOCK" $TRAIN -m "hydra.sweep.dir=$OUT/$name" "${COMMON[@]}" ${SETTINGS[$name]}
+done

@@ -1,15 +1,20 @@
-"""Quality of the five families on real MNIST with one fixed budget and seed, as a table.
+"""Quality of the five families with their default recipes, over seeds and datasets, as tables.
 
-    VAEGAN_DATA_DIR=../shared/data python scripts/benchmark_quality.py --epochs 3 --out /tmp/quality
+    VAEGAN_DATA_DIR=../shared/data python scripts/benchmark_quality.py --epochs 3 --seeds 0 1 2 \
+        --datasets mnist fashion_mnist --out outputs/benchmark_quality
+    VAEGAN_DATA_DIR=../shared/data python scripts/benchmark_quality.py --default-epochs --seeds 0
 
-Trains every family with ``vaegan-train model=<family> dataset=mnist trainer.max_epochs=E
-seed=S`` (its default config; the VAE on dynamically binarised MNIST so that its likelihood is
-comparable with the published binarised-MNIST numbers), lets the run's own final evaluation
-compute the metrics on 10k samples and the 10k test images, and prints a markdown table:
-seconds per epoch (training only, from the logged throughput), domain FID, Inception FID (when
-``--inception`` and time allow: about 4 images/s on a 2-core CPU), precision, recall, class
-coverage, test negative ELBO and IWAE bound (k=100) where the family has a likelihood, and the
-linear-probe and 1-nearest-neighbour accuracy of the test codes where it has an encoder.
+Trains every family with ``vaegan-train model=<family> dataset=<dataset> seed=<seed>
+trainer.max_epochs=E`` (its default recipe; the VAE on dynamically binarised images, so that its
+likelihood compares with the published binarised-MNIST numbers; ``--default-epochs`` keeps the
+recipe's own epoch count), lets each run's own end-of-run evaluation compute the metrics on 10k
+samples against the 10k test images, and prints one table per dataset: mean ± standard
+deviation over the seeds of training seconds per epoch (from the logged throughput), domain FID,
+classifier score, class coverage, precision, recall, and where the family has them the test
+negative ELBO, IWAE bound (k=100), linear-probe and 1-nearest-neighbour accuracy. The last row
+scores real training images the same way: the floor of the FID and the ceiling of the rest.
+Runs are kept in ``--out/<dataset>/<family>/seed=<seed>/``; a run with a ``metrics.json`` is not
+trained again, so an interrupted benchmark continues where it stopped.
 """
 
 from __future__ import annotations
@@ -22,49 +27,44 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from summarize_runs import read_job, summarize  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 FAMILIES = ["vae", "gan", "vaegan", "aae", "bigan"]
-EXTRA = {"vae": ["dataset.binarize=true"]}  # binarised MNIST, as the likelihood references
-COLUMNS = [("domain_fid", "domain FID", "{:.1f}"), ("classifier_score", "classifier score", "{:.2f}"),
-           ("inception_fid", "Inception FID", "{:.1f}"),
-           ("precision", "precision", "{:.3f}"), ("recall", "recall", "{:.3f}"),
-           ("class_coverage", "classes", "{:.0f}"), ("neg_elbo", "-ELBO (nats)", "{:.1f}"),
-           ("iwae_nll", "IWAE-100 NLL (nats)", "{:.1f}"), ("probe_acc", "linear probe", "{:.1%}"),
-           ("nn_acc", "1-NN", "{:.1%}")]
+EXTRA = {"vae": ["dataset.binarize=true"]}  # binarised images, as the likelihood references
+FINAL_METRICS = ("eval.final_metrics=[domain_fid,classifier_score,class_coverage,precision_recall,"
+                 "diversity,neg_elbo,iwae,recon_mse,linear_probe,nearest_neighbour]")
 
 
-def train(family: str, epochs: int, seed: int, out: Path, inception: bool, extra: list[str]) -> dict:
-    run_dir = out / family
-    args = [sys.executable, "-m", "vaegan_runner.train", f"model={family}", "dataset=mnist",
-            f"trainer.max_epochs={epochs}", f"seed={seed}", f"hydra.run.dir={run_dir}", "log.progress_bar=false",
-            "eval.every_n_steps=1000000", "log.image_every_n_steps=1000000", "checkpoint.every_n_steps=1000000",
-            f"eval.inception_on_cpu={str(inception).lower()}", *EXTRA.get(family, []), *extra]
-    if not inception:
-        args.append("eval.final_metrics=[domain_fid,classifier_score,class_coverage,precision_recall,"
-                    "diversity,neg_elbo,iwae,recon_mse,linear_probe,nearest_neighbour]")
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    started = time.time()
-    result = subprocess.run(args, cwd=out, env=env, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise SystemExit(f"{family} failed ({result.returncode}):\n{result.stderr[-3000:]}")
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    metrics["wall_seconds"] = time.time() - started
-    metrics["seconds_per_epoch"] = training_seconds_per_epoch(run_dir, metrics["images_seen"] / epochs)
-    metrics["command"] = " ".join(a for a in args[2:] if not a.startswith("hydra.run.dir"))
-    return metrics
+def train(family: str, dataset: str, seed: int, epochs: int | None, run_dir: Path, extra: list[str]) -> dict:
+    """One run (or the finished one already in ``run_dir``); its metrics.json with timings."""
+    if not (run_dir / "metrics.json").is_file():
+        args = [sys.executable, "-m", "vaegan_runner.train", f"model={family}", f"dataset={dataset}",
+                f"seed={seed}", f"hydra.run.dir={run_dir}", "log.progress_bar=false",
+                "eval.every_n_steps=1000000", "log.image_every_n_steps=1000000",
+                "checkpoint.every_n_steps=1000000", FINAL_METRICS, *EXTRA.get(family, []), *extra]
+        if epochs is not None:
+            args.append(f"trainer.max_epochs={epochs}")
+        env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        started = time.time()
+        result = subprocess.run(args, cwd=run_dir.parent, env=env, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise SystemExit(f"{family} on {dataset}, seed {seed} failed ({result.returncode}):\n"
+                             f"{result.stderr[-3000:]}")
+        print(f"{dataset} {family} seed {seed}: {time.time() - started:.0f} s", file=sys.stderr, flush=True)
+    return read_job(run_dir, images_per_epoch(run_dir))
 
 
-def training_seconds_per_epoch(run_dir: Path, images_per_epoch: float) -> float:
-    """From ``perf/images_per_sec``: training time only, without evaluation or checkpoints."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
-    acc.Reload()
-    rates = [e.value for e in acc.Scalars("perf/images_per_sec")]
-    return images_per_epoch / (sum(rates) / len(rates))
+def images_per_epoch(run_dir: Path) -> int:
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    resolved = (run_dir / ".hydra" / "config.yaml").read_text()
+    epochs = next((line.split(":", 1)[1].strip() for line in resolved.splitlines()
+                   if line.strip().startswith("max_epochs:")), "null")
+    return saved["images_seen"] // int(epochs) if epochs not in ("null", "None") else saved["images_seen"]
 
 
-def real_images_row(n: int) -> dict:
+def real_images_row(dataset: str, n: int) -> dict:
     """The metrics of ``n`` real training images against the held-out split: the floor the
     families' numbers should be read against (FID of real against real is not 0 at finite n)."""
     import torch
@@ -78,8 +78,8 @@ def real_images_row(n: int) -> dict:
     from vaegan_runner.metrics.precision_recall import precision_recall
     from vaegan_runner.run_config import EvalConfig
 
-    node = OmegaConf.load(REPO / "configs" / "dataset" / "mnist.yaml")
-    data = load_data(typed(dataset_schema("mnist"), node, "dataset"), torch.device("cpu"))
+    node = OmegaConf.load(REPO / "configs" / "dataset" / f"{dataset}.yaml")
+    data = load_data(typed(dataset_schema(dataset), node, "dataset"), torch.device("cpu"))
     eval_node = OmegaConf.load(REPO / "configs" / "eval" / "default.yaml")
     resources = MetricResources(data, typed(EvalConfig, eval_node, "eval"), torch.device("cpu"), print)
     classifier = resources.domain_classifier
@@ -87,56 +87,44 @@ def real_images_row(n: int) -> dict:
     features, logits = torch.cat([f for f, _ in parts]), torch.cat([lg for _, lg in parts])
     reference, stats = resources.domain_reference()
     precision, recall = precision_recall(reference[:n], features, k=3)
-    return {"seconds_per_epoch": float("nan"), "metrics/domain_fid": frechet_distance(FeatureStats.from_features(features), stats),
+    return {"seconds_per_epoch": None, "metrics/domain_fid": frechet_distance(FeatureStats.from_features(features), stats),
             "metrics/precision": precision, "metrics/recall": recall,
             "metrics/class_coverage": float(class_coverage(logits, 10)),
             "metrics/classifier_score": classifier_score(logits),
             "metric_counts": {"domain_fid": {"samples": n, "reference": stats.count}}}
 
 
-def table(rows: dict[str, dict], epochs: int) -> str:
-    header = ["family", "s/epoch"] + [title for _, title, _ in COLUMNS]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for family, m in rows.items():
-        cells = [family, "-" if m["seconds_per_epoch"] != m["seconds_per_epoch"] else f"{m['seconds_per_epoch']:.0f}"]
-        for key, _, fmt in COLUMNS:
-            value = m.get(f"metrics/{key}")
-            cells.append(fmt.format(value) if value is not None else "-")
-        lines.append("| " + " | ".join(cells) + " |")
-    counts = next(iter(rows.values()))["metric_counts"]
-    lines.append("")
-    lines.append(f"{epochs} epochs, seed fixed; FID and precision/recall: {counts.get('domain_fid', {})}; "
-                 f"likelihoods on {counts.get('iwae', {}).get('images', '-')} test images; probes: "
-                 f"{counts.get('linear_probe', {})}.")
-    return "\n".join(lines)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--families", nargs="+", default=FAMILIES)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--inception", action="store_true", help="Inception FID on CPU too (slow)")
+    parser.add_argument("--datasets", nargs="+", default=["mnist"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=int, default=3)
+    length.add_argument("--default-epochs", action="store_true", help="each recipe's own epoch count")
     parser.add_argument("--out", type=Path, default=Path("outputs/benchmark_quality"))
-    parser.add_argument("--reuse", type=Path, help="a results.json of an earlier run: its families are not trained again")
     parser.add_argument("--real-images", type=int, default=10000,
                         help="also score this many real training images (0: no such row)")
-    parser.add_argument("overrides", nargs="*", help="extra vaegan-train overrides for every family")
+    parser.add_argument("overrides", nargs="*", help="extra vaegan-train overrides for every run")
     args = parser.parse_args()
     if not os.environ.get("VAEGAN_DATA_DIR"):
-        print("note: VAEGAN_DATA_DIR is not set; MNIST is read from ./data or downloaded", file=sys.stderr)
-    args.out = args.out.resolve()
-    args.out.mkdir(parents=True, exist_ok=True)
-    rows = json.loads(args.reuse.read_text()) if args.reuse else {}
-    for family in [f for f in args.families if f not in rows]:
-        rows[family] = train(family, args.epochs, args.seed, args.out, args.inception, args.overrides)
-        print(f"{family}: done in {rows[family]['wall_seconds']:.0f} s", file=sys.stderr, flush=True)
-        (args.out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
-    if args.real_images:
-        rows["real training images"] = real_images_row(args.real_images)
-    print(f"python scripts/benchmark_quality.py --epochs {args.epochs} --seed {args.seed}"
-          + (" --inception" if args.inception else "") + "".join(f" {o}" for o in args.overrides) + "\n")
-    print(table(rows, args.epochs))
+        print("note: VAEGAN_DATA_DIR is not set; the data is read from ./data or downloaded", file=sys.stderr)
+    epochs = None if args.default_epochs else args.epochs
+    out = args.out.resolve()
+    command = " ".join(sys.argv[1:])
+    for dataset in args.datasets:
+        rows = {}
+        for family in args.families:
+            runs = []
+            for seed in args.seeds:
+                run_dir = out / dataset / family / f"seed={seed}"
+                run_dir.parent.mkdir(parents=True, exist_ok=True)
+                runs.append(train(family, dataset, seed, epochs, run_dir, args.overrides))
+            rows[family] = runs
+        if args.real_images:
+            rows["real training images"] = [real_images_row(dataset, args.real_images)]
+        print(f"\n### {dataset}: python scripts/benchmark_quality.py {command}\n")
+        print(summarize(rows))
     return 0
 
 

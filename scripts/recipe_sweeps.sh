@@ -26,7 +26,7 @@ declare -A SETTINGS=(  # name -> overrides; the old defaults are the *-old setti
   [aae-old]="model=aae"
   [aae-lr1e-3-b0.9]="model=aae optimizer.lr=1e-3 optimizer.betas=[0.9,0.999]"
 )
-ORDER=(vae-old vae-lr1e-3-b0.9 vae-lr2e-3-b0.9 gan-old gan-ttur aae-old aae-lr1e-3-b0.9 gan-hinge-ttur)
+ORDER=(vae-old vae-lr1e-3-b0.9 gan-old gan-ttur aae-old aae-lr1e-3-b0.9 vae-lr2e-3-b0.9 gan-hinge-ttur)
 
 for name in "${@:-${ORDER[@]}}"; do
   [ -n "${SETTINGS[$name]:-}" ] || { echo "unknown setting $name; known: ${ORDER[*]}" >&2; exit 2; }

@@ -1,4 +1,5 @@
-"""Shared fixtures."""
+"""Shared fixtures: the cache folder, the real MNIST files, and a family with the loop's
+phase runner (for tests that run one phase alone)."""
 
 import os
 from pathlib import Path
@@ -24,3 +25,42 @@ def real_data_root() -> Path:
         if (root / "MNIST" / "raw").is_dir():
             return root
     pytest.skip("real MNIST files not found (set VAEGAN_DATA_DIR to a folder holding MNIST/raw/)")
+
+
+def _build_family(model: str, *overrides: str, channels: int = 1, image_size: int = 28):
+    """(run config, family) of ``model`` on the shapes dataset with narrow networks, seeded."""
+    import torch
+    from runner_utils import compose_config
+
+    from vaegan_runner.models import family_class
+    from vaegan_runner.run_config import validate
+
+    run = validate(compose_config([f"model={model}", "dataset=shapes", f"dataset.channels={channels}",
+                                   f"dataset.image_size={image_size}", "model.net.width=8", *overrides]))
+    torch.manual_seed(0)
+    return run, family_class(model)(run.model, channels, image_size)
+
+
+def _phase_runner(run, family):
+    """The loop's own PhaseRunner for ``family``: fresh optimizers, full precision on the CPU,
+    no clipping, one process."""
+    import torch
+
+    from vaegan_runner.device import Precision
+    from vaegan_runner.optim import build_optimizers
+    from vaegan_runner.phase_runner import PhaseRunner
+
+    return PhaseRunner(family, build_optimizers(run.optimizer, family.networks()),
+                       Precision("off", torch.device("cpu")), grad_clip=None)
+
+
+@pytest.fixture
+def build_family():
+    """``build_family(model, *overrides, channels=1, image_size=28) -> (run, family)``."""
+    return _build_family
+
+
+@pytest.fixture
+def phase_runner():
+    """``phase_runner(run, family) -> PhaseRunner``: runs one phase at a time, as the loop does."""
+    return _phase_runner

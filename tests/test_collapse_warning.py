@@ -37,11 +37,11 @@ def test_a_collapsing_generator_leaves_a_warning_in_tensorboard(tmp_path, monkey
     cfg = compose_config(["model=gan", *FAST, "trainer.max_steps=30", "eval.every_n_steps=10",
                           "log.image_every_n_steps=1000", "eval.metrics=[class_coverage,diversity]"])
     real = to_pixels(load_data(validate(cfg).dataset, torch.device("cpu")).test.take(64)[0], "symmetric")
-    original_after_phase = GAN.after_phase
+    original_update_ema = GAN.update_ema
     collapsed = []
 
-    def after_phase(self, phase, step):
-        original_after_phase(self, phase, step)
+    def update_ema(self, step):  # runs after each generator update
+        original_update_ema(self, step)
         if step >= 15:
             collapsed.append(step)
 
@@ -49,7 +49,7 @@ def test_a_collapsing_generator_leaves_a_warning_in_tensorboard(tmp_path, monkey
         images = real[torch.arange(z.shape[0]) % real.shape[0]]
         return images[:1].expand_as(images).clone() if collapsed else images
 
-    monkeypatch.setattr(GAN, "after_phase", after_phase)
+    monkeypatch.setattr(GAN, "update_ema", update_ema)
     monkeypatch.setattr(GAN, "generate", generate)
     train_run(cfg, tmp_path)
     events = read_events(tmp_path)

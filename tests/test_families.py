@@ -2,29 +2,10 @@
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 
-from runner_utils import compose_config
-from vaegan_runner.device import Precision
-from vaegan_runner.loop import train_step
-from vaegan_runner.models import family_class, family_names
-from vaegan_runner.optim import build_optimizers
-from vaegan_runner.run_config import validate
-
-
-class _NoLog:
-    def add(self, logs):
-        self.logs = logs
-
-
-def build(model: str, *overrides: str, channels: int = 1, image_size: int = 28):
-    run = validate(compose_config([f"model={model}", "dataset=shapes", f"dataset.channels={channels}",
-                                   f"dataset.image_size={image_size}", "model.net.width=8", *overrides]))
-    torch.manual_seed(0)
-    return run, family_class(model)(run.model, channels, image_size)
+from vaegan_runner.models import family_names
 
 
 def batch(family, n=16):
@@ -36,32 +17,33 @@ def params_of(family):
     return {net: [p.detach().clone() for p in module.parameters()] for net, module in family.networks().items()}
 
 
+def phase_named(family, name: str):
+    return next(phase for phase in family.phases if phase.name == name)
+
+
 @pytest.mark.parametrize("model", family_names())
-def test_each_phase_changes_only_its_networks(model):
-    run, family = build(model)
-    optimizers = build_optimizers(run.optimizer, family.networks())
+def test_each_phase_changes_only_its_networks(model, build_family, phase_runner):
+    run, family = build_family(model)
+    runner = phase_runner(run, family)  # the loop's own update code, one phase at a time
     params = {n: list(m.parameters()) for n, m in family.networks().items()}
     x = batch(family)
     for phase in list(family.phases):
         family.zero_grad(set_to_none=True)
         before = params_of(family)
-        single = copy.copy(family)
-        object.__setattr__(single, "phases", [phase])  # run this phase alone through the real loop code
-        log = _NoLog()
-        train_step(single, x, 0, optimizers, params, Precision("off", torch.device("cpu")), log, None)
+        logs = runner.run(phase, x, 0)
         after = params_of(family)
         for net in family.networks():
             changed = any(not torch.equal(a, b) for a, b in zip(before[net], after[net]))
             assert changed == (net in phase.networks), f"{model}/{phase.name}: {net} changed={changed}"
             if net not in phase.networks:
                 assert all(p.grad is None for p in params[net]), f"{model}/{phase.name} leaked grads into {net}"
-        assert all(torch.isfinite(v).all() for v in log.logs.values())
+        assert all(torch.isfinite(v).all() for v in logs.values())
 
 
 @pytest.mark.parametrize("model", family_names())
 @pytest.mark.parametrize("channels,image_size,arch", [(1, 28, "conv"), (3, 32, "conv"), (3, 64, "conv"), (1, 28, "mlp")])
-def test_sample_and_reconstruct_shapes_and_range(model, channels, image_size, arch):
-    _, family = build(model, f"model.net.arch={arch}", "model.net.hidden=[32,16]",
+def test_sample_and_reconstruct_shapes_and_range(model, channels, image_size, arch, build_family):
+    _, family = build_family(model, f"model.net.arch={arch}", "model.net.hidden=[32,16]",
                       channels=channels, image_size=image_size)
     family.eval()
     z = family.sample_latent(5)
@@ -76,36 +58,36 @@ def test_sample_and_reconstruct_shapes_and_range(model, channels, image_size, ar
 
 
 @pytest.mark.parametrize("loss", ["nonsaturating", "hinge", "lsgan", "wgan-gp"])
-def test_gan_loss_variants_run(loss):
+def test_gan_loss_variants_run(loss, build_family):
     extra = ["model.discriminator.norm=layer"] if loss == "wgan-gp" else []
-    run, family = build("gan", f"model.loss={loss}", "model.discriminator.spectral_norm=true", *extra)
-    losses, logs = family.phase_losses("discriminator", batch(family), 0)
+    _, family = build_family("gan", f"model.loss={loss}", "model.discriminator.spectral_norm=true", *extra)
+    losses, logs = phase_named(family, "discriminator").losses(batch(family), 0)
     assert torch.isfinite(losses["discriminator"])
     assert ("gp" in logs) == (loss == "wgan-gp")
     assert 0.0 <= logs["acc/d_real"] <= 1.0
 
 
-def test_gan_n_critic_sets_generator_interval():
-    _, family = build("gan", "model.n_critic=5")
+def test_gan_n_critic_sets_generator_interval(build_family):
+    _, family = build_family("gan", "model.n_critic=5")
     assert {p.name: p.interval for p in family.phases} == {"discriminator": 1, "generator": 5}
 
 
-def test_gan_ema_tracks_generator():
-    _, family = build("gan", "model.ema.decay=0.5", "model.ema.start_step=0")
+def test_gan_ema_tracks_generator(build_family):
+    _, family = build_family("gan", "model.ema.decay=0.5", "model.ema.start_step=0")
     with torch.no_grad():
         for p in family.generator.parameters():
             p.add_(1.0)
     before = [p.clone() for p in family.generator_ema.parameters()]
-    family.after_phase("generator", step=10)
+    phase_named(family, "generator").after(10)
     for old, new, live in zip(before, family.generator_ema.parameters(), family.generator.parameters()):
         assert torch.allclose(new, 0.5 * old + 0.5 * live)
 
 
-def test_vae_kl_warmup():
-    _, family = build("vae", "model.kl_warmup_steps=100", "model.beta=2.0")
+def test_vae_kl_warmup(build_family):
+    _, family = build_family("vae", "model.kl_warmup_steps=100", "model.beta=2.0")
     assert family.beta_at(0) == 0.0 and family.beta_at(50) == pytest.approx(1.0) and family.beta_at(500) == 2.0
 
 
-def test_vae_gaussian_learned_std_is_trained():
-    run, family = build("vae", "model.likelihood=gaussian", "model.pixel_range=symmetric", "model.decoder_std=null")
+def test_vae_gaussian_learned_std_is_trained(build_family):
+    _, family = build_family("vae", "model.likelihood=gaussian", "model.pixel_range=symmetric", "model.decoder_std=null")
     assert any(p is family.decoder.log_std for p in family.networks()["decoder"].parameters())

@@ -9,16 +9,12 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-
 from runner_utils import FAST, compose_config
+
 from vaegan_runner import priors
 from vaegan_runner.config import ConfigError
-from vaegan_runner.device import Precision
 from vaegan_runner.latent_view import PALETTE, PRIOR_GREY, scatter_image
-from vaegan_runner.loop import train_step
 from vaegan_runner.losses import discriminator_loss, generator_loss, kl_to_standard_normal
-from vaegan_runner.models import family_class
-from vaegan_runner.optim import build_optimizers
 from vaegan_runner.run_config import validate
 from vaegan_runner.train import run as train_run
 
@@ -34,34 +30,23 @@ def read_events(run_dir):
     return events
 
 
-def build(model: str, *overrides: str, image_size: int = 28):
-    run = validate(compose_config([f"model={model}", "dataset=shapes", f"dataset.image_size={image_size}",
-                                   "model.net.width=8", *overrides]))
-    torch.manual_seed(0)
-    return run, family_class(model)(run.model, 1, image_size)
-
-
 def batch(family, n: int = 16) -> torch.Tensor:
     torch.manual_seed(123)
     x = torch.rand(n, 1, family.image_size, family.image_size)
     return x if family.pixel_range == "unit" else x * 2 - 1
 
 
-class _Log:
-    def add(self, logs):
-        self.logs = logs
+@pytest.fixture
+def run_phase(phase_runner):
+    """``run_phase(run, family, name, x, seed=7)``: that phase alone through the loop's own phase
+    runner (fresh optimizers), after seeding torch with ``seed``; returns its logs (the grads
+    stay on .grad)."""
+    def one_phase(run, family, name: str, x: torch.Tensor, seed: int = 7) -> dict[str, torch.Tensor]:
+        runner = phase_runner(run, family)
+        torch.manual_seed(seed)
+        return runner.run(next(p for p in family.phases if p.name == name), x, 0)
 
-
-def run_phase(run, family, phase: str, x: torch.Tensor, seed: int = 7) -> dict[str, torch.Tensor]:
-    """One phase through the loop's own train_step; returns its logs (the grads stay on .grad)."""
-    only = copy.copy(family)
-    object.__setattr__(only, "phases", [p for p in family.phases if p.name == phase])
-    optimizers = build_optimizers(run.optimizer, family.networks())
-    params = {n: list(m.parameters()) for n, m in family.networks().items()}
-    log = _Log()
-    torch.manual_seed(seed)
-    train_step(only, x, 0, optimizers, params, Precision("off", torch.device("cpu")), log, None)
-    return log.logs
+    return one_phase
 
 
 def assert_grads(net: torch.nn.Module, loss: torch.Tensor, reference: torch.nn.Module) -> None:
@@ -126,8 +111,8 @@ def vaegan_losses(family, x: torch.Tensor, seed: int, gamma: float, pixel_weight
 
 
 @pytest.mark.parametrize("feature_layer", [0, -1])
-def test_vaegan_gradient_split(feature_layer):
-    run, family = build("vaegan", "model.gamma=0.3", "model.pixel_weight=0.5", "model.beta=2.0",
+def test_vaegan_gradient_split(feature_layer, build_family, run_phase):
+    run, family = build_family("vaegan", "model.gamma=0.3", "model.pixel_weight=0.5", "model.beta=2.0",
                         f"model.feature_layer={feature_layer}")
     reference, x = copy.deepcopy(family), batch(family)
     run_phase(run, family, "vaegan", x, seed=7)
@@ -141,9 +126,9 @@ def test_vaegan_gradient_split(feature_layer):
                    for p, g in zip(family.encoder.parameters(), leaked))
 
 
-def test_vaegan_gating_skips_d_when_too_good_and_gan_term_when_too_bad():
+def test_vaegan_gating_skips_d_when_too_good_and_gan_term_when_too_bad(build_family, run_phase):
     # Every cross-entropy is far below 5 - 0.1: D counts as too good, its update is skipped.
-    run, family = build("vaegan", "model.equilibrium=5.0", "model.margin=0.1", "model.gamma=0.3")
+    run, family = build_family("vaegan", "model.equilibrium=5.0", "model.margin=0.1", "model.gamma=0.3")
     reference, x = copy.deepcopy(family), batch(family)
     d_before = [p.detach().clone() for p in family.discriminator.parameters()]
     logs = run_phase(run, family, "vaegan", x)
@@ -154,7 +139,7 @@ def test_vaegan_gating_skips_d_when_too_good_and_gan_term_when_too_bad():
     assert_grads(family.decoder, expected["decoder"], reference.decoder)
 
     # Every cross-entropy is far above 0.02 + 0.01: D counts as too bad, the decoder drops its GAN term.
-    run, family = build("vaegan", "model.equilibrium=0.02", "model.margin=0.01", "model.gamma=0.3")
+    run, family = build_family("vaegan", "model.equilibrium=0.02", "model.margin=0.01", "model.gamma=0.3")
     reference = copy.deepcopy(family)
     logs = run_phase(run, family, "vaegan", x)
     assert logs["gate/discriminator_skipped"] == 0 and logs["gate/decoder_gan_skipped"] == 1
@@ -164,8 +149,8 @@ def test_vaegan_gating_skips_d_when_too_good_and_gan_term_when_too_bad():
 
 
 # --- AAE -----------------------------------------------------------------------------------------
-def test_aae_phase_gradients():
-    run, family = build("aae", "model.adversarial_weight=2.5")
+def test_aae_phase_gradients(build_family, run_phase):
+    run, family = build_family("aae", "model.adversarial_weight=2.5")
     reference, x = copy.deepcopy(family), batch(family)
     run_phase(run, family, "reconstruction", x)
     recon = F.binary_cross_entropy_with_logits(reference.decoder(reference.encoder(x)), x,
@@ -173,7 +158,7 @@ def test_aae_phase_gradients():
     assert_grads(family.encoder, recon, reference.encoder)
     assert_grads(family.decoder, recon, reference.decoder)
 
-    run, family = build("aae", "model.adversarial_weight=2.5")
+    run, family = build_family("aae", "model.adversarial_weight=2.5")
     reference = copy.deepcopy(family)
     run_phase(run, family, "regularization", x, seed=3)
     torch.manual_seed(3)
@@ -184,8 +169,8 @@ def test_aae_phase_gradients():
     assert_grads(family.discriminator, discriminator_loss("nonsaturating", real, fake), reference.discriminator)
 
 
-def test_aae_gaussian_encoder_samples_in_training_and_encodes_the_mean():
-    _, family = build("aae", "model.encoder_type=gaussian")
+def test_aae_gaussian_encoder_samples_in_training_and_encodes_the_mean(build_family):
+    _, family = build_family("aae", "model.encoder_type=gaussian")
     family.eval()
     x = batch(family, 4)
     assert not torch.equal(family.code(x), family.code(x))
@@ -203,9 +188,9 @@ def bigan_code(family, x: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("encoder_type", ["deterministic", "gaussian"])
-def test_bigan_phase_gradients(encoder_type):
+def test_bigan_phase_gradients(encoder_type, build_family, run_phase):
     overrides = ("model.discriminator.dropout=0.0", "model.latent_dim=6", f"model.encoder_type={encoder_type}")
-    run, family = build("bigan", *overrides)
+    run, family = build_family("bigan", *overrides)
     reference, x = copy.deepcopy(family), batch(family)
     run_phase(run, family, "generator", x, seed=5)
     torch.manual_seed(5)
@@ -216,7 +201,7 @@ def test_bigan_phase_gradients(encoder_type):
     assert_grads(family.generator, swapped, reference.generator)
     assert_grads(family.encoder, swapped, reference.encoder)
 
-    run, family = build("bigan", *overrides)
+    run, family = build_family("bigan", *overrides)
     reference = copy.deepcopy(family)
     run_phase(run, family, "discriminator", x, seed=5)
     torch.manual_seed(5)
@@ -227,8 +212,8 @@ def test_bigan_phase_gradients(encoder_type):
     assert_grads(family.discriminator, loss, reference.discriminator)
 
 
-def test_bigan_n_critic_and_ali_encoder():
-    _, family = build("bigan", "model.n_critic=3", "model.encoder_type=gaussian")
+def test_bigan_n_critic_and_ali_encoder(build_family):
+    _, family = build_family("bigan", "model.n_critic=3", "model.encoder_type=gaussian")
     assert {p.name: (p.networks, p.interval) for p in family.phases} == {
         "discriminator": (("discriminator",), 1), "generator": (("generator", "encoder"), 3)}
     family.eval()
@@ -269,8 +254,8 @@ def test_mixture_prior_components_on_the_circle_with_equal_weights():
 
 
 @pytest.mark.parametrize("prior", ["gaussian", "uniform", "mixture"])
-def test_sample_latent_draws_from_the_configured_prior(prior):
-    _, family = build("aae", f"model.prior={prior}", "model.latent_dim=3", "model.prior_radius=5.0",
+def test_sample_latent_draws_from_the_configured_prior(prior, build_family):
+    _, family = build_family("aae", f"model.prior={prior}", "model.latent_dim=3", "model.prior_radius=5.0",
                       "model.prior_std=0.1")
     z = family.sample_latent(50_000, torch.Generator().manual_seed(1))
     again = family.sample_latent(50_000, torch.Generator().manual_seed(1))
@@ -319,12 +304,12 @@ def test_bad_config_names_the_key(model, overrides, key, words):
 
 @pytest.mark.parametrize("arch,image_size,layer", [("conv", 28, 2), ("conv", 28, -3), ("conv", 64, 4),
                                                    ("mlp", 28, 2)])
-def test_vaegan_feature_layer_out_of_range_for_the_image_size(arch, image_size, layer):
+def test_vaegan_feature_layer_out_of_range_for_the_image_size(arch, image_size, layer, build_family):
     # conv D halves 28 -> 14 -> 7 (2 blocks) and 64 -> 32 -> 16 -> 8 -> 4 (4 blocks); mlp: one per hidden layer
     with pytest.raises(ConfigError) as err:
-        build("vaegan", f"model.net.arch={arch}", "model.net.hidden=[32,16]", f"model.feature_layer={layer}",
+        build_family("vaegan", f"model.net.arch={arch}", "model.net.hidden=[32,16]", f"model.feature_layer={layer}",
               image_size=image_size)
     assert err.value.key == "model.feature_layer" and "out of range" in str(err.value)
     last_valid = layer - 1 if layer > 0 else layer + 1
-    build("vaegan", f"model.net.arch={arch}", "model.net.hidden=[32,16]", f"model.feature_layer={last_valid}",
+    build_family("vaegan", f"model.net.arch={arch}", "model.net.hidden=[32,16]", f"model.feature_layer={last_valid}",
           image_size=image_size)

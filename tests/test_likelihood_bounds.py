@@ -25,7 +25,7 @@ def vae_and_images():
     vae = VAE(run.model, data.channels, data.image_size)
     optimizer = torch.optim.Adam(vae.parameters(), lr=3e-3)
     for step, (images, _) in zip(range(40), data.train.batches(64, epoch=0, seed=0)):
-        losses, _ = vae.phase_losses("elbo", to_pixels(images, "unit"), step)
+        losses, _ = vae.elbo_losses(to_pixels(images, "unit"), step)
         optimizer.zero_grad()
         losses["encoder"].backward()
         optimizer.step()

@@ -54,3 +54,18 @@ def test_reparameterize_has_the_right_moments():
     mu, logvar = torch.full((200000, 1), 1.5), torch.full((200000, 1), math.log(4.0))
     z = losses.reparameterize(mu, logvar)
     assert z.mean().item() == pytest.approx(1.5, abs=0.02) and z.std().item() == pytest.approx(2.0, abs=0.02)
+
+
+@pytest.mark.parametrize("kind", losses.GAN_LOSSES)
+def test_discriminator_terms_add_and_log_the_penalty_only_for_wgan_gp(kind):
+    from types import SimpleNamespace
+
+    from vaegan_runner.models.adversarial import discriminator_terms
+
+    real, fake = torch.randn(6, 1), torch.randn(6, 1)
+    loss, logs = discriminator_terms(SimpleNamespace(loss=kind, gp_weight=10.0), real, fake,
+                                     penalty=lambda: torch.tensor(0.5))
+    d = losses.discriminator_loss(kind, real, fake)
+    assert torch.equal(logs["d"], d)
+    assert list(logs) == ["d", "acc/d_real", "acc/d_fake"] + (["gp"] if kind == "wgan-gp" else [])
+    assert loss.item() == pytest.approx(d.item() + (5.0 if kind == "wgan-gp" else 0.0))

@@ -57,7 +57,8 @@ def test_hparams_tab_holds_settings_and_final_metrics(vae_run):
     content = events.SummaryMetadata("_hparams_/session_start_info").plugin_data.content
     start = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
     assert start.hparams["model.name"].string_value == "vae"
-    assert start.hparams["optimizer.lr"].number_value == pytest.approx(2e-4)
+    vae_lr = compose_config(["model=vae"]).optimizer.lr  # the VAE's own default (configs/family_optimizer/)
+    assert start.hparams["optimizer.lr"].number_value == pytest.approx(vae_lr)
     assert "final/domain_fid" in events.Tags()["scalars"]
 
 

@@ -142,22 +142,22 @@ def test_corrupt_checkpoint_named_directly_is_a_clear_error(tmp_path):
 def nan_at(steps, times=None):
     """Make the VAE's loss NaN on the given 0-based steps (a bad batch, a hardware glitch), the
     first ``times`` times they run (a replayed step may pass)."""
-    original = VAE.phase_losses
+    original = VAE.elbo_losses
     left = [times if times is not None else float("inf")]
 
-    def phase_losses(self, phase, x, step):
-        losses, logs = original(self, phase, x, step)
+    def elbo_losses(self, x, step):
+        losses, logs = original(self, x, step)
         if step in steps and left[0] > 0:
             left[0] -= 1
             bad = losses["encoder"] * float("nan")
             return {"encoder": bad, "decoder": bad}, {**logs, "neg_elbo": logs["neg_elbo"] * float("nan")}
         return losses, logs
 
-    return phase_losses
+    return elbo_losses
 
 
 def test_nonfinite_stop_names_the_loss_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    monkeypatch.setattr(VAE, "phase_losses", nan_at({12}))
+    monkeypatch.setattr(VAE, "elbo_losses", nan_at({12}))
     run_dir = tmp_path / "run"
     with pytest.raises(Diverged, match=r"non-finite loss/neg_elbo.*at step 13") as err:
         train_run(compose_config([*CURVE, "trainer.max_steps=30"]), run_dir)
@@ -173,12 +173,12 @@ def test_nonfinite_skip_leaves_the_weights_untouched(tmp_path, monkeypatch):
     seen = {}
     original = nan_at({6})
 
-    def phase_losses(self, phase, x, step):
+    def elbo_losses(self, x, step):
         if step in (6, 7):
             seen[step] = {k: v.detach().clone() for k, v in self.encoder.named_parameters()}
-        return original(self, phase, x, step)
+        return original(self, x, step)
 
-    monkeypatch.setattr(VAE, "phase_losses", phase_losses)
+    monkeypatch.setattr(VAE, "elbo_losses", elbo_losses)
     results = train_run(compose_config([*CURVE, "trainer.max_steps=20", "trainer.on_nonfinite=skip"]),
                         tmp_path / "run")
     assert all(torch.equal(seen[6][k], seen[7][k]) for k in seen[6])  # step 7 saw step 6's weights
@@ -188,7 +188,7 @@ def test_nonfinite_skip_leaves_the_weights_untouched(tmp_path, monkeypatch):
 
 
 def test_nonfinite_rollback_restores_the_checkpoint_with_a_lower_lr(tmp_path, monkeypatch):
-    monkeypatch.setattr(VAE, "phase_losses", nan_at({14}, times=1))
+    monkeypatch.setattr(VAE, "elbo_losses", nan_at({14}, times=1))
     run_dir = tmp_path / "run"
     train_run(compose_config([*CURVE, "trainer.max_steps=30", "trainer.on_nonfinite=rollback",
                               "optimizer.lr=0.001"]), run_dir)
@@ -199,7 +199,7 @@ def test_nonfinite_rollback_restores_the_checkpoint_with_a_lower_lr(tmp_path, mo
 
 
 def test_nonfinite_rollback_gives_up_after_max_rollbacks(tmp_path, monkeypatch):
-    monkeypatch.setattr(VAE, "phase_losses", nan_at(set(range(3, 100))))
+    monkeypatch.setattr(VAE, "elbo_losses", nan_at(set(range(3, 100))))
     with pytest.raises(Diverged, match="2 rollbacks used"):
         train_run(compose_config([*CURVE, "trainer.max_steps=30", "trainer.on_nonfinite=rollback",
                                   "trainer.max_rollbacks=2"]), tmp_path / "run")

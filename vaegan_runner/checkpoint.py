@@ -1,9 +1,9 @@
 """Checkpoints: everything a run needs to continue as if it had never stopped.
 
-A checkpoint holds the family's weights (EMA copies included), each optimizer's state, the
-loss scaler, the step counter, every RNG state and the resolved config. Files are written
-to a temporary name, fsynced and renamed, so a crash mid-save never leaves a torn file under
-a checkpoint's name; loading never unpickles code (``weights_only=True``).
+A checkpoint (``Checkpoint``) holds the family's weights (EMA copies included), each
+optimizer's state, the loss scaler, the step counter, every RNG state and the resolved config.
+Files are written to a temporary name, fsynced and renamed, so a crash mid-save never leaves a
+torn file under a checkpoint's name; loading never unpickles code (``weights_only=True``).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import os
 import random
 import re
 import warnings
+import zipfile
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,57 @@ from .config import ConfigError
 
 CHECKPOINT_DIR = "checkpoints"
 _NAME = re.compile(r"^step_(\d+)\.pt$")
+_GIVE = "Give a checkpoint written by vaegan-train (checkpoints/step_*.pt) or its run directory"
+# the class torch.load raises when its weights-only unpickler refuses a file (pickle's own)
+UnpicklingError = torch.serialization.pickle.UnpicklingError
+
+
+class CheckpointWriteError(ConfigError):
+    """A checkpoint could not be written (a full disk, a vanished mount); earlier ones are intact."""
+
+
+@dataclass(frozen=True)
+class RunMeta:
+    """What the checkpoint was trained on, checked before resuming (None: not recorded)."""
+
+    model: str | None = None
+    dataset: str | None = None
+    channels: int | None = None
+    image_size: int | None = None
+    latent_dim: int | None = None
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, meta) -> RunMeta:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in meta.items() if k in names}) if isinstance(meta, dict) else cls()
+
+
+@dataclass
+class Checkpoint:
+    """A checkpoint's contents; ``to_dict`` / ``from_dict`` give the layout on disk."""
+
+    family: dict                 # the family's state_dict
+    config: dict                 # the resolved config
+    step: int
+    optimizers: dict = field(default_factory=dict)  # state_dict by network name
+    scaler: dict = field(default_factory=dict)
+    rng: dict | None = None      # ``rng_state()``
+    meta: RunMeta = field(default_factory=RunMeta)
+    rollbacks: int = 0           # trainer.on_nonfinite=rollback: rollbacks used so far
+
+    def to_dict(self) -> dict:
+        return {"rollbacks": self.rollbacks, "family": self.family, "optimizers": self.optimizers,
+                "scaler": self.scaler, "step": self.step, "rng": self.rng, "config": self.config,
+                "meta": self.meta.to_dict()}
+
+    @classmethod
+    def from_dict(cls, state: dict) -> Checkpoint:
+        return cls(family=state["family"], config=state["config"], step=int(state["step"]),
+                   optimizers=state.get("optimizers", {}), scaler=state.get("scaler", {}), rng=state.get("rng"),
+                   meta=RunMeta.from_dict(state.get("meta")), rollbacks=int(state.get("rollbacks", 0)))
 
 
 def rng_state() -> dict:
@@ -48,8 +101,8 @@ def checkpoint_path(run_dir: Path, step: int) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR / f"step_{step:08d}.pt"
 
 
-def save_checkpoint(state: dict, path: Path, keep_last: int) -> None:
-    """Write ``state`` atomically to ``path``; then keep only the ``keep_last`` newest.
+def save_checkpoint(saved: Checkpoint, path: Path, keep_last: int) -> None:
+    """Write ``saved`` atomically to ``path``; then keep only the ``keep_last`` newest.
 
     A failed write (a full disk, a vanished mount) removes its temporary file and leaves every
     earlier checkpoint as it was; the error names the last good one.
@@ -58,16 +111,17 @@ def save_checkpoint(state: dict, path: Path, keep_last: int) -> None:
     tmp = path.with_name(path.name + ".tmp")
     try:
         with open(tmp, "wb") as f:
-            torch.save(state, f)
+            torch.save(saved.to_dict(), f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as err:
         tmp.unlink(missing_ok=True)
         kept = list_checkpoints(path.parent)
-        raise ConfigError("checkpoint", f"could not write {path} ({err.strerror or err}); "
-                          + (f"the last good checkpoint {kept[-1]} is intact" if kept else "no checkpoint was kept")
-                          + "; free space or fix the run directory, then continue with resume=auto") from None
+        raise CheckpointWriteError(
+            "checkpoint", f"could not write {path} ({err.strerror or err}); "
+            + (f"the last good checkpoint {kept[-1]} is intact" if kept else "no checkpoint was kept")
+            + "; free space or fix the run directory, then continue with resume=auto") from None
     for stale in path.parent.glob("*.pt.tmp"):  # left by a process killed mid-write
         stale.unlink(missing_ok=True)
     for old in list_checkpoints(path.parent)[:-keep_last]:
@@ -97,29 +151,18 @@ def find_checkpoint(target: str | Path, key: str = "resume") -> Path:
 
 
 def load_checkpoint(path: Path, map_location="cpu", key: str = "resume") -> dict:
-    """Load a checkpoint without executing any pickled code."""
+    """A checkpoint's dict as it is on disk (see ``Checkpoint``), loaded without executing any
+    pickled code; a file that is not one raises ``ConfigError`` naming ``key``."""
     try:
         with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the error below says it all
             warnings.simplefilter("ignore")
             state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # truncated, corrupt, or a pickle that wants to run code
-        text = str(err)
-        give = "Give a checkpoint written by vaegan-train (checkpoints/step_*.pt) or its run directory"
-        if "Weights only load failed" in text:  # torch's weights-only unpickler refused the file
-            found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
-            if found:
-                raise ConfigError(key, f"{path} is not a readable vaegan-runner checkpoint: it holds pickled "
-                                  f"Python objects other than tensors and plain values (it asks for "
-                                  f"{found.group(1)}), and unpickling those can run any code, so it was not "
-                                  f"loaded. {give}, from a source you trust") from None
-            detail = re.search(r"WeightsUnpickler error:\s*(.+?)\s*(?:\n\n|$)", text, re.S)
-            raise ConfigError(key, f"{path} is not a readable vaegan-runner checkpoint: it is not the file of "
-                              "tensors and plain values that vaegan-train writes (torch's weights-only loader: "
-                              f"{' '.join(detail.group(1).split())[:120] if detail else 'refused'}); other pickles "
-                              f"are never loaded, since they can run code. {give}") from None
-        first = re.split(r"(?<=\.)\s", " ".join(text.split()))[0][:200]  # the first sentence, on one line
+    except UnpicklingError as err:  # torch's weights-only unpickler refused what the file holds
+        raise ConfigError(key, _refused_pickle(path, err)) from None
+    except Exception as err:  # noqa: BLE001 -- whatever else fails, the file is truncated or corrupt
+        first = re.split(r"(?<=\.)\s", " ".join(str(err).split()))[0][:200]  # the first sentence, on one line
         raise ConfigError(key, f"{path} is not a readable vaegan-runner checkpoint ({type(err).__name__}: "
-                          f"{first}); it is truncated or corrupt. {give}; a run directory resumes from its "
+                          f"{first}); it is truncated or corrupt. {_GIVE}; a run directory resumes from its "
                           "newest readable checkpoint") from None
     if not isinstance(state, dict) or not isinstance(state.get("family"), dict) \
             or not isinstance(state.get("config"), dict):
@@ -129,15 +172,42 @@ def load_checkpoint(path: Path, map_location="cpu", key: str = "resume") -> dict
     return state
 
 
-def check_resumable(state: dict, run_cfg) -> None:
+def read_checkpoint(path: Path, map_location="cpu", key: str = "resume") -> Checkpoint:
+    """``load_checkpoint`` as a ``Checkpoint``."""
+    return Checkpoint.from_dict(load_checkpoint(path, map_location, key))
+
+
+def _refused_pickle(path: Path, err: Exception) -> str:
+    """Why the weights-only loader refused ``path``: the globals it asks for that torch does not
+    allow (read from the zip file's pickle without running it), else the loader's own reason."""
+    unsafe = []
+    list_globals = getattr(torch.serialization, "get_unsafe_globals_in_checkpoint", None)  # torch >= 2.5
+    if list_globals is not None and zipfile.is_zipfile(path):
+        try:
+            unsafe = sorted(list_globals(path))
+        except (EOFError, ValueError, RuntimeError, UnpicklingError):  # a pickle too broken to scan
+            unsafe = []
+    if unsafe:
+        return (f"{path} is not a readable vaegan-runner checkpoint: it holds pickled Python objects other than "
+                f"tensors and plain values (it asks for {', '.join(unsafe[:3])}), and unpickling those can run "
+                f"any code, so it was not loaded. {_GIVE}, from a source you trust")
+    reason = " ".join(str(err.__context__ or "refused").split())[:120]  # torch chains its unpickler's error
+    return (f"{path} is not a readable vaegan-runner checkpoint: it is not the file of tensors and plain values "
+            f"that vaegan-train writes (torch's weights-only loader: {reason}); other pickles are never "
+            f"loaded, since they can run code. {_GIVE}")
+
+
+def check_resumable(saved: Checkpoint | dict, run_cfg) -> None:
     """Refuse, before any data is loaded, a checkpoint this run's config cannot continue from:
     another family, dataset, image size, channel count or latent size (from the checkpoint's
     ``meta``), or networks of other shapes (the family this config builds, made on the meta
     device: no memory and no time, compared weight by weight with the checkpoint's). The
-    errors name the checkpoint's value and this run's."""
+    errors name the checkpoint's value and this run's. ``saved`` may be the dict on disk."""
     from .models import family_class
 
-    meta = state["meta"] if isinstance(state.get("meta"), dict) else {}
+    if isinstance(saved, dict):
+        saved = Checkpoint.from_dict(saved)
+    meta = {key: value for key, value in saved.meta.to_dict().items() if value is not None}
     here = {"model": run_cfg.model.name, "dataset": run_cfg.dataset.name, "image_size": run_cfg.dataset.image_size,
             "channels": run_cfg.dataset.channels, "latent_dim": run_cfg.model.latent_dim}
     option = {"model": "model", "dataset": "dataset", "image_size": "dataset.image_size",
@@ -153,14 +223,14 @@ def check_resumable(state: dict, run_cfg) -> None:
         family = family_class(run_cfg.model.name)(run_cfg.model, run_cfg.dataset.channels,
                                                    run_cfg.dataset.image_size)
     wanted = {name: tuple(getattr(t, "shape", ())) for name, t in family.state_dict().items()}
-    saved = {name: tuple(getattr(t, "shape", ())) for name, t in state["family"].items()}
-    if wanted == saved:
+    in_checkpoint = {name: tuple(getattr(t, "shape", ())) for name, t in saved.family.items()}
+    if wanted == in_checkpoint:
         return
-    shapes = [f"{name} is {list(saved[name])} in the checkpoint and {list(wanted[name])} here"
-              for name in wanted if name in saved and saved[name] != wanted[name]]
-    shapes += [f"{name} is missing from the checkpoint" for name in wanted if name not in saved]
-    shapes += [f"the checkpoint has {name}, which this config's networks lack" for name in saved if name not in wanted]
-    settings = _differences(state.get("config", {}).get("model", {}), run_cfg.resolved.get("model", {}), "model")
+    shapes = [f"{name} is {list(in_checkpoint[name])} in the checkpoint and {list(wanted[name])} here"
+              for name in wanted if name in in_checkpoint and in_checkpoint[name] != wanted[name]]
+    shapes += [f"{name} is missing from the checkpoint" for name in wanted if name not in in_checkpoint]
+    shapes += [f"the checkpoint has {name}, which this config's networks lack" for name in in_checkpoint if name not in wanted]
+    settings = _differences(saved.config.get("model", {}), run_cfg.resolved.get("model", {}), "model")
     changed = "; ".join(f"{key} is {a!r} in the checkpoint and {b!r} here" for key, a, b in settings)
     raise ConfigError("resume", f"the checkpoint's networks do not fit the ones this config builds "
                       f"({'; '.join(shapes[:2])}{f'; {len(shapes) - 2} more' if len(shapes) > 2 else ''})"

@@ -1,54 +1,68 @@
 """Loss terms as small pure functions. Per-image sums are in nats; batch means at the end.
 
 GAN losses take raw discriminator logits. ``GAN_LOSSES`` lists the variants a config may
-name; each family that has an adversarial part uses ``discriminator_loss`` and
-``generator_loss`` so the variant is chosen in one place.
+name (``model.loss``, checked by ``models/adversarial.py``); each family that has an
+adversarial part uses ``discriminator_loss`` and ``generator_loss`` so the variant is chosen
+in one place.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-GAN_LOSSES = ("nonsaturating", "hinge", "lsgan", "wgan-gp")
+from .registry import Registry
 
 
 # ----------------------------------------------------------------------------- GAN
-def check_gan_loss(kind: str, discriminator_norm: str, gp_weight: float) -> None:
-    """Config checks shared by every family with a discriminator (keys under ``model.``)."""
-    from .config import non_negative, one_of, require
+@dataclass(frozen=True)
+class GanLoss:
+    """A GAN loss variant: D's loss (real_logits, fake_logits), G's loss (fake_logits), and the
+    logit that splits "real" from "fake" for the accuracy logs."""
+    name: str
+    discriminator: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    generator: Callable[[torch.Tensor], torch.Tensor]
+    threshold: float = 0.0
 
-    one_of(kind, GAN_LOSSES, "loss")
-    non_negative(gp_weight, "gp_weight")
-    require(kind != "wgan-gp" or discriminator_norm != "batch", "discriminator.norm",
-            "wgan-gp penalises the gradient of each sample on its own, which batch norm mixes "
-            "across the batch: use model.discriminator.norm=layer or none")
+
+GAN_LOSS_KINDS: Registry[GanLoss] = Registry("GAN loss", "loss", record=GanLoss)
+
+
+@GAN_LOSS_KINDS.register("nonsaturating", generator=lambda fake: F.softplus(-fake).mean())
+def _nonsaturating(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    return F.softplus(-real).mean() + F.softplus(fake).mean()
+
+
+@GAN_LOSS_KINDS.register("hinge", generator=lambda fake: -fake.mean())
+def _hinge(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+
+
+@GAN_LOSS_KINDS.register("lsgan", generator=lambda fake: 0.5 * ((fake - 1.0) ** 2).mean(), threshold=0.5)
+def _lsgan(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    return 0.5 * ((real - 1.0) ** 2).mean() + 0.5 * (fake**2).mean()
+
+
+@GAN_LOSS_KINDS.register("wgan-gp", generator=lambda fake: -fake.mean())
+def _wgan_gp(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    return fake.mean() - real.mean()  # + gp_weight * gradient_penalty, added by the family
+
+
+GAN_LOSSES = GAN_LOSS_KINDS.names()
 
 
 def discriminator_loss(kind: str, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     """Loss the discriminator minimises (gradient penalty, for wgan-gp, added separately)."""
-    if kind == "nonsaturating":
-        return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
-    if kind == "hinge":
-        return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
-    if kind == "lsgan":
-        return 0.5 * ((real_logits - 1.0) ** 2).mean() + 0.5 * (fake_logits**2).mean()
-    if kind == "wgan-gp":
-        return fake_logits.mean() - real_logits.mean()
-    raise ValueError(f"unknown GAN loss {kind!r}")
+    return GAN_LOSS_KINDS.get(kind).discriminator(real_logits, fake_logits)
 
 
 def generator_loss(kind: str, fake_logits: torch.Tensor) -> torch.Tensor:
     """Loss the generator (or any network trained to fool the discriminator) minimises."""
-    if kind == "nonsaturating":
-        return F.softplus(-fake_logits).mean()
-    if kind in ("hinge", "wgan-gp"):
-        return -fake_logits.mean()
-    if kind == "lsgan":
-        return 0.5 * ((fake_logits - 1.0) ** 2).mean()
-    raise ValueError(f"unknown GAN loss {kind!r}")
+    return GAN_LOSS_KINDS.get(kind).generator(fake_logits)
 
 
 def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -66,7 +80,7 @@ def real_fake_accuracy(kind: str, real_logits: torch.Tensor,
 
     The decision boundary is 0 on the logit, except for lsgan whose targets are 0 and 1.
     """
-    threshold = 0.5 if kind == "lsgan" else 0.0
+    threshold = GAN_LOSS_KINDS.get(kind).threshold
     return (real_logits > threshold).float().mean(), (fake_logits <= threshold).float().mean()
 
 

@@ -3,27 +3,58 @@
 The top-level keys apply to every network; ``optimizer.<network>.lr`` and
 ``optimizer.<network>.weight_decay`` override them for one network (two time-scale updates,
 Heusel et al. 2017). Keys an optimizer does not use are null in its YAML file. The
-learning-rate schedule (``optimizer.schedule``) is in ``lr_schedule.py``.
+learning-rate schedule (``optimizer.schedule``) is in ``lr_schedule.py``. Each optimizer
+``name`` is a builder registered in ``OPTIMIZER_KINDS`` with the optional keys it reads.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from omegaconf import MISSING
 from torch import nn
 
-from .config import ConfigError, non_negative, one_of, positive, require
+from .config import ConfigError, non_negative, positive, require
 from .lr_schedule import ScheduleConfig
+from .registry import Registry
 
-OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
-_USES = {  # the optional keys each optimizer reads
-    "adam": {"betas", "eps"},
-    "adamw": {"betas", "eps"},
-    "rmsprop": {"alpha", "momentum", "eps"},
-    "sgd": {"momentum", "nesterov"},
-}
+
+@dataclass(frozen=True)
+class OptimizerKind:
+    """An optimizer a config may name: ``build(cfg, params, lr, weight_decay)`` and the optional
+    keys of ``OptimizerConfig`` it reads (the others must be null)."""
+    name: str
+    build: Callable[..., torch.optim.Optimizer]
+    uses: tuple[str, ...]
+
+
+OPTIMIZER_KINDS: Registry[OptimizerKind] = Registry("optimizer", "name", record=OptimizerKind)
+
+
+@OPTIMIZER_KINDS.register("adam", uses=("betas", "eps"))
+def _adam(cfg, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=weight_decay)
+
+
+@OPTIMIZER_KINDS.register("adamw", uses=("betas", "eps"))
+def _adamw(cfg, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(params, lr=lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=weight_decay)
+
+
+@OPTIMIZER_KINDS.register("rmsprop", uses=("alpha", "momentum", "eps"))
+def _rmsprop(cfg, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    return torch.optim.RMSprop(params, lr=lr, alpha=cfg.alpha, eps=cfg.eps, momentum=cfg.momentum,
+                               weight_decay=weight_decay)
+
+
+@OPTIMIZER_KINDS.register("sgd", uses=("momentum", "nesterov"))
+def _sgd(cfg, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=weight_decay)
+
+
+OPTIMIZERS = OPTIMIZER_KINDS.names()
 
 
 @dataclass
@@ -49,15 +80,15 @@ class OptimizerConfig:
     schedule: ScheduleConfig = MISSING
 
     def __post_init__(self):
-        one_of(self.name, OPTIMIZERS, "name")
+        uses = OPTIMIZER_KINDS.get(self.name).uses
         positive(self.lr, "lr")
         non_negative(self.weight_decay, "weight_decay")
         for key in ("betas", "eps", "alpha", "momentum", "nesterov"):
             value = getattr(self, key)
-            used = key in _USES[self.name]
+            used = key in uses
             require(value is not None or not used, key, f"{self.name} needs a value")
             require(value is None or used, key, f"is not used by {self.name}; leave it null "
-                    f"(the keys {self.name} reads: lr, weight_decay, {', '.join(sorted(_USES[self.name]))})")
+                    f"(the keys {self.name} reads: lr, weight_decay, {', '.join(sorted(uses))})")
         if self.betas is not None:
             require(len(self.betas) == 2 and all(0.0 <= b < 1.0 for b in self.betas), "betas",
                     f"needs two values in [0, 1), got {list(self.betas)}")
@@ -84,14 +115,7 @@ def build_optimizer(cfg: OptimizerConfig, network: str, params) -> torch.optim.O
     override = getattr(cfg, network)
     lr = override.lr if override.lr is not None else cfg.lr
     wd = override.weight_decay if override.weight_decay is not None else cfg.weight_decay
-    if cfg.name == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=wd)
-    if cfg.name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=wd)
-    if cfg.name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, alpha=cfg.alpha, eps=cfg.eps,
-                                   momentum=cfg.momentum, weight_decay=wd)
-    return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=wd)
+    return OPTIMIZER_KINDS.get(cfg.name).build(cfg, params, lr=lr, weight_decay=wd)
 
 
 def build_optimizers(cfg: OptimizerConfig, networks: dict[str, nn.Module]) -> dict[str, torch.optim.Optimizer]:

@@ -18,7 +18,7 @@ import copy
 import logging
 from pathlib import Path
 
-from .checkpoint import CHECKPOINT_DIR, find_checkpoint, list_checkpoints, load_checkpoint
+from .checkpoint import CHECKPOINT_DIR, Checkpoint, find_checkpoint, list_checkpoints, read_checkpoint
 from .config import ConfigError
 
 log = logging.getLogger("vaegan_runner")
@@ -37,11 +37,11 @@ def run_identity(resolved: dict) -> dict:
     return identity
 
 
-def newest_readable(run_dir: Path) -> tuple[Path, dict] | None:
+def newest_readable(run_dir: Path) -> tuple[Path, Checkpoint] | None:
     """The newest checkpoint of ``run_dir`` that loads, warning about any newer broken ones."""
     for path in reversed(list_checkpoints(run_dir / CHECKPOINT_DIR)):
         try:
-            return path, load_checkpoint(path)
+            return path, read_checkpoint(path)
         except ConfigError as err:
             log.warning("skipping a broken checkpoint: %s", str(err).split(": ", 1)[-1])
     return None
@@ -55,13 +55,13 @@ def candidate_dirs(output_dir: Path, multirun: bool) -> list[Path]:
     return [p / output_dir.name for p in sweeps.iterdir() if (p / output_dir.name).is_dir()] if sweeps.is_dir() else []
 
 
-def find_auto(output_dir: Path, resolved: dict, multirun: bool) -> tuple[Path, dict] | None:
+def find_auto(output_dir: Path, resolved: dict, multirun: bool) -> tuple[Path, Checkpoint] | None:
     """The newest checkpoint of an earlier life of this run, or None."""
     wanted = run_identity(resolved)
-    best: tuple[float, Path, dict] | None = None
+    best: tuple[float, Path, Checkpoint] | None = None
     for run_dir in set(candidate_dirs(output_dir, multirun)):
         found = newest_readable(run_dir)
-        if found is None or run_identity(found[1]["config"]) != wanted:
+        if found is None or run_identity(found[1].config) != wanted:
             continue
         written = found[0].stat().st_mtime
         if best is None or written > best[0]:
@@ -69,8 +69,8 @@ def find_auto(output_dir: Path, resolved: dict, multirun: bool) -> tuple[Path, d
     return None if best is None else best[1:]
 
 
-def resolve_resume(target: str, output_dir: Path, resolved: dict, multirun: bool) -> tuple[Path, dict] | None:
-    """(checkpoint, state) to continue from, or None to start fresh."""
+def resolve_resume(target: str, output_dir: Path, resolved: dict, multirun: bool) -> tuple[Path, Checkpoint] | None:
+    """(checkpoint file, its contents) to continue from, or None to start fresh."""
     if target == "auto":
         found = find_auto(output_dir, resolved, multirun)
         if found is None:
@@ -84,4 +84,4 @@ def resolve_resume(target: str, output_dir: Path, resolved: dict, multirun: bool
             raise ConfigError("resume", f"no readable checkpoint in {path}: every one is truncated or corrupt")
         return found
     checkpoint = find_checkpoint(path)
-    return checkpoint, load_checkpoint(checkpoint)
+    return checkpoint, read_checkpoint(checkpoint)

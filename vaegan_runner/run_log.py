@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch.utils.tensorboard import SummaryWriter
@@ -118,7 +118,7 @@ class RunLog:
         for summary in hparams(settings, metrics):
             self.writer.file_writer.add_summary(summary)
 
-    def warn(self, message: str, step: int) -> None:
+    def warning(self, message: str, step: int) -> None:
         """A warning on the console and as a TensorBoard text note (``warnings``)."""
         if self.writer is None:
             return

@@ -27,20 +27,19 @@ class SavedRun:
 
 def load_saved_run(target: str, overrides: list[str], device: str | None, with_data: bool = True) -> SavedRun:
     """Rebuild the run behind ``target`` (a checkpoint file or run directory)."""
-    from .checkpoint import find_checkpoint, load_checkpoint, run_dir_of
+    from .checkpoint import find_checkpoint, read_checkpoint, run_dir_of
     from .data import load_data
     from .device import resolve_device
     from .models import family_class
     from .run_config import validate
 
     checkpoint = find_checkpoint(target, key="checkpoint")
-    state = load_checkpoint(checkpoint, key="checkpoint")
-    cfg = OmegaConf.merge(OmegaConf.create(state["config"]), OmegaConf.from_dotlist(overrides))
+    saved = read_checkpoint(checkpoint, key="checkpoint")
+    cfg = OmegaConf.merge(OmegaConf.create(saved.config), OmegaConf.from_dotlist(overrides))
     run = validate(cfg)  # an unknown key in an override is refused here, by name
     torch_device = resolve_device(device or run.device)
-    meta = state["meta"]
-    family = family_class(run.model.name)(run.model, meta["channels"], meta["image_size"]).to(torch_device)
-    family.load_state_dict(state["family"])
+    family = family_class(run.model.name)(run.model, saved.meta.channels, saved.meta.image_size).to(torch_device)
+    family.load_state_dict(saved.family)
     family.eval()
     data = load_data(run.dataset, torch_device) if with_data else None
-    return SavedRun(run, family, data, checkpoint, run_dir_of(checkpoint), int(state["step"]))
+    return SavedRun(run, family, data, checkpoint, run_dir_of(checkpoint), saved.step)

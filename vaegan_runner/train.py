@@ -53,7 +53,7 @@ def run(cfg: DictConfig, output_dir: Path, multirun: bool = False, stop=None) ->
                 checkpoint, resume_state = found
                 check_resumable(resume_state, run_cfg)
                 run_dir = run_dir_of(checkpoint)
-                log.info("resuming %s at step %d; writing to %s", checkpoint, resume_state["step"], run_dir)
+                log.info("resuming %s at step %d; writing to %s", checkpoint, resume_state.step, run_dir)
                 if run_dir != output_dir:
                     log_to(run_dir)
         check_writable(run_dir)

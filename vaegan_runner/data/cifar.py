@@ -12,7 +12,7 @@ from ..config import one_of, require
 from .decoded_cache import Split, cached_splits, file_identity
 from .idx import missing_data_error, one_line
 from .pixels import resize_images
-from .sources import ImageData, in_memory_data
+from .sources import DATASETS, ImageData, in_memory_data
 
 FOLDER = "cifar-10-batches-py"
 FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
@@ -35,6 +35,7 @@ class Cifar10Config:
         require(not self.binarize, "binarize", "binarisation is for 1-channel data; keep it false for cifar10")
 
 
+@DATASETS.register("cifar10", config=Cifar10Config)
 def load_cifar10(cfg: Cifar10Config, device: torch.device) -> ImageData:
     root = Path(cfg.root).expanduser()
     files = [root / FOLDER / name for name in FILES]

@@ -29,8 +29,8 @@ import json
 import logging
 import os
 import secrets
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 import torch

@@ -13,7 +13,7 @@ from omegaconf import MISSING
 from ..config import ConfigError, one_of, require
 from .decoded_cache import cached_splits, file_identity
 from .pixels import resize_images
-from .sources import ImageData, in_memory_data
+from .sources import DATASETS, ImageData, in_memory_data
 
 FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}  # <root>/<folder>/raw, as torchvision
 FILES = {
@@ -83,6 +83,8 @@ def one_line(err: Exception) -> str:
     return " ".join(f"{type(err).__name__}: {err}".split())
 
 
+@DATASETS.register("fashion_mnist", config=MnistConfig)
+@DATASETS.register("mnist", config=MnistConfig)  # applied first: mnist is listed first
 def load_mnist_family(cfg: MnistConfig, device: torch.device) -> ImageData:
     root, folder = Path(cfg.root).expanduser(), FOLDERS[cfg.name]
     raw = root / folder / "raw"

@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from ..config import non_negative, one_of, require
 from .idx import one_line
-from .sources import ImageData, LoaderSource, seeded_generator
+from .sources import DATASETS, ImageData, LoaderSource, seeded_generator
 
 log = logging.getLogger(__name__)
 SPLIT_STREAM = 0  # (seed, 0): the permutation that picks the held-out images
@@ -113,6 +113,7 @@ class FolderImages(Dataset):
         raise RuntimeError(f"none of the {len(self)} images could be decoded")
 
 
+@DATASETS.register("image_folder", config=ImageFolderConfig)
 def load_image_folder(cfg: ImageFolderConfig, device: torch.device) -> ImageData:
     folder = Path(cfg.path).expanduser()
     looked_for = f"images with extensions {', '.join(cfg.extensions)}"

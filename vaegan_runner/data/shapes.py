@@ -10,7 +10,7 @@ from omegaconf import MISSING
 
 from ..config import one_of, positive, require
 from .decoded_cache import cached_splits
-from .sources import ImageData, in_memory_data, seeded_generator
+from .sources import DATASETS, ImageData, in_memory_data, seeded_generator
 
 CLASSES = ("ellipse", "rectangle", "triangle")  # label = index
 TRAIN_STREAM, TEST_STREAM = 0, 1
@@ -85,6 +85,7 @@ def _render(size, labels, radius, minor, corner, angle, centre, colour) -> torch
     return (coverage[:, None] * colour[:, :, None, None] * 255).round_().to(torch.uint8)
 
 
+@DATASETS.register("shapes", config=ShapesConfig)
 def load_shapes(cfg: ShapesConfig, device: torch.device) -> ImageData:
     def split(n: int, stream: int) -> tuple[torch.Tensor, torch.Tensor]:
         return render_shapes(n, cfg.image_size, cfg.channels, seeded_generator(cfg.seed, stream))

@@ -1,4 +1,5 @@
-"""The two ImageSource kinds: tensors held on the device, and a folder read by a DataLoader.
+"""The two ImageSource kinds: tensors held on the device, and a folder read by a DataLoader;
+and ``DATASETS``, where each dataset module registers its loader and config dataclass.
 
 Both yield (images uint8 [B, C, H, W], labels int64 [B]) on the device, in an order that is a
 pure function of (seed, epoch), so a run resumed at batch ``start`` sees the same batches as
@@ -7,12 +8,15 @@ the uninterrupted run from there on.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Iterator, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ..registry import Registry
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 BINARIZE_STREAM = 2  # (dataset seed, 2): the one-off binarisation of a test split
@@ -37,6 +41,17 @@ class ImageData:
     num_classes: int | None  # None: unlabelled (labels are all 0)
     train: ImageSource
     test: ImageSource
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """A dataset a config may name: its loader (config, device) -> ImageData, and its config dataclass."""
+    name: str
+    load: Callable[..., ImageData]
+    config: type
+
+
+DATASETS: Registry[DatasetEntry] = Registry("dataset", "dataset", record=DatasetEntry)
 
 
 def seeded_generator(seed: int, stream: int) -> torch.Generator:

@@ -5,6 +5,8 @@ samples, extracts features and holds the reference statistics once per evaluatio
 five metrics on the same 10k samples cost one generation pass and one feature pass. The math
 lives in its own modules: ``frechet.py``, ``precision_recall.py``, ``classifier_score.py``,
 ``probe.py``; the feature extractors in ``domain_classifier.py`` and ``inception.py``.
+Each function is registered where it is defined, with the values it reports, its needs and
+whether lower is better: ``@METRICS.register("iwae", values=("iwae_nll",), ...)``.
 
 Needs, checked before anything runs (a metric whose needs are not met is skipped, with the
 reason, or refused when it is ``eval.optimized_metric``):
@@ -16,11 +18,13 @@ reason, or refused when it is ``eval.optimized_metric``):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import torch
 
+from ..registry import Registry
 from .classifier_score import class_coverage, classifier_score
 from .frechet import frechet_distance
 from .precision_recall import precision_recall
@@ -30,32 +34,50 @@ if TYPE_CHECKING:
 
 PR_NEIGHBOURS = 3  # k of Kynkaanniemi et al. 2019
 DIVERSITY_IMAGES = 2000
+NEEDS = ("labels", "encoder", "likelihood", "inception")  # described above
 
 
 @dataclass(frozen=True)
 class Metric:
+    """One metric: the function that computes it, the values it reports (precision_recall ->
+    precision, recall), what it needs, and per value whether lower is better (sweeps, eval table)."""
     name: str
-    values: tuple[str, ...]       # the names it reports (precision_recall -> precision, recall)
+    compute: Callable[[MetricContext], dict[str, float]]
+    values: tuple[str, ...]
     needs: tuple[str, ...]
-    compute: Callable[["MetricContext"], dict[str, float]]
-    lower_is_better: tuple[bool, ...]  # per value, for sweeps and the eval table
+    lower_is_better: tuple[bool, ...]
+
+    def __post_init__(self):
+        if len(self.lower_is_better) != len(self.values):
+            raise ValueError(f"metric {self.name!r}: one lower_is_better per value")
+        if unknown := set(self.needs) - set(NEEDS):
+            raise ValueError(f"metric {self.name!r}: unknown needs {sorted(unknown)}")
 
 
+METRICS: Registry[Metric] = Registry("metric", "metrics", message="unknown metric {name!r}; allowed: {allowed}",
+                                     record=Metric)
+
+
+@METRICS.register("domain_fid", values=("domain_fid",), needs=("labels",), lower_is_better=(True,))
 def _domain_fid(ctx: MetricContext) -> dict[str, float]:
     ctx.note("domain_fid", samples=ctx.n_samples, reference=ctx.domain_reference_stats().count)
     return {"domain_fid": frechet_distance(ctx.domain_sample_stats(), ctx.domain_reference_stats())}
 
 
+@METRICS.register("classifier_score", values=("classifier_score",), needs=("labels",), lower_is_better=(False,))
 def _classifier_score(ctx: MetricContext) -> dict[str, float]:
     ctx.note("classifier_score", samples=ctx.n_samples)
     return {"classifier_score": classifier_score(ctx.domain_samples()[1])}
 
 
+@METRICS.register("class_coverage", values=("class_coverage",), needs=("labels",), lower_is_better=(False,))
 def _class_coverage(ctx: MetricContext) -> dict[str, float]:
     ctx.note("class_coverage", samples=ctx.n_samples, classes=ctx.data.num_classes)
     return {"class_coverage": float(class_coverage(ctx.domain_samples()[1], ctx.data.num_classes))}
 
 
+@METRICS.register("precision_recall", values=("precision", "recall"), needs=("labels",),
+                  lower_is_better=(False, False))
 def _precision_recall(ctx: MetricContext) -> dict[str, float]:
     real = ctx.domain_reference_features(ctx.n_samples)
     ctx.note("precision_recall", samples=ctx.n_samples, reference=real.shape[0], k=PR_NEIGHBOURS)
@@ -70,6 +92,7 @@ def mean_pairwise_distance(features: torch.Tensor) -> float:
     return float(distances.sum() / (n * (n - 1)))
 
 
+@METRICS.register("diversity", values=("diversity",), needs=("labels",), lower_is_better=(False,))
 def _diversity(ctx: MetricContext) -> dict[str, float]:
     """Mean pairwise feature distance of samples over that of as many held-out images:
     about 1 for data-like variety, towards 0 as the generator collapses."""
@@ -80,56 +103,49 @@ def _diversity(ctx: MetricContext) -> dict[str, float]:
     return {"diversity": mean_pairwise_distance(fake) / mean_pairwise_distance(real)}
 
 
+@METRICS.register("inception_fid", values=("inception_fid",), needs=("inception",), lower_is_better=(True,))
 def _inception_fid(ctx: MetricContext) -> dict[str, float]:
     reference = ctx.inception_reference_stats()
     ctx.note("inception_fid", samples=ctx.n_samples, reference=reference.count)
     return {"inception_fid": frechet_distance(ctx.inception_sample_stats(), reference)}
 
 
+@METRICS.register("neg_elbo", values=("neg_elbo",), needs=("likelihood",), lower_is_better=(True,))
 def _neg_elbo(ctx: MetricContext) -> dict[str, float]:
     value, images = ctx.negative_log_likelihood_bound(k=1)
     ctx.note("neg_elbo", images=images, k=1)
     return {"neg_elbo": value}
 
 
+@METRICS.register("iwae", values=("iwae_nll",), needs=("likelihood",), lower_is_better=(True,))
 def _iwae(ctx: MetricContext) -> dict[str, float]:
     value, images = ctx.negative_log_likelihood_bound(k=ctx.cfg.iwae_k)
     ctx.note("iwae", images=images, k=ctx.cfg.iwae_k)
     return {"iwae_nll": value}
 
 
+@METRICS.register("recon_mse", values=("recon_mse",), needs=("encoder",), lower_is_better=(True,))
 def _recon_mse(ctx: MetricContext) -> dict[str, float]:
     value, images = ctx.reconstruction_mse()
     ctx.note("recon_mse", images=images)
     return {"recon_mse": value}
 
 
+@METRICS.register("linear_probe", values=("probe_acc",), needs=("encoder", "labels"), lower_is_better=(False,))
 def _linear_probe(ctx: MetricContext) -> dict[str, float]:
     accuracy, train, test = ctx.linear_probe()
     ctx.note("linear_probe", train=train, test=test)
     return {"probe_acc": accuracy}
 
 
+@METRICS.register("nearest_neighbour", values=("nn_acc",), needs=("encoder", "labels"), lower_is_better=(False,))
 def _nearest_neighbour(ctx: MetricContext) -> dict[str, float]:
     accuracy, train, test = ctx.nearest_neighbour()
     ctx.note("nearest_neighbour", train=train, test=test)
     return {"nn_acc": accuracy}
 
 
-METRICS: dict[str, Metric] = {m.name: m for m in [
-    Metric("domain_fid", ("domain_fid",), ("labels",), _domain_fid, (True,)),
-    Metric("classifier_score", ("classifier_score",), ("labels",), _classifier_score, (False,)),
-    Metric("class_coverage", ("class_coverage",), ("labels",), _class_coverage, (False,)),
-    Metric("precision_recall", ("precision", "recall"), ("labels",), _precision_recall, (False, False)),
-    Metric("diversity", ("diversity",), ("labels",), _diversity, (False,)),
-    Metric("inception_fid", ("inception_fid",), ("inception",), _inception_fid, (True,)),
-    Metric("neg_elbo", ("neg_elbo",), ("likelihood",), _neg_elbo, (True,)),
-    Metric("iwae", ("iwae_nll",), ("likelihood",), _iwae, (True,)),
-    Metric("recon_mse", ("recon_mse",), ("encoder",), _recon_mse, (True,)),
-    Metric("linear_probe", ("probe_acc",), ("encoder", "labels"), _linear_probe, (False,)),
-    Metric("nearest_neighbour", ("nn_acc",), ("encoder", "labels"), _nearest_neighbour, (False,)),
-]}
-METRIC_NAMES = tuple(METRICS)
+METRIC_NAMES = METRICS.names()
 VALUE_NAMES = {value: metric.name for metric in METRICS.values() for value in metric.values}
 
 

@@ -17,12 +17,13 @@ import torch
 from omegaconf import MISSING
 
 from ..config import one_of, positive, require
-from ..encoders import ENCODER_TYPES, SwitchableEncoder
-from ..losses import (bernoulli_nll, check_gan_loss, discriminator_loss, generator_loss,
-                      gradient_penalty, pixel_mse, real_fake_accuracy)
+from ..losses import bernoulli_nll, generator_loss, gradient_penalty, pixel_mse
 from ..nets import build_decoder, build_encoder, vector_mlp
 from ..priors import PRIORS, sample_prior
-from .base import Family, FamilyConfig, Phase
+from .adversarial import AdversarialConfig, discriminator_terms
+from .base import FAMILIES, Family, Phase
+from .encoders import ENCODER_TYPES, SwitchableEncoder
+
 RECONSTRUCTIONS = ("bernoulli", "mse")
 
 
@@ -37,15 +38,13 @@ class CodeDiscriminatorConfig:
 
 
 @dataclass
-class AAEConfig(FamilyConfig):
+class AAEConfig(AdversarialConfig):
     encoder_type: str = MISSING     # deterministic | gaussian
     reconstruction: str = MISSING   # bernoulli (pixel_range=unit) | mse
     prior: str = MISSING            # gaussian | uniform | mixture
     prior_components: int = MISSING  # mixture: number of Gaussians on the circle
     prior_radius: float = MISSING   # mixture: radius of the circle of means
     prior_std: float = MISSING      # mixture: standard deviation of each component
-    loss: str = MISSING             # nonsaturating | hinge | lsgan | wgan-gp
-    gp_weight: float = MISSING      # gradient penalty weight (wgan-gp only)
     adversarial_weight: float = MISSING  # weight of the encoder's fool-the-discriminator loss
     discriminator: CodeDiscriminatorConfig = MISSING
 
@@ -63,25 +62,27 @@ class AAEConfig(FamilyConfig):
         require(self.prior != "mixture" or self.latent_dim >= 2, "latent_dim",
                 "the mixture prior puts its means on a circle in the first two dimensions: "
                 "use model.latent_dim >= 2")
-        check_gan_loss(self.loss, "none", self.gp_weight)
         positive(self.adversarial_weight, "adversarial_weight")
 
+    def discriminator_norm(self) -> str:
+        return "none"  # the MLP on codes has no normalisation layers
 
+
+@FAMILIES.register("aae")
 class AAE(SwitchableEncoder, Family):
     config_class = AAEConfig
     network_names = ("encoder", "decoder", "discriminator")
 
     def __init__(self, cfg: AAEConfig, channels: int, image_size: int):
         super().__init__(cfg, channels, image_size)
-        code_dim = cfg.latent_dim * (2 if cfg.encoder_type == "gaussian" else 1)
-        self.encoder = build_encoder(cfg.net, channels, image_size, code_dim)
+        self.encoder = build_encoder(cfg.net, channels, image_size, self.encoder_out_dim())
         self.decoder = build_decoder(cfg.net, channels, image_size, cfg.latent_dim)
         self.discriminator = vector_mlp([cfg.latent_dim, *cfg.discriminator.hidden, 1],
                                         spectral_norm=cfg.discriminator.spectral_norm)
         self.prior_options = ({"components": cfg.prior_components, "radius": cfg.prior_radius,
                                "std": cfg.prior_std} if cfg.prior == "mixture" else {})
-        self.phases = [Phase("reconstruction", ("encoder", "decoder")),
-                       Phase("regularization", ("encoder", "discriminator"))]
+        self.phases = [Phase("reconstruction", ("encoder", "decoder"), self.reconstruction_losses),
+                       Phase("regularization", ("encoder", "discriminator"), self.regularization_losses)]
 
     def sample_latent(self, n, generator=None):
         return sample_prior(self.cfg.prior, n, self.latent_dim, generator=generator,
@@ -91,25 +92,21 @@ class AAE(SwitchableEncoder, Family):
         """Per image: -log p(x|z) in nats (bernoulli), or the summed squared error (mse)."""
         if self.cfg.reconstruction == "bernoulli":
             return bernoulli_nll(logits, x)
-        return (self.to_pixels(logits) - x).pow(2).flatten(1).sum(1)
+        return (self.activate(logits) - x).pow(2).flatten(1).sum(1)
 
-    def phase_losses(self, phase, x, step):
+    def reconstruction_losses(self, x, step):
+        loss = self.reconstruction_error(self.decoder(self.code(x)), x).mean()
+        return {"encoder": loss, "decoder": loss}, {"recon": loss}
+
+    def regularization_losses(self, x, step):
         z = self.code(x)
-        if phase == "reconstruction":
-            loss = self.reconstruction_error(self.decoder(z), x).mean()
-            return {"encoder": loss, "decoder": loss}, {"recon": loss}
-        kind = self.cfg.loss
         prior = self.sample_latent(x.shape[0])
         real_logits, fake_logits = self.discriminator(prior), self.discriminator(z)
         # Two tensors: backward_split sends l_dis into D only and l_enc into E only.
-        l_dis = discriminator_loss(kind, real_logits, fake_logits)
-        l_enc = generator_loss(kind, fake_logits)
-        acc_real, acc_fake = real_fake_accuracy(kind, real_logits, fake_logits)
-        logs = {"d": l_dis, "g": l_enc, "acc/d_real": acc_real, "acc/d_fake": acc_fake}
-        if kind == "wgan-gp":
-            penalty = gradient_penalty(self.discriminator, prior, z)
-            l_dis = l_dis + self.cfg.gp_weight * penalty
-            logs["gp"] = penalty
+        l_dis, logs = discriminator_terms(self.cfg, real_logits, fake_logits,
+                                          penalty=lambda: gradient_penalty(self.discriminator, prior, z))
+        l_enc = generator_loss(self.cfg.loss, fake_logits)
+        logs = {"d": logs.pop("d"), "g": l_enc, **logs}
         return {"encoder": self.cfg.adversarial_weight * l_enc, "discriminator": l_dis}, logs
 
     @torch.no_grad()
@@ -119,15 +116,13 @@ class AAE(SwitchableEncoder, Family):
         z = self.code(x)
         logits = self.decoder(z)
         real_logits, fake_logits = self.discriminator(self.sample_latent(x.shape[0])), self.discriminator(z)
-        acc_real, acc_fake = real_fake_accuracy(self.cfg.loss, real_logits, fake_logits)
+        _, logs = discriminator_terms(self.cfg, real_logits, fake_logits)
         return {"recon": self.reconstruction_error(logits, x).mean(),
-                "recon_mse": pixel_mse(self.to_pixels(logits), x, self.pixel_range),
-                "d_acc_real": acc_real, "d_acc_fake": acc_fake}
+                "recon_mse": pixel_mse(self.activate(logits), x, self.pixel_range),
+                "d_acc_real": logs["acc/d_real"], "d_acc_fake": logs["acc/d_fake"]}
 
     @torch.no_grad()
     def generate(self, z):
-        return self.to_pixels(self.decoder(z))
+        return self.activate(self.decoder(z))
 
 
-
-FAMILY = AAE

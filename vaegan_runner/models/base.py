@@ -1,14 +1,15 @@
 """What a model family is, as far as the training loop is concerned.
 
 A family is an ``nn.Module`` that owns its networks and says, as data, which update
-phases it has (the StyleGAN2-ADA idea): each phase names the networks it updates and how
-often it runs. For a phase, ``phase_losses`` returns one loss per network it updates; the
-loop back-propagates each loss into that network's parameters only, so one network's loss
-can never leak into another network's weights, whatever the family's graph looks like.
+phases it has (the StyleGAN2-ADA idea): each phase names the networks it updates, how often
+it runs, and the method that computes its losses, one per network it updates. The loop
+back-propagates each loss into that network's parameters only, so one network's loss can
+never leak into another network's weights, whatever the family's graph looks like.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -19,6 +20,7 @@ from torch import nn
 from ..config import one_of, positive
 from ..data.pixels import PIXEL_RANGES
 from ..nets import NetConfig
+from ..registry import Registry
 
 NETWORK_NAMES = ("encoder", "decoder", "generator", "discriminator")
 
@@ -37,13 +39,24 @@ class FamilyConfig:
         one_of(self.pixel_range, PIXEL_RANGES, "pixel_range")
 
 
+Losses = dict[str, torch.Tensor]
+
+
 @dataclass(frozen=True)
 class Phase:
-    """One update: the networks it trains, on steps where ``step % interval == 0``."""
+    """One update: the networks it trains, on steps where ``step % interval == 0``.
+
+    ``losses(x, step)`` takes a batch ``x`` (pixels in ``pixel_range``) and returns the loss
+    each network of the phase minimises, and the scalars to log: ``loss/<name>`` in
+    TensorBoard, or the name as it is when it has a slash (``acc/d_real``). ``after(step)``,
+    if given, runs after the phase's optimizer steps (an EMA update, say).
+    """
 
     name: str
     networks: tuple[str, ...]
+    losses: Callable[[torch.Tensor, int], tuple[Losses, Losses]]
     interval: int = 1
+    after: Callable[[int], None] | None = None
 
 
 class Family(nn.Module):
@@ -66,15 +79,6 @@ class Family(nn.Module):
     def networks(self) -> dict[str, nn.Module]:
         """The networks that get an optimizer, by name."""
         return {name: getattr(self, name) for name in self.network_names}
-
-    def phase_losses(self, phase: str, x: torch.Tensor, step: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """For one batch ``x`` (pixels in ``pixel_range``): the loss each network of ``phase``
-        minimises, and the scalars to log: ``loss/<name>`` in TensorBoard, or the name as it is
-        when it has a slash (``acc/d_real``)."""
-        raise NotImplementedError
-
-    def after_phase(self, phase: str, step: int) -> None:
-        """Called after a phase's optimizer steps (EMA updates and the like)."""
 
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -115,6 +119,10 @@ class Family(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def to_pixels(self, logits: torch.Tensor) -> torch.Tensor:
-        """The output activation that matches ``pixel_range``."""
+    def activate(self, logits: torch.Tensor) -> torch.Tensor:
+        """The output activation that matches ``pixel_range``: sigmoid (unit) or tanh (symmetric)."""
         return torch.sigmoid(logits) if self.pixel_range == "unit" else torch.tanh(logits)
+
+
+FAMILIES: Registry[type[Family]] = Registry(
+    "model family", "model.name", message="unknown model family {name!r}; allowed: {allowed}", sort=True)

@@ -19,10 +19,11 @@ from omegaconf import MISSING
 from torch import nn
 
 from ..config import one_of, positive, require
-from ..encoders import ENCODER_TYPES, SwitchableEncoder
-from ..losses import check_gan_loss, discriminator_loss, pixel_mse, real_fake_accuracy
+from ..losses import discriminator_loss, pixel_mse
 from ..nets import DiscriminatorConfig, NetConfig, build_decoder, build_encoder, vector_mlp
-from .base import Family, FamilyConfig, Phase
+from .adversarial import AdversarialConfig, discriminator_terms
+from .base import FAMILIES, Family, Phase
+from .encoders import ENCODER_TYPES, SwitchableEncoder
 
 
 @dataclass
@@ -37,17 +38,14 @@ class JointDiscriminatorConfig(DiscriminatorConfig):
 
 
 @dataclass
-class BiGANConfig(FamilyConfig):
+class BiGANConfig(AdversarialConfig):
     encoder_type: str = MISSING  # deterministic (BiGAN) | gaussian (ALI)
-    loss: str = MISSING          # nonsaturating | hinge | lsgan | wgan-gp
-    gp_weight: float = MISSING   # gradient penalty weight (wgan-gp only)
     n_critic: int = MISSING      # discriminator steps per generator/encoder step
     discriminator: JointDiscriminatorConfig = MISSING
 
     def __post_init__(self):
         super().__post_init__()
         one_of(self.encoder_type, ENCODER_TYPES, "encoder_type")
-        check_gan_loss(self.loss, self.discriminator.norm, self.gp_weight)
         positive(self.n_critic, "n_critic")
 
 
@@ -67,42 +65,37 @@ class JointDiscriminator(nn.Module):
         return self.joint(torch.cat([self.x_branch(x), self.z_branch(z)], dim=1))
 
 
+@FAMILIES.register("bigan")
 class BiGAN(SwitchableEncoder, Family):
     config_class = BiGANConfig
     network_names = ("generator", "encoder", "discriminator")
 
     def __init__(self, cfg: BiGANConfig, channels: int, image_size: int):
         super().__init__(cfg, channels, image_size)
-        code_dim = cfg.latent_dim * (2 if cfg.encoder_type == "gaussian" else 1)
         self.generator = build_decoder(cfg.net, channels, image_size, cfg.latent_dim)
-        self.encoder = build_encoder(cfg.net, channels, image_size, code_dim)
+        self.encoder = build_encoder(cfg.net, channels, image_size, self.encoder_out_dim())
         self.discriminator = JointDiscriminator(cfg.net, cfg.discriminator, channels, image_size, cfg.latent_dim)
-        self.phases = [Phase("discriminator", ("discriminator",)),
-                       Phase("generator", ("generator", "encoder"), interval=cfg.n_critic)]
+        self.phases = [Phase("discriminator", ("discriminator",), self.discriminator_losses),
+                       Phase("generator", ("generator", "encoder"), self.generator_encoder_losses,
+                             interval=cfg.n_critic)]
 
     def pairs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(x, E(x)) and (G(z), z) for a batch of real images x."""
         z = self.sample_latent(x.shape[0])
-        return x, self.code(x), self.to_pixels(self.generator(z)), z
+        return x, self.code(x), self.activate(self.generator(z)), z
 
-    def phase_losses(self, phase, x, step):
-        kind = self.cfg.loss
-        if phase == "discriminator":
-            with torch.no_grad():
-                x, x_code, fake, z = self.pairs(x)
-            real_logits, fake_logits = self.discriminator(x, x_code), self.discriminator(fake, z)
-            loss = discriminator_loss(kind, real_logits, fake_logits)
-            acc_real, acc_fake = real_fake_accuracy(kind, real_logits, fake_logits)
-            logs = {"d": loss, "acc/d_real": acc_real, "acc/d_fake": acc_fake}
-            if kind == "wgan-gp":
-                penalty = self.joint_gradient_penalty(x, x_code, fake, z)
-                loss = loss + self.cfg.gp_weight * penalty
-                logs["gp"] = penalty
-            return {"discriminator": loss}, logs
+    def discriminator_losses(self, x, step):
+        with torch.no_grad():
+            x, x_code, fake, z = self.pairs(x)
+        loss, logs = discriminator_terms(self.cfg, self.discriminator(x, x_code), self.discriminator(fake, z),
+                                         penalty=lambda: self.joint_gradient_penalty(x, x_code, fake, z))
+        return {"discriminator": loss}, logs
+
+    def generator_encoder_losses(self, x, step):
         x, x_code, fake, z = self.pairs(x)
         # Swapped labels: G and E minimise D's own loss with real and fake exchanged. It is one
         # tensor for both, so the loop back-propagates it once into G's and E's parameters.
-        loss = discriminator_loss(kind, self.discriminator(fake, z), self.discriminator(x, x_code))
+        loss = discriminator_loss(self.cfg.loss, self.discriminator(fake, z), self.discriminator(x, x_code))
         return {"generator": loss, "encoder": loss}, {"ge": loss}
 
     def joint_gradient_penalty(self, x, x_code, fake, z) -> torch.Tensor:
@@ -120,15 +113,12 @@ class BiGAN(SwitchableEncoder, Family):
         """D on held-out pairs, and how close G(E(x)) comes to x ([0,1] scale, per pixel),
         a check that E learned to invert G though nothing trains it to."""
         x, x_code, fake, z = self.pairs(x)
-        real_logits, fake_logits = self.discriminator(x, x_code), self.discriminator(fake, z)
-        acc_real, acc_fake = real_fake_accuracy(self.cfg.loss, real_logits, fake_logits)
-        return {"d": discriminator_loss(self.cfg.loss, real_logits, fake_logits),
-                "d_acc_real": acc_real, "d_acc_fake": acc_fake,
+        _, logs = discriminator_terms(self.cfg, self.discriminator(x, x_code), self.discriminator(fake, z))
+        return {"d": logs["d"], "d_acc_real": logs["acc/d_real"], "d_acc_fake": logs["acc/d_fake"],
                 "recon_mse": pixel_mse(self.generate(self.encode(x)), x, self.pixel_range)}
 
     @torch.no_grad()
     def generate(self, z):
-        return self.to_pixels(self.generator(z))
+        return self.activate(self.generator(z))
 
 
-FAMILY = BiGAN

@@ -18,11 +18,11 @@ from omegaconf import MISSING
 from torch import nn
 
 from ..config import non_negative, one_of, positive, require
-from ..encoders import gaussian_posterior
 from ..losses import (bernoulli_nll, diagonal_gaussian_log_density, gaussian_nll,
                       kl_to_standard_normal, reparameterize)
 from ..nets import build_decoder, build_encoder
-from .base import Family, FamilyConfig, Phase
+from .base import FAMILIES, Family, FamilyConfig, Phase
+from .encoders import GaussianAutoencoder, gaussian_posterior
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 
@@ -45,19 +45,7 @@ class VAEConfig(FamilyConfig):
         non_negative(self.kl_warmup_steps, "kl_warmup_steps")
 
 
-class GaussianAutoencoder:
-    """Sampling and encoding shared by the families with a Gaussian encoder and a decoder
-    (VAE, VAE-GAN): codes are posterior means, images are decoded pixels."""
-
-    @torch.no_grad()
-    def generate(self, z):
-        return self.to_pixels(self.decoder(z))
-
-    @torch.no_grad()
-    def encode(self, x):
-        return gaussian_posterior(self.encoder, x)[0]
-
-
+@FAMILIES.register("vae")
 class VAE(GaussianAutoencoder, Family):
     config_class = VAEConfig
     network_names = ("encoder", "decoder")
@@ -69,7 +57,7 @@ class VAE(GaussianAutoencoder, Family):
         self.decoder = build_decoder(cfg.net, channels, image_size, cfg.latent_dim)
         if cfg.likelihood == "gaussian" and cfg.decoder_std is None:
             self.decoder.register_parameter("log_std", nn.Parameter(torch.zeros(1)))
-        self.phases = [Phase("elbo", ("encoder", "decoder"))]
+        self.phases = [Phase("elbo", ("encoder", "decoder"), self.elbo_losses)]
 
     def nll(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """-log p(x|z) per image, in nats."""
@@ -77,7 +65,7 @@ class VAE(GaussianAutoencoder, Family):
             return bernoulli_nll(logits, x)
         fixed = self.cfg.decoder_std
         log_std = self.decoder.log_std if fixed is None else logits.new_tensor(fixed).log()
-        return gaussian_nll(self.to_pixels(logits), log_std, x)
+        return gaussian_nll(self.activate(logits), log_std, x)
 
     def elbo_terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-image reconstruction NLL and KL, from one posterior sample."""
@@ -89,7 +77,7 @@ class VAE(GaussianAutoencoder, Family):
         warmup = self.cfg.kl_warmup_steps
         return self.cfg.beta * (min(1.0, step / warmup) if warmup else 1.0)
 
-    def phase_losses(self, phase, x, step):
+    def elbo_losses(self, x, step):
         recon, kl = self.elbo_terms(x)
         loss = (recon + self.beta_at(step) * kl).mean()
         logs = {"recon": recon.mean(), "kl": kl.mean(), "neg_elbo": (recon + kl).mean()}
@@ -112,4 +100,3 @@ class VAE(GaussianAutoencoder, Family):
         return torch.stack(weights)
 
 
-FAMILY = VAE

@@ -25,29 +25,25 @@ import torch.nn.functional as F
 from omegaconf import MISSING
 
 from ..config import ConfigError, non_negative, positive, require
-from ..encoders import gaussian_posterior
-from ..losses import (check_gan_loss, discriminator_loss, generator_loss, gradient_penalty,
-                      kl_to_standard_normal, pixel_mse, real_fake_accuracy, reparameterize)
+from ..losses import generator_loss, gradient_penalty, kl_to_standard_normal, pixel_mse, reparameterize
 from ..nets import DiscriminatorConfig, body_blocks, build_decoder, build_encoder, sizes_with_blocks
-from .base import Family, FamilyConfig, Phase
-from .vae import GaussianAutoencoder
+from .adversarial import AdversarialConfig, discriminator_terms
+from .base import FAMILIES, Family, Phase
+from .encoders import GaussianAutoencoder, gaussian_posterior
 
 
 @dataclass
-class VAEGANConfig(FamilyConfig):
+class VAEGANConfig(AdversarialConfig):
     feature_layer: int = MISSING      # D block whose activations measure reconstruction (-1: last)
     pixel_weight: float = MISSING     # weight of an extra pixel-space squared error in L_llike
     gamma: float = MISSING            # weight of L_llike against the GAN loss in the decoder's loss
     beta: float = MISSING             # weight of the KL term in the encoder's loss
-    loss: str = MISSING               # nonsaturating | hinge | lsgan | wgan-gp
-    gp_weight: float = MISSING        # gradient penalty weight (wgan-gp only)
     equilibrium: float | None = MISSING  # D's loss per term at balance (null: no gating)
     margin: float = MISSING           # gating band around ``equilibrium``
     discriminator: DiscriminatorConfig = MISSING
 
     def __post_init__(self):
         super().__post_init__()
-        check_gan_loss(self.loss, self.discriminator.norm, self.gp_weight)
         non_negative(self.pixel_weight, "pixel_weight")
         non_negative(self.gamma, "gamma")
         non_negative(self.beta, "beta")
@@ -92,6 +88,7 @@ def check_feature_layer(cfg: VAEGANConfig, image_size: int | None = None) -> Non
     raise ConfigError("model.feature_layer", message)
 
 
+@FAMILIES.register("vaegan")
 class VAEGAN(GaussianAutoencoder, Family):
     config_class = VAEGANConfig
     network_names = ("encoder", "decoder", "discriminator")
@@ -104,7 +101,7 @@ class VAEGAN(GaussianAutoencoder, Family):
         self.discriminator = build_encoder(cfg.net, channels, image_size, 1,
                                            cfg.discriminator.norm, cfg.discriminator.spectral_norm)
         assert len(self.discriminator.blocks) in body_blocks(cfg.net, image_size)
-        self.phases = [Phase("vaegan", ("encoder", "decoder", "discriminator"))]
+        self.phases = [Phase("vaegan", ("encoder", "decoder", "discriminator"), self.all_losses)]
 
     def discriminate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(activations of block ``feature_layer`` flattened, logits) from one pass through D."""
@@ -112,32 +109,36 @@ class VAEGAN(GaussianAutoencoder, Family):
         logits = self.discriminator.head(feats[-1].flatten(1))
         return feats[self.cfg.feature_layer].flatten(1), logits
 
-    def terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Every loss term of one forward pass (batch means of per-image sums).
+    def terms(self, x: torch.Tensor, with_penalty: bool = True) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Every loss term of one forward pass (batch means of per-image sums), and D's loss L_GAN
+        (with the weighted gradient penalty, for wgan-gp, unless ``with_penalty`` is false: the
+        penalty needs gradients, which held-out evaluation does not take).
 
         D sees x, x~ and x_p as one batch, as in Larsen's code, so its normalisation statistics
         and the features compared in L_llike are shared by real images and reconstructions.
         """
-        n, kind = x.shape[0], self.cfg.loss
+        n = x.shape[0]
         mu, logvar = gaussian_posterior(self.encoder, x)
         z_prior = self.sample_latent(n)
         logits = self.decoder(torch.cat([reparameterize(mu, logvar), z_prior]))
-        x_rec, x_prior = self.to_pixels(logits).split(n)
+        x_rec, x_prior = self.activate(logits).split(n)
         feats, d_logits = self.discriminate(torch.cat([x, x_rec, x_prior]))
         real_logits, fake_logits = d_logits[:n], d_logits[n:]
+        l_dis, d_terms = discriminator_terms(
+            self.cfg, real_logits, fake_logits,
+            penalty=(lambda: gradient_penalty(self.discriminator, torch.cat([x, x]), torch.cat([x_rec, x_prior])))
+            if with_penalty else None)
         terms = {
             "kl": kl_to_standard_normal(mu, logvar).mean(),
             "feature_rec": 0.5 * (feats[n:2 * n] - feats[:n]).pow(2).sum(1).mean(),
             "pixel_rec": 0.5 * (x_rec - x).pow(2).flatten(1).sum(1).mean(),
-            "d": discriminator_loss(kind, real_logits, fake_logits),
-            "g": generator_loss(kind, fake_logits),
+            "d": d_terms.pop("d"),
+            "g": generator_loss(self.cfg.loss, fake_logits),
             "d_real_bce": F.softplus(-real_logits).mean(),  # the costs Larsen's gating reads
             "d_fake_bce": F.softplus(fake_logits).mean(),
+            **d_terms,  # acc/d_real, acc/d_fake, and gp for wgan-gp
         }
-        if kind == "wgan-gp":
-            terms["gp"] = gradient_penalty(self.discriminator, torch.cat([x, x]), torch.cat([x_rec, x_prior]))
-        terms["acc/d_real"], terms["acc/d_fake"] = real_fake_accuracy(kind, real_logits, fake_logits)
-        return terms
+        return terms, l_dis
 
     def gates(self, terms: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(skip D's update, skip the decoder's GAN term) as 0/1 tensors: D too good when either
@@ -150,11 +151,11 @@ class VAEGAN(GaussianAutoencoder, Family):
         too_good, too_bad = (real < low) | (fake < low), (real > high) | (fake > high)
         return (too_good & ~too_bad).float(), (too_bad & ~too_good).float()
 
-    def phase_losses(self, phase, x, step):
-        terms = self.terms(x)
+    def all_losses(self, x, step):
+        """The three networks' losses from one forward pass (``terms``)."""
+        terms, l_dis = self.terms(x)
         llike = terms["feature_rec"] + self.cfg.pixel_weight * terms["pixel_rec"]
         skip_d, skip_gan = self.gates(terms)
-        l_dis = terms["d"] + self.cfg.gp_weight * terms["gp"] if "gp" in terms else terms["d"]
         losses = {
             "encoder": self.cfg.beta * terms["kl"] + llike,
             "decoder": self.cfg.gamma * llike + (1 - skip_gan) * terms["g"],
@@ -169,11 +170,9 @@ class VAEGAN(GaussianAutoencoder, Family):
     def evaluate(self, x):
         """Held-out KL, reconstruction in D's features and in pixels ([0,1] scale, per pixel),
         and D's accuracy on held-out real images and on reconstructions + prior samples."""
-        terms = self.terms(x)
+        terms, _ = self.terms(x, with_penalty=False)
         mu, _ = gaussian_posterior(self.encoder, x)
         return {"kl": terms["kl"], "feature_rec": terms["feature_rec"],
                 "recon_mse": pixel_mse(self.generate(mu), x, self.pixel_range),
                 "d": terms["d"], "d_acc_real": terms["acc/d_real"], "d_acc_fake": terms["acc/d_fake"]}
 
-
-FAMILY = VAEGAN

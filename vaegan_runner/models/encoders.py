@@ -2,6 +2,11 @@
 
 An encoder network outputs ``latent_dim`` numbers (deterministic) or twice that: the mean
 and log-variance side by side (Gaussian, sampled with the reparameterisation trick).
+
+Two mixins give a family its ``encode`` (and ``generate``, ``code``) from that network:
+
+    GaussianAutoencoder  always Gaussian (VAE, VAE-GAN)
+    SwitchableEncoder    ``model.encoder_type`` picks deterministic or Gaussian (AAE, BiGAN)
 """
 
 from __future__ import annotations
@@ -9,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .losses import reparameterize
+from ..losses import reparameterize
 
 ENCODER_TYPES = ("deterministic", "gaussian")
 
@@ -20,8 +25,25 @@ def gaussian_posterior(encoder: nn.Module, x: torch.Tensor) -> tuple[torch.Tenso
     return mu, logvar.clamp(-30.0, 20.0)
 
 
+class GaussianAutoencoder:
+    """Sampling and encoding shared by the families with a Gaussian encoder and a decoder
+    (VAE, VAE-GAN): codes are posterior means, images are decoded pixels."""
+
+    @torch.no_grad()
+    def generate(self, z):
+        return self.activate(self.decoder(z))
+
+    @torch.no_grad()
+    def encode(self, x):
+        return gaussian_posterior(self.encoder, x)[0]
+
+
 class SwitchableEncoder:
     """``code`` and ``encode`` for a family whose ``cfg.encoder_type`` picks the encoder kind."""
+
+    def encoder_out_dim(self) -> int:
+        """How many numbers the encoder network outputs: z, or mu and logvar side by side."""
+        return self.cfg.latent_dim * (2 if self.cfg.encoder_type == "gaussian" else 1)
 
     def code(self, x: torch.Tensor) -> torch.Tensor:
         """z for training: E(x), or a reparameterised draw from q(z|x)."""

@@ -1,0 +1,69 @@
+"""model=X picks X's own optimizer settings; the user's choices still win."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+from runner_utils import CONFIGS, compose_config
+
+from vaegan_runner.run_config import validate
+
+RECIPES = CONFIGS / "family_optimizer"
+
+
+def optimizer_file(name: str) -> dict:
+    return OmegaConf.to_container(OmegaConf.load(CONFIGS / "optimizer" / f"{name}.yaml"))
+
+
+@pytest.mark.parametrize("recipe", sorted(p.stem for p in RECIPES.glob("*.yaml")))
+def test_each_family_recipe_reaches_the_composed_config(recipe):
+    model, optimizer = recipe.split("_", 1)
+    cfg = compose_config([f"model={model}", f"optimizer={optimizer}"])
+    wanted = OmegaConf.to_container(OmegaConf.load(RECIPES / f"{recipe}.yaml"))
+    composed = OmegaConf.to_container(cfg.optimizer)
+    for key, value in wanted.items():
+        assert composed[key] == value, (recipe, key)
+    validate(cfg)  # and it is a valid optimizer config
+
+
+def test_every_recipe_names_a_family_and_an_optimizer():
+    families = {p.stem for p in (CONFIGS / "model").glob("*.yaml")}
+    optimizers = {p.stem for p in (CONFIGS / "optimizer").glob("*.yaml")}
+    for path in RECIPES.glob("*.yaml"):
+        model, optimizer = path.stem.split("_", 1)
+        assert model in families and optimizer in optimizers, path.name
+
+
+def test_the_vae_does_not_inherit_the_gan_optimizer():
+    vae, gan = compose_config(["model=vae"]).optimizer, compose_config(["model=gan"]).optimizer
+    assert (vae.lr, list(vae.betas)) != (gan.lr, list(gan.betas))
+
+
+def test_command_line_values_win_over_the_family_recipe():
+    cfg = compose_config(["model=vae", "optimizer.lr=5e-4", "optimizer.encoder.lr=3e-4"])
+    assert cfg.optimizer.lr == 5e-4 and cfg.optimizer.encoder.lr == 3e-4
+
+
+def test_another_optimizer_takes_its_own_defaults_not_the_familys_adam_settings():
+    cfg = compose_config(["model=vae", "optimizer=sgd"])
+    sgd = optimizer_file("sgd")
+    assert cfg.optimizer.lr == sgd["lr"] and cfg.optimizer.betas is None
+    validate(cfg)
+
+
+def test_an_experiment_that_changes_the_model_gets_that_models_recipe():
+    gan = compose_config(["model=gan"]).optimizer
+    cfg = compose_config(["experiment=gan_mnist"])  # the root default is model=vae
+    assert cfg.model.name == "gan" and cfg.optimizer.lr == gan.lr and list(cfg.optimizer.betas) == list(gan.betas)
+
+
+def test_the_composed_config_names_the_recipe_it_used():
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(Path(CONFIGS)), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["model=vae"], return_hydra_config=True)
+    assert cfg.hydra.runtime.choices["family_optimizer@optimizer"] == "vae_adam"

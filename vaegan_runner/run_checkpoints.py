@@ -1,0 +1,75 @@
+"""A training run's checkpoints: its live state written as a ``Checkpoint``, and read back.
+
+The live state is the family's weights, the phase runner's optimizers and loss scaler, every
+RNG state, the step and the rollbacks used so far; rank 0 alone writes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .checkpoint import (
+    CHECKPOINT_DIR,
+    Checkpoint,
+    RunMeta,
+    checkpoint_path,
+    list_checkpoints,
+    read_checkpoint,
+    restore_rng_state,
+    rng_state,
+    save_checkpoint,
+)
+from .data import ImageData
+from .distributed import Distributed
+from .models import Family
+from .phase_runner import PhaseRunner
+
+
+class RunCheckpoints:
+    """Saves ``family`` and ``runner`` to ``run_dir/checkpoints`` and restores them from a checkpoint."""
+
+    def __init__(self, run, family: Family, runner: PhaseRunner, data: ImageData, run_dir: Path,
+                 dist: Distributed):
+        self.family, self.runner, self.run_dir, self.dist = family, runner, Path(run_dir), dist
+        self.config, self.keep_last = run.resolved, run.checkpoint.keep_last
+        self.meta = RunMeta(model=run.model.name, dataset=data.name, channels=data.channels,
+                            image_size=data.image_size, latent_dim=family.latent_dim)
+
+    def record(self, step: int, rollbacks: int) -> Checkpoint:
+        optimizers, scaler = self.runner.state_dicts()
+        return Checkpoint(family=self.family.state_dict(), config=self.config, step=step, optimizers=optimizers,
+                          scaler=scaler, rng=rng_state(), meta=self.meta, rollbacks=rollbacks)
+
+    def save(self, step: int, rollbacks: int) -> Path | None:
+        """Write the checkpoint of ``step`` (rank 0; the others write nothing and get None)."""
+        if not self.dist.is_main:
+            return None
+        path = checkpoint_path(self.run_dir, step)
+        save_checkpoint(self.record(step, rollbacks), path, self.keep_last)
+        return path
+
+    def save_unless_saved(self, step: int, rollbacks: int) -> Path:
+        """The checkpoint of ``step``, written now unless it already was."""
+        path = checkpoint_path(self.run_dir, step)
+        if not path.is_file():
+            self.save(step, rollbacks)
+        return path
+
+    def last(self) -> Path | None:
+        found = list_checkpoints(self.run_dir / CHECKPOINT_DIR)
+        return found[-1] if found else None
+
+    def restore(self, saved: Checkpoint) -> tuple[int, int]:
+        """Load ``saved`` into the live objects; returns (the step to continue from, the
+        rollbacks used so far)."""
+        self.family.load_state_dict(saved.family)
+        self.runner.load_state_dicts(saved.optimizers, saved.scaler)
+        restore_rng_state(saved.rng)
+        return saved.step, saved.rollbacks
+
+    def roll_back(self, path: Path, lr_factor: float) -> int:
+        """Load the checkpoint at ``path`` and scale every learning rate by ``lr_factor``;
+        returns its step."""
+        step, _ = self.restore(read_checkpoint(path))
+        self.runner.scale_learning_rates(lr_factor)
+        return step

@@ -8,7 +8,7 @@
 Sections (``--sections``, default ``throughput``):
 
 * ``throughput``: images/s of both loops in one process. The runner side is the runner's hot
-  path as ``loop.fit`` drives it: ``data.train.batches``, ``to_pixels``, ``loop.train_step``,
+  path as ``loop.fit`` drives it: ``data.train.batches``, ``to_pixels``, ``PhaseRunner.run_due``,
   ``RunLog.step_done``/``pause``/``resume`` every step and ``RunLog.flush`` (TensorBoard
   scalars) every ``log.every_n_steps``; evaluation, image grids and checkpoints, which fit
   runs on their own schedules and leaves out of ``perf/images_per_sec``, are left out here
@@ -67,11 +67,9 @@ import torch.nn.functional as F
 
 from compare_plain_loop import batches
 from vaegan_runner.data import load_data, to_pixels
-from vaegan_runner.device import Precision
-from vaegan_runner.loop import train_step
 from vaegan_runner.models import family_class
 from vaegan_runner.nets import build_decoder, build_encoder
-from vaegan_runner.optim import build_optimizers
+from vaegan_runner.phase_runner import PhaseRunner
 from vaegan_runner.run_log import RunLog
 
 REPO = Path(__file__).resolve().parents[1]
@@ -131,9 +129,7 @@ def sync(device: torch.device) -> None:
 # ============================================================================ the two loops
 def runner_steps(run, family, data, log_dir: Path) -> Steps:
     """``loop.fit``'s training loop with evaluation, images and checkpoints left out."""
-    optimizers = build_optimizers(run.optimizer, family.networks())
-    params = {name: [p for p in net.parameters() if p.requires_grad] for name, net in family.networks().items()}
-    precision = Precision(run.trainer.amp, family.device)
+    runner = PhaseRunner.for_run(run, family, total_steps=10**9)
     batch_size = run.trainer.batch_size
     steps_per_epoch = data.train.num_batches(batch_size)
     log = RunLog(log_dir, 0, 10**9, run.log.progress_bar)
@@ -144,11 +140,12 @@ def runner_steps(run, family, data, log_dir: Path) -> Steps:
             epoch = step // steps_per_epoch
             for images, _ in data.train.batches(batch_size, epoch=epoch, seed=run.seed):
                 x = to_pixels(images, family.pixel_range)
-                train_step(family, x, step, optimizers, params, precision, log, run.trainer.grad_clip)
+                runner.run_due(family.phases, x, step, log)
                 step += 1
+                runner.end_step()
                 log.step_done(x.shape[0])
                 if step % run.log.every_n_steps == 0:
-                    log.flush(step, epoch, {n: o.param_groups[0]["lr"] for n, o in optimizers.items()})
+                    log.flush(step, epoch, runner.learning_rates())
                 log.pause()
                 log.resume()
                 yield x.shape[0]

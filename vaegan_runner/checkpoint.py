@@ -22,6 +22,7 @@ import torch
 from .config import ConfigError
 
 CHECKPOINT_DIR = "checkpoints"
+BEST_NAME = "best.pt"  # checkpoint.keep_best
 _NAME = re.compile(r"^step_(\d+)\.pt$")
 _GIVE = "Give a checkpoint written by vaegan-train (checkpoints/step_*.pt) or its run directory"
 # the class torch.load raises when its weights-only unpickler refuses a file (pickle's own)
@@ -63,17 +64,20 @@ class Checkpoint:
     rng: dict | None = None      # ``rng_state()``
     meta: RunMeta = field(default_factory=RunMeta)
     rollbacks: int = 0           # trainer.on_nonfinite=rollback: rollbacks used so far
+    schedulers: dict = field(default_factory=dict)  # learning-rate schedule state by network name
+    best: dict | None = None     # checkpoint.keep_best: {"metric", "value", "step"} of the best so far
 
     def to_dict(self) -> dict:
         return {"rollbacks": self.rollbacks, "family": self.family, "optimizers": self.optimizers,
                 "scaler": self.scaler, "step": self.step, "rng": self.rng, "config": self.config,
-                "meta": self.meta.to_dict()}
+                "meta": self.meta.to_dict(), "schedulers": self.schedulers, "best": self.best}
 
     @classmethod
     def from_dict(cls, state: dict) -> Checkpoint:
         return cls(family=state["family"], config=state["config"], step=int(state["step"]),
                    optimizers=state.get("optimizers", {}), scaler=state.get("scaler", {}), rng=state.get("rng"),
-                   meta=RunMeta.from_dict(state.get("meta")), rollbacks=int(state.get("rollbacks", 0)))
+                   meta=RunMeta.from_dict(state.get("meta")), rollbacks=int(state.get("rollbacks", 0)),
+                   schedulers=state.get("schedulers") or {}, best=state.get("best"))
 
 
 def rng_state() -> dict:
@@ -99,6 +103,11 @@ def restore_rng_state(state: dict) -> None:
 
 def checkpoint_path(run_dir: Path, step: int) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR / f"step_{step:08d}.pt"
+
+
+def best_path(run_dir: Path) -> Path:
+    """Where ``checkpoint.keep_best`` keeps the best checkpoint (not one of ``list_checkpoints``)."""
+    return Path(run_dir) / CHECKPOINT_DIR / BEST_NAME
 
 
 def save_checkpoint(saved: Checkpoint, path: Path, keep_last: int) -> None:

@@ -3,6 +3,7 @@
     vaegan-eval outputs/vae-mnist/2026-11-23_10-00-00
     vaegan-eval run_dir/checkpoints/step_00009370.pt metrics=domain_fid,precision_recall n_samples=10000
     vaegan-eval run_dir metrics=inception_fid device=cuda out=fid.json
+    vaegan-eval run_dir checkpoint=best        # the best checkpoint (checkpoint.keep_best)
 
 Defaults come from the run's own ``eval`` settings (its ``final_metrics`` and
 ``final_n_samples``); metrics that cannot run for the family or data are listed with why.
@@ -26,6 +27,7 @@ SETTINGS = {  # key -> (type, default; None: the run's own setting)
     "iwae_k": (int, None),
     "device": (str, None),
     "out": (str, None),
+    "checkpoint": (str, "last"),  # of a run directory: its newest checkpoint, or best.pt (checkpoint.keep_best)
 }
 
 
@@ -38,7 +40,7 @@ def evaluate_checkpoint(target: str, pairs: list[str]) -> tuple[dict, Path]:
     for name in settings["metrics"] or []:
         if name not in METRIC_NAMES:
             raise ConfigError("metrics", f"unknown metric {name!r}; allowed: {', '.join(METRIC_NAMES)}")
-    saved = load_saved_run(target, overrides, settings["device"])
+    saved = load_saved_run(target, overrides, settings["device"], which=settings["checkpoint"])
     cfg = saved.run.eval
     if settings["iwae_k"] is not None:
         cfg.iwae_k = settings["iwae_k"]

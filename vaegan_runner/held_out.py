@@ -21,9 +21,9 @@ class HeldOut:
         self.resources = MetricResources(data, cfg, family.device, log.write)
         self.collapse = CollapseWatch(data.num_classes)
 
-    def during_training(self, step: int, family_scalars: bool = True) -> None:
+    def during_training(self, step: int, family_scalars: bool = True) -> dict[str, float]:
         """``eval/`` (unless ``family_scalars`` is false) and ``metrics/`` at ``step``; a warning
-        when the metrics show mode collapse."""
+        when the metrics show mode collapse. Returns the metric values."""
         cfg = self.cfg
         if family_scalars:
             self.log.scalars("eval", held_out_scalars(self.family, self.data, cfg.max_images, cfg.batch_size), step)
@@ -33,6 +33,7 @@ class HeldOut:
         warning = self.collapse.check(results.values)
         if warning:
             self.log.warning(warning, step)
+        return results.values
 
     def final_scalars(self, step: int) -> dict[str, float]:
         """The family's scalars over ``eval.final_max_images`` images, logged as ``eval/``."""

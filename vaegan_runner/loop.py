@@ -51,10 +51,10 @@ def fit(run: RunConfig, family: Family, data: ImageData, run_dir: Path, resume: 
     rank calls this; rank 0 alone logs, evaluates and writes files, the others return {}."""
     dist = dist or Distributed()
     device, batch_size = family.device, run.trainer.batch_size
-    runner = PhaseRunner.for_run(run, family, dist)
     shard = dist.shard(batch_size)
     steps_per_epoch = epoch_length(data, batch_size)
     total = total_steps(run, steps_per_epoch)
+    runner = PhaseRunner.for_run(run, family, dist, total)
     checkpoints = RunCheckpoints(run, family, runner, data, run_dir, dist)
     step, rollbacks = 0, 0
     if resume is not None:
@@ -83,6 +83,7 @@ def fit(run: RunConfig, family: Family, data: ImageData, run_dir: Path, resume: 
                     step = rolled_back_to
                     break  # the batches again from the restored step
             step += 1
+            runner.end_step()
             log.step_done(x.shape[0] * dist.world_size)
             if step % run.log.every_n_steps == 0 or step == total:
                 log.flush(step, epoch, runner.learning_rates())
@@ -90,7 +91,7 @@ def fit(run: RunConfig, family: Family, data: ImageData, run_dir: Path, resume: 
             if dist.is_main and step % run.log.image_every_n_steps == 0:
                 snapshots.write(step)
             if dist.is_main and step % run.eval.every_n_steps == 0 and step < total:
-                held_out.during_training(step)
+                checkpoints.consider_best(step, nonfinite.rollbacks, held_out.during_training(step))
             if step % run.checkpoint.every_n_steps == 0 or step == total:
                 checkpoints.save(step, nonfinite.rollbacks)
             if stop is not None and dist.any(stop.requested, device):
@@ -113,7 +114,7 @@ def finish(run: RunConfig, step: int, rollbacks: int, log: RunLog, snapshots: Sn
     checkpoint, the final metrics, ``metrics.json`` and the HPARAMS row; returns what ``fit`` does."""
     run_dir = checkpoints.run_dir
     if step % run.eval.every_n_steps == 0:  # the last point of the metrics/ curves (eval/ follows)
-        held_out.during_training(step, family_scalars=False)
+        checkpoints.consider_best(step, rollbacks, held_out.during_training(step, family_scalars=False))
     final = held_out.final_scalars(step)
     snapshots.save_samples(run_dir / "samples.png", step)
     checkpoints.save_unless_saved(step, rollbacks)

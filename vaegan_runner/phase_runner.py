@@ -1,8 +1,8 @@
 """One optimizer update per phase: losses, the split backward pass, checks, clipping, steps.
 
-``PhaseRunner`` owns what an update needs besides the family: an optimizer per network, each
-network's trainable parameters, the precision (autocast and fp16 loss scaling), gradient
-clipping and, under torchrun, gradient averaging across processes.
+``PhaseRunner`` owns what an update needs besides the family: an optimizer per network and
+its learning-rate schedule, each network's trainable parameters, the precision (autocast and
+fp16 loss scaling), gradient clipping and, under torchrun, gradient averaging across processes.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import torch
 
 from .device import Precision
 from .distributed import Distributed
+from .lr_schedule import ScheduleConfig, build_schedulers, scale_base_lrs, step_schedulers
 from .models import Family
 from .models.base import Phase
 from .optim import build_optimizers
@@ -28,17 +29,23 @@ class PhaseRunner:
     """Runs a family's phases: ``run`` for one phase, ``run_due`` for those due at a step."""
 
     def __init__(self, family: Family, optimizers: dict[str, torch.optim.Optimizer], precision: Precision,
-                 grad_clip: float | None = None, dist: Distributed | None = None):
+                 grad_clip: float | None = None, dist: Distributed | None = None,
+                 schedule: ScheduleConfig | None = None, total_steps: int | None = None):
         self.family, self.optimizers, self.precision = family, optimizers, precision
         self.grad_clip, self.dist = grad_clip, dist
         self.params = {name: [p for p in net.parameters() if p.requires_grad]
                        for name, net in family.networks().items()}
+        constant = schedule is None or (schedule.name == "constant" and not schedule.warmup_steps)
+        self.schedulers = {} if constant else build_schedulers(schedule, optimizers, total_steps)
 
     @classmethod
-    def for_run(cls, run, family: Family, dist: Distributed | None = None) -> PhaseRunner:
-        """The optimizers, precision and clipping that ``run`` (a RunConfig) asks for."""
+    def for_run(cls, run, family: Family, dist: Distributed | None = None,
+                total_steps: int | None = None) -> PhaseRunner:
+        """The optimizers, their schedule over ``total_steps``, precision and clipping that
+        ``run`` (a RunConfig) asks for."""
         precision = Precision(run.trainer.amp, family.device)
-        return cls(family, build_optimizers(run.optimizer, family.networks()), precision, run.trainer.grad_clip, dist)
+        return cls(family, build_optimizers(run.optimizer, family.networks()), precision, run.trainer.grad_clip,
+                   dist, run.optimizer.schedule, total_steps)
 
     def run_due(self, phases: list[Phase], x: torch.Tensor, step: int, log) -> None:
         """Run each phase due at ``step`` on batch ``x``, adding its logs to ``log`` (a RunLog)."""
@@ -85,6 +92,11 @@ class PhaseRunner:
             phase.after(step)
         return logs
 
+    def end_step(self) -> None:
+        """After every training step (a skipped one too): move the learning rates along the schedule."""
+        if self.schedulers:
+            step_schedulers(self.schedulers)
+
     # --- what the loop reads and restores -------------------------------------------------------
     def zero_grad(self) -> None:
         for optimizer in self.optimizers.values():
@@ -94,18 +106,26 @@ class PhaseRunner:
         return {name: optimizer.param_groups[0]["lr"] for name, optimizer in self.optimizers.items()}
 
     def scale_learning_rates(self, factor: float) -> None:
+        """Multiply every learning rate, and the rest of its schedule, by ``factor`` (a rollback)."""
+        if self.schedulers:
+            scale_base_lrs(self.schedulers, factor)
+            return
         for optimizer in self.optimizers.values():
             for group in optimizer.param_groups:
                 group["lr"] *= factor
 
-    def state_dicts(self) -> tuple[dict[str, dict], dict]:
-        """(each optimizer's state by network name, the loss scaler's state)."""
-        return {name: opt.state_dict() for name, opt in self.optimizers.items()}, self.precision.scaler.state_dict()
+    def state_dicts(self) -> tuple[dict[str, dict], dict, dict[str, dict]]:
+        """(each optimizer's state by network name, the loss scaler's state, each schedule's state)."""
+        return ({name: opt.state_dict() for name, opt in self.optimizers.items()}, self.precision.scaler.state_dict(),
+                {name: scheduler.state_dict() for name, scheduler in self.schedulers.items()})
 
-    def load_state_dicts(self, optimizers: dict[str, dict], scaler: dict) -> None:
+    def load_state_dicts(self, optimizers: dict[str, dict], scaler: dict, schedulers: dict[str, dict] | None = None,
+                         ) -> None:
         for name, opt in self.optimizers.items():
             opt.load_state_dict(optimizers[name])
         self.precision.scaler.load_state_dict(scaler)
+        for name, scheduler in self.schedulers.items():
+            scheduler.load_state_dict((schedulers or {})[name])
 
 
 def nonfinite(values: dict[str, torch.Tensor], dist: Distributed | None) -> list[str]:

@@ -75,6 +75,7 @@ class LogConfig:
 class CheckpointConfig:
     every_n_steps: int = MISSING
     keep_last: int = MISSING  # older checkpoints are deleted once a newer one is on disk
+    keep_best: bool = MISSING  # also keep the state at the best eval.optimized_metric as best.pt
 
     def __post_init__(self):
         positive(self.every_n_steps, "every_n_steps")

@@ -30,6 +30,7 @@ SETTINGS = {
     "seed": (int, 0),
     "device": (str, None),
     "out": (str, None),   # the PNG; the .npz goes next to it
+    "checkpoint": (str, "last"),  # of a run directory: its newest checkpoint, or best.pt (checkpoint.keep_best)
 }
 
 
@@ -84,7 +85,8 @@ def sample_checkpoint(target: str, pairs: list[str]) -> tuple[Path, Path, int]:
     for key in ("n", "steps"):
         if settings[key] <= 0:
             raise ConfigError(key, f"must be > 0, got {settings[key]}")
-    saved = load_saved_run(target, overrides, settings["device"], with_data=settings["mode"] != "sample")
+    saved = load_saved_run(target, overrides, settings["device"], with_data=settings["mode"] != "sample",
+                           which=settings["checkpoint"])
     images, row, arrays = make_images(saved, settings["mode"], settings["n"], settings["steps"], settings["seed"])
     out = Path(settings["out"]) if settings["out"] else \
         saved.run_dir / "samples" / f"step_{saved.step:08d}-{settings['mode']}.png"

@@ -103,6 +103,7 @@ def save_png(path: Path, seed: int, size: int = 20) -> None:
 # --- 1. unknown model, dataset or optimizer names -------------------------------------------------
 
 @pytest.mark.parametrize("group", ["model", "dataset", "optimizer"])
+@pytest.mark.slow
 def test_unknown_group_option_lists_the_choices(tmp_path, group):
     result = run_cli([f"{group}=nope"], cwd=tmp_path, timeout=120)
     choices = sorted(p.stem for p in (CONFIGS / group).glob("*.yaml"))
@@ -137,11 +138,13 @@ def test_bad_values_are_refused_before_any_data(tmp_path, no_data, overrides, ke
     assert "\n" not in str(err)
 
 
+@pytest.mark.slow
 def test_cli_wrong_type_exits_2(tmp_path):
     result = run_cli(["trainer.batch_size=abc"], cwd=tmp_path, timeout=120)
     assert_refused(result, 2, "vaegan-train: error: trainer.batch_size:", "'abc'", "whole number", cwd=tmp_path)
 
 
+@pytest.mark.slow
 def test_cli_channels_that_disagree_with_the_data_exit_2(tmp_path):
     result = run_cli(["dataset=mnist", "dataset.channels=3", f"dataset.root={tmp_path / 'nodata'}"],
                      cwd=tmp_path, timeout=120)
@@ -198,6 +201,7 @@ def test_a_held_out_split_smaller_than_a_grid_row_does_not_crash(tmp_path):
     assert results["recon_mse"] >= 0
 
 
+@pytest.mark.slow
 def test_cli_image_folder_with_only_corrupt_files_exits_2(tmp_path):
     folder = tmp_path / "images"
     folder.mkdir()
@@ -223,6 +227,7 @@ def listing(folder: Path) -> list[tuple[str, int]]:
     return sorted((str(p.relative_to(folder)), p.stat().st_mtime_ns) for p in folder.rglob("*"))
 
 
+@pytest.mark.slow
 def test_cli_resume_from_another_family_names_both(tmp_path, vae_checkpoint):
     before = listing(vae_checkpoint.parent.parent)
     result = run_cli([*QUICK, "model=aae", "trainer.max_steps=2", f"resume={vae_checkpoint}"], cwd=tmp_path)
@@ -281,6 +286,7 @@ def malicious(tmp_path) -> tuple[Path, Path, Path]:
 
 
 @pytest.mark.parametrize("command", ["vaegan-train", "vaegan-eval", "vaegan-sample"])
+@pytest.mark.slow
 def test_malicious_pickle_checkpoint_is_refused_without_running_it(tmp_path, malicious, command):
     zipped, _, marker = malicious
     work = tmp_path / "work"
@@ -325,10 +331,10 @@ def test_every_torch_load_in_the_package_is_weights_only():
 # --- 9. an output directory that cannot be written --------------------------------------------------
 
 RUN_DIR_CHECK = "++hydra.callbacks.run_dir._target_=vaegan_runner.config.RunDirCheck"
-REGISTERED = "RunDirCheck" in (CONFIGS / "hydra" / "default.yaml").read_text()
 
 
 @pytest.mark.parametrize("mode", ["run", "multirun"])
+@pytest.mark.slow
 def test_run_dir_under_a_file_is_one_clear_error(tmp_path, mode):
     """Hydra makes the run directory before our code runs; the RunDirCheck callback refuses it
     first (without it Hydra prints a NotADirectoryError traceback and exits 1)."""
@@ -341,8 +347,7 @@ def test_run_dir_under_a_file_is_one_clear_error(tmp_path, mode):
                    f"choose another with {key}=", cwd=tmp_path)
 
 
-@pytest.mark.skipif(not REGISTERED, reason="RunDirCheck is not yet registered in configs/hydra/default.yaml "
-                                           "(hydra.callbacks.run_dir); see the report of this change")
+@pytest.mark.slow
 def test_run_dir_under_a_file_with_the_default_config(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
@@ -417,6 +422,7 @@ def test_feature_layer_beyond_this_image_size_is_refused_before_any_data(tmp_pat
     assert err.key == "model.feature_layer" and "2 blocks at image size 28" in str(err)
 
 
+@pytest.mark.slow
 def test_cli_feature_layer_out_of_range_for_the_image_size_exits_2(tmp_path):
     result = run_cli([*QUICK, "model=vaegan", "model.feature_layer=2", "trainer.max_steps=1"], cwd=tmp_path)
     assert_refused(result, 2, "vaegan-train: error: model.feature_layer:", "2 blocks at image size 28",
@@ -425,6 +431,7 @@ def test_cli_feature_layer_out_of_range_for_the_image_size_exits_2(tmp_path):
 
 # --- 12. startup cost ------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_startup_does_not_import_torchvision(tmp_path):
     code = ("import sys, vaegan_runner.train, vaegan_runner.loop, vaegan_runner.run_config, vaegan_runner.data; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torchvision'))")

@@ -31,6 +31,7 @@ def test_samples_that_never_spread_out_are_not_a_collapse():
     assert watch.check({"diversity": 0.01}) is None
 
 
+@pytest.mark.slow
 def test_a_collapsing_generator_leaves_a_warning_in_tensorboard(tmp_path, monkeypatch):
     """The generator draws held-out images (the data's own variety) until step 15, then one
     image whatever z is."""

@@ -91,6 +91,7 @@ def test_per_network_learning_rate():
     (["dataset=shapes", "dataset.image_size=30"], "dataset.image_size"),
     (["trainer.colour=1"], "trainer.colour"),
 ])
+@pytest.mark.slow
 def test_cli_bad_override_exits_nonzero_without_run_dir(tmp_path, args, needle):
     result = run_cli(args, cwd=tmp_path, timeout=120)
     assert result.returncode != 0
@@ -99,6 +100,7 @@ def test_cli_bad_override_exits_nonzero_without_run_dir(tmp_path, args, needle):
     assert not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.slow
 def test_cli_missing_mnist_offline_is_one_clear_error(tmp_path):
     result = run_cli(["dataset=mnist", f"dataset.root={tmp_path / 'nodata'}", "dataset.download=false"],
                      cwd=tmp_path, timeout=120)

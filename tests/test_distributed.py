@@ -12,6 +12,8 @@ import pytest
 
 from runner_utils import FAST, REPO, read_events, scalar_series
 
+pytestmark = pytest.mark.slow  # torchrun launches
+
 # No BatchNorm: with it each process normalises its half batch by its own statistics, which
 # is a different model from the one-process run (trainer.sync_batchnorm needs CUDA).
 COMMON = [*FAST, "model=vae", "model.net.norm=none", "trainer.batch_size=32", "trainer.deterministic=true",

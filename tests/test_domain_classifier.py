@@ -49,6 +49,7 @@ def trained(tmp_path_factory) -> Trained:
     return Trained(tmp_path_factory.mktemp("cache"))
 
 
+@pytest.mark.slow
 def test_trains_to_high_accuracy_and_caches(trained):
     assert trained.model.test_accuracy >= 0.97
     path = cache_path(trained.data, trained.cache_dir)
@@ -58,10 +59,12 @@ def test_trains_to_high_accuracy_and_caches(trained):
     assert len(trained.logs) == 1 and "trained in" in trained.logs[0] and "accuracy" in trained.logs[0]
 
 
+@pytest.mark.slow
 def test_training_leaves_global_rng_alone(trained):
     assert torch.equal(trained.rng_before, trained.rng_after)
 
 
+@pytest.mark.slow
 def test_second_call_loads_the_cache(trained):
     logs = []
     started = time.perf_counter()
@@ -73,6 +76,7 @@ def test_second_call_loads_the_cache(trained):
         assert torch.equal(a, b)
 
 
+@pytest.mark.slow
 def test_corrupt_cache_is_retrained_identically(trained, tmp_path):
     shutil.copytree(trained.cache_dir, tmp_path, dirs_exist_ok=True)
     path = cache_path(trained.data, tmp_path)
@@ -87,6 +91,7 @@ def test_corrupt_cache_is_retrained_identically(trained, tmp_path):
         assert torch.equal(a, b)
 
 
+@pytest.mark.slow
 def test_features_and_logits(trained):
     model, probe = trained.model, trained.probe
     features, logits = model.features_and_logits(probe)
@@ -96,6 +101,7 @@ def test_features_and_logits(trained):
     assert not features.requires_grad and not model.training
 
 
+@pytest.mark.slow
 def test_cache_key_follows_the_data_and_seed(trained, tmp_path):
     path = cache_path(trained.data, tmp_path)
     assert cache_path(shapes(), tmp_path) == path  # same content, rendered again

@@ -59,6 +59,7 @@ def assert_grads(net: torch.nn.Module, loss: torch.Tensor, reference: torch.nn.M
 
 
 # --- end to end: every tag the README promises ---------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("model,extra,losses,latent_images,latent_histograms", [
     ("vaegan", [], ["kl", "feature_rec", "pixel_rec", "d", "g", "d_real_bce", "d_fake_bce"], [], HISTOGRAMS),
     ("aae", ["model.latent_dim=2", "model.prior=mixture"], ["recon", "d", "g"], ["latent/scatter"], []),

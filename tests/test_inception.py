@@ -59,18 +59,21 @@ def test_tf_bilinear_matrix_is_identity_at_the_same_size_and_matches_grid_sample
     torch.testing.assert_close(ours, nv_bilinear(x, 299), rtol=0, atol=5e-3)
 
 
+@pytest.mark.slow
 def test_features_have_shape_b_by_2048_and_are_finite(extractor, grey_features):
     assert grey_features.shape == (6, extractor.dim) == (6, 2048)
     assert torch.isfinite(grey_features).all()
     assert (grey_features >= 0).all()  # pool3 follows a ReLU
 
 
+@pytest.mark.slow
 def test_rgb_images_of_any_size_are_accepted(extractor):
     rgb = torch.rand(2, 3, 32, 20, generator=torch.Generator().manual_seed(2))
     feats = extractor.features(rgb)
     assert feats.shape == (2, 2048) and torch.isfinite(feats).all()
 
 
+@pytest.mark.slow
 def test_fd_of_an_image_set_with_itself_is_zero(grey_features):
     stats = FeatureStats.from_features(grey_features)
     # Rank 5 in 2048 dimensions: the square roots of ~2043 rounding-noise eigenvalues add up to
@@ -78,6 +81,7 @@ def test_fd_of_an_image_set_with_itself_is_zero(grey_features):
     assert abs(frechet_distance(stats, stats)) < 1e-5 * float(stats.cov.trace())
 
 
+@pytest.mark.slow
 def test_features_match_the_wheels_preprocessing_and_a_direct_model_call(
     extractor, grey_images, grey_features
 ):

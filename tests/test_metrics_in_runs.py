@@ -15,6 +15,8 @@ from vaegan_runner.eval_cli import main as eval_main
 from vaegan_runner.sample_cli import main as sample_main
 from vaegan_runner.train import run as train_run
 
+pytestmark = pytest.mark.slow  # every test trains a run (module fixtures) or runs the CLI
+
 RUN = [*FAST, "trainer.max_steps=20", "log.every_n_steps=10", "log.image_every_n_steps=20",
        "eval.every_n_steps=10", "checkpoint.every_n_steps=20"]
 

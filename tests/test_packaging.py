@@ -7,7 +7,10 @@ import subprocess
 import sys
 import zipfile
 
+import pytest
 from runner_utils import FAST, REPO
+
+pytestmark = pytest.mark.slow  # builds a wheel and installs it
 
 
 def test_wheel_ships_configs_and_trains_from_another_directory(tmp_path):

@@ -47,6 +47,7 @@ def series(run_dir, tag="loss/neg_elbo"):
     return dict(scalar_series(read_events(run_dir), tag))
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_auto_continues_the_same_curve(tmp_path):
     slow = ["trainer.max_steps=1000"]  # long enough to be killed mid-run
     whole = tmp_path / "whole"
@@ -72,6 +73,7 @@ def test_sigkill_then_resume_auto_continues_the_same_curve(tmp_path):
         assert resumed[step] == pytest.approx(expected[step], rel=1e-5, abs=1e-6), step
 
 
+@pytest.mark.slow
 def test_sigterm_writes_a_checkpoint_and_exits_3(tmp_path):
     proc = popen_cli([*CURVE, "trainer.max_steps=100000", "checkpoint.every_n_steps=100000"], cwd=tmp_path)
     # wait until training runs (the first TensorBoard flush), then ask it to stop
@@ -100,12 +102,14 @@ def test_second_interrupt_exits_at_once(monkeypatch):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+@pytest.mark.slow
 def test_resume_auto_without_an_earlier_run_starts_fresh(tmp_path, caplog):
     caplog.set_level("INFO")
     train_run(compose_config([*CURVE, "trainer.max_steps=10", "resume=auto"]), tmp_path / "vae-shapes" / "a")
     assert "starting fresh" in caplog.text
 
 
+@pytest.mark.slow
 def test_resume_auto_ignores_runs_with_other_settings(tmp_path, caplog):
     caplog.set_level("INFO")
     runs = tmp_path / "vae-shapes"
@@ -118,6 +122,7 @@ def test_resume_auto_ignores_runs_with_other_settings(tmp_path, caplog):
     assert not (runs / "c" / "checkpoints").exists()
 
 
+@pytest.mark.slow
 def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog):
     run_dir = tmp_path / "run"
     train_run(compose_config([*CURVE, "trainer.max_steps=20"]), run_dir)
@@ -129,6 +134,7 @@ def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, capl
     assert series(run_dir).keys() >= {15, 20, 25, 30}
 
 
+@pytest.mark.slow
 def test_corrupt_checkpoint_named_directly_is_a_clear_error(tmp_path):
     run_dir = tmp_path / "run"
     train_run(compose_config([*CURVE, "trainer.max_steps=10"]), run_dir)
@@ -156,6 +162,7 @@ def nan_at(steps, times=None):
     return elbo_losses
 
 
+@pytest.mark.slow
 def test_nonfinite_stop_names_the_loss_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(VAE, "elbo_losses", nan_at({12}))
     run_dir = tmp_path / "run"
@@ -169,6 +176,7 @@ def test_nonfinite_stop_names_the_loss_and_keeps_the_last_good_checkpoint(tmp_pa
     assert not (run_dir / "metrics.json").exists()
 
 
+@pytest.mark.slow
 def test_nonfinite_skip_leaves_the_weights_untouched(tmp_path, monkeypatch):
     seen = {}
     original = nan_at({6})
@@ -187,6 +195,7 @@ def test_nonfinite_skip_leaves_the_weights_untouched(tmp_path, monkeypatch):
     assert any(tag.startswith("warnings") for tag in notes)
 
 
+@pytest.mark.slow
 def test_nonfinite_rollback_restores_the_checkpoint_with_a_lower_lr(tmp_path, monkeypatch):
     monkeypatch.setattr(VAE, "elbo_losses", nan_at({14}, times=1))
     run_dir = tmp_path / "run"
@@ -198,6 +207,7 @@ def test_nonfinite_rollback_restores_the_checkpoint_with_a_lower_lr(tmp_path, mo
     assert load_checkpoint(list_checkpoints(run_dir / "checkpoints")[-1])["rollbacks"] == 1
 
 
+@pytest.mark.slow
 def test_nonfinite_rollback_gives_up_after_max_rollbacks(tmp_path, monkeypatch):
     monkeypatch.setattr(VAE, "elbo_losses", nan_at(set(range(3, 100))))
     with pytest.raises(Diverged, match="2 rollbacks used"):
@@ -205,6 +215,7 @@ def test_nonfinite_rollback_gives_up_after_max_rollbacks(tmp_path, monkeypatch):
                                   "trainer.max_rollbacks=2"]), tmp_path / "run")
 
 
+@pytest.mark.slow
 def test_a_diverging_cli_run_exits_4_with_one_message(tmp_path):
     result = run_cli([*CURVE, "trainer.max_steps=50", "optimizer.lr=1e30"], cwd=tmp_path)
     assert result.returncode == EXIT_DIVERGED, result.stderr[-2000:]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 
+import pytest
 from runner_utils import FAST, run_cli
 
 from vaegan_runner.run_dir import unwritable_dir_error
@@ -28,6 +29,7 @@ def test_two_processes_probing_one_folder_never_fail(tmp_path):
     assert list((tmp_path / "run").iterdir()) == []  # no probe file left behind
 
 
+@pytest.mark.slow
 def test_config_error_keeps_the_users_own_folder(tmp_path):
     mine = tmp_path / "mine"
     mine.mkdir()
@@ -37,6 +39,7 @@ def test_config_error_keeps_the_users_own_folder(tmp_path):
     assert mine.is_dir()
 
 
+@pytest.mark.slow
 def test_config_error_removes_its_run_dir_but_not_the_working_directory(tmp_path):
     cwd = tmp_path / "empty"
     cwd.mkdir()
@@ -45,12 +48,14 @@ def test_config_error_removes_its_run_dir_but_not_the_working_directory(tmp_path
     assert cwd.is_dir() and list(cwd.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_config_error_removes_the_default_run_dir_and_its_empty_parents(tmp_path):
     result = run_cli(BAD, tmp_path)
     assert result.returncode == 2, result.stderr
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_config_error_keeps_an_outputs_folder_that_was_there(tmp_path):
     (tmp_path / "outputs").mkdir()
     result = run_cli(BAD, tmp_path)

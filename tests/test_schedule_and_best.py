@@ -16,6 +16,8 @@ from vaegan_runner.saved_run import load_saved_run, with_added_keys
 from vaegan_runner.stopping import Interrupted
 from vaegan_runner.train import run as train_run
 
+pytestmark = pytest.mark.slow  # every test trains a run
+
 SCHEDULED = [*FAST, "model=vae", "trainer.deterministic=true", "log.every_n_steps=5", "log.image_every_n_steps=1000",
              "eval.every_n_steps=1000", "checkpoint.every_n_steps=10", "optimizer.lr=2e-3",
              "optimizer.schedule.name=cosine", "optimizer.schedule.warmup_steps=5", "trainer.max_steps=30"]

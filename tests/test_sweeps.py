@@ -36,6 +36,7 @@ def job_span(job) -> tuple[float, float]:
     return (job / ".hydra" / "config.yaml").stat().st_mtime, (job / "metrics.json").stat().st_mtime
 
 
+@pytest.mark.slow
 def test_joblib_launcher_runs_the_jobs_side_by_side(tmp_path):
     plugin("hydra_joblib_launcher")
     result = run_cli(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "optimizer.lr=1e-3,1e-4", *TINY,
@@ -54,6 +55,7 @@ def test_joblib_launcher_runs_the_jobs_side_by_side(tmp_path):
     assert start_a < end_b and start_b < end_a, "the two jobs ran one after the other"
 
 
+@pytest.mark.slow
 def test_optuna_search_minimises_the_returned_metric(tmp_path):
     plugin("hydra_optuna_sweeper")
     result = run_cli(["hparams_search=vae_optuna", "hydra.sweeper.n_trials=3", *TINY], cwd=tmp_path)
@@ -71,6 +73,7 @@ def test_optuna_search_minimises_the_returned_metric(tmp_path):
         assert f"{key}={value}" in overrides
 
 
+@pytest.mark.slow
 def test_submitit_local_launcher_runs_every_job(tmp_path):
     plugin("hydra_submitit_launcher")
     result = run_cli(["-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",
@@ -84,6 +87,7 @@ def test_submitit_local_launcher_runs_every_job(tmp_path):
     assert (sweep / ".submitit").is_dir()
 
 
+@pytest.mark.slow
 def test_a_failed_job_does_not_stop_the_other_jobs(tmp_path):
     """lr=1e30 diverges at once; the sweep still runs the lr=1e-3 job, then exits non-zero."""
     result = run_cli(["-m", "optimizer.lr=1e30,1e-3", *TINY, "eval.optimized_metric=iwae_nll"], cwd=tmp_path)

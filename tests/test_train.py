@@ -25,6 +25,7 @@ def only_run_dir(root):
              "eval/d_acc_real"],
      ["samples"]),
 ])
+@pytest.mark.slow
 def test_cli_run_writes_events_checkpoints_and_samples(tmp_path, model, scalars, images):
     result = run_cli([f"model={model}", *FAST, "trainer.max_steps=40", "log.every_n_steps=10",
                       "log.image_every_n_steps=20", "eval.every_n_steps=20", "checkpoint.every_n_steps=20"],
@@ -69,6 +70,7 @@ def assert_first_row_is_test_inputs(png: bytes) -> None:
         assert np.abs(cell - inputs[col]).max() <= 1
 
 
+@pytest.mark.slow
 def test_vae_negative_elbo_falls(tmp_path):
     cfg = compose_config(["model=vae", *FAST, "trainer.max_steps=300", "log.every_n_steps=50",
                           "eval.every_n_steps=100", "checkpoint.every_n_steps=1000", "optimizer.lr=1e-3",
@@ -83,6 +85,7 @@ def test_vae_negative_elbo_falls(tmp_path):
 
 
 @pytest.mark.parametrize("model", ["vae", "gan"])
+@pytest.mark.slow
 def test_resumed_run_continues_the_same_curve(tmp_path, model):
     common = [f"model={model}", *FAST, "trainer.deterministic=true", "log.every_n_steps=5",
               "log.image_every_n_steps=1000", "eval.every_n_steps=10", "checkpoint.every_n_steps=10"]
@@ -106,6 +109,7 @@ def test_resumed_run_continues_the_same_curve(tmp_path, model):
         assert a == pytest.approx(b, rel=1e-5, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_checkpoint_of_another_family(tmp_path):
     from vaegan_runner.config import ConfigError
 
@@ -115,6 +119,7 @@ def test_resume_refuses_a_checkpoint_of_another_family(tmp_path):
                   tmp_path / "gan")
 
 
+@pytest.mark.slow
 def test_multirun_makes_one_directory_per_job(tmp_path):
     result = run_cli(["-m", "model=vae,gan", *FAST, "trainer.max_steps=4", "log.every_n_steps=2",
                       "eval.every_n_steps=1000", "checkpoint.every_n_steps=1000"], cwd=tmp_path)
@@ -127,6 +132,7 @@ def test_multirun_makes_one_directory_per_job(tmp_path):
         assert (job / "samples.png").is_file() and list(job.glob("events.out.tfevents.*"))
 
 
+@pytest.mark.slow
 def test_image_folder_trains_through_the_dataloader(tmp_path):
     from PIL import Image
 
@@ -149,6 +155,7 @@ def test_image_folder_trains_through_the_dataloader(tmp_path):
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["eval_images"] == 16
 
 
+@pytest.mark.slow
 def test_amp_on_cpu_is_ignored_with_a_warning(tmp_path, caplog):
     cfg = compose_config(["model=vae", *FAST, "trainer.amp=bf16", "trainer.max_steps=2", "log.every_n_steps=1"])
     with caplog.at_level("WARNING"):

@@ -33,25 +33,40 @@ from summarize_runs import read_job, summarize  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 FAMILIES = ["vae", "gan", "vaegan", "aae", "bigan"]
 EXTRA = {"vae": ["dataset.binarize=true"]}  # binarised images, as the likelihood references
-FINAL_METRICS = ("eval.final_metrics=[domain_fid,classifier_score,class_coverage,precision_recall,"
-                 "diversity,neg_elbo,iwae,recon_mse,linear_probe,nearest_neighbour]")
+FINAL_METRICS = (
+    "eval.final_metrics=[domain_fid,classifier_score,class_coverage,precision_recall,"
+    "diversity,neg_elbo,iwae,recon_mse,linear_probe,nearest_neighbour]"
+)
 
 
 def train(family: str, dataset: str, seed: int, epochs: int | None, run_dir: Path, extra: list[str]) -> dict:
     """One run (or the finished one already in ``run_dir``); its metrics.json with timings."""
     if not (run_dir / "metrics.json").is_file():
-        args = [sys.executable, "-m", "vaegan_runner.train", f"model={family}", f"dataset={dataset}",
-                f"seed={seed}", f"hydra.run.dir={run_dir}", "log.progress_bar=false",
-                "eval.every_n_steps=1000000", "log.image_every_n_steps=1000000",
-                "checkpoint.every_n_steps=1000000", FINAL_METRICS, *EXTRA.get(family, []), *extra]
+        args = [
+            sys.executable,
+            "-m",
+            "vaegan_runner.train",
+            f"model={family}",
+            f"dataset={dataset}",
+            f"seed={seed}",
+            f"hydra.run.dir={run_dir}",
+            "log.progress_bar=false",
+            "eval.every_n_steps=1000000",
+            "log.image_every_n_steps=1000000",
+            "checkpoint.every_n_steps=1000000",
+            FINAL_METRICS,
+            *EXTRA.get(family, []),
+            *extra,
+        ]
         if epochs is not None:
             args.append(f"trainer.max_epochs={epochs}")
         env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         started = time.time()
         result = subprocess.run(args, cwd=run_dir.parent, env=env, capture_output=True, text=True)
         if result.returncode != 0:
-            raise SystemExit(f"{family} on {dataset}, seed {seed} failed ({result.returncode}):\n"
-                             f"{result.stderr[-3000:]}")
+            raise SystemExit(
+                f"{family} on {dataset}, seed {seed} failed ({result.returncode}):\n{result.stderr[-3000:]}"
+            )
         print(f"{dataset} {family} seed {seed}: {time.time() - started:.0f} s", file=sys.stderr, flush=True)
     return read_job(run_dir, images_per_epoch(run_dir))
 
@@ -59,8 +74,10 @@ def train(family: str, dataset: str, seed: int, epochs: int | None, run_dir: Pat
 def images_per_epoch(run_dir: Path) -> int:
     saved = json.loads((run_dir / "metrics.json").read_text())
     resolved = (run_dir / ".hydra" / "config.yaml").read_text()
-    epochs = next((line.split(":", 1)[1].strip() for line in resolved.splitlines()
-                   if line.strip().startswith("max_epochs:")), "null")
+    epochs = next(
+        (line.split(":", 1)[1].strip() for line in resolved.splitlines() if line.strip().startswith("max_epochs:")),
+        "null",
+    )
     return saved["images_seen"] // int(epochs) if epochs not in ("null", "None") else saved["images_seen"]
 
 
@@ -70,13 +87,13 @@ def real_images_row(dataset: str, n: int) -> dict:
     import torch
     from omegaconf import OmegaConf
 
-    from vaegan_runner.config import typed
+    from vaegan_runner.config.checks import typed
+    from vaegan_runner.config.schema import EvalConfig
     from vaegan_runner.data import dataset_schema, load_data
     from vaegan_runner.metrics.classifier_score import class_coverage, classifier_score
     from vaegan_runner.metrics.context import MetricResources, unit_batches
     from vaegan_runner.metrics.frechet import FeatureStats, frechet_distance
     from vaegan_runner.metrics.precision_recall import precision_recall
-    from vaegan_runner.run_config import EvalConfig
 
     node = OmegaConf.load(REPO / "configs" / "dataset" / f"{dataset}.yaml")
     data = load_data(typed(dataset_schema(dataset), node, "dataset"), torch.device("cpu"))
@@ -87,11 +104,15 @@ def real_images_row(dataset: str, n: int) -> dict:
     features, logits = torch.cat([f for f, _ in parts]), torch.cat([lg for _, lg in parts])
     reference, stats = resources.domain_reference()
     precision, recall = precision_recall(reference[:n], features, k=3)
-    return {"seconds_per_epoch": None, "metrics/domain_fid": frechet_distance(FeatureStats.from_features(features), stats),
-            "metrics/precision": precision, "metrics/recall": recall,
-            "metrics/class_coverage": float(class_coverage(logits, 10)),
-            "metrics/classifier_score": classifier_score(logits),
-            "metric_counts": {"domain_fid": {"samples": n, "reference": stats.count}}}
+    return {
+        "seconds_per_epoch": None,
+        "metrics/domain_fid": frechet_distance(FeatureStats.from_features(features), stats),
+        "metrics/precision": precision,
+        "metrics/recall": recall,
+        "metrics/class_coverage": float(class_coverage(logits, 10)),
+        "metrics/classifier_score": classifier_score(logits),
+        "metric_counts": {"domain_fid": {"samples": n, "reference": stats.count}},
+    }
 
 
 def main() -> int:
@@ -103,8 +124,9 @@ def main() -> int:
     length.add_argument("--epochs", type=int, default=3)
     length.add_argument("--default-epochs", action="store_true", help="each recipe's own epoch count")
     parser.add_argument("--out", type=Path, default=Path("outputs/benchmark_quality"))
-    parser.add_argument("--real-images", type=int, default=10000,
-                        help="also score this many real training images (0: no such row)")
+    parser.add_argument(
+        "--real-images", type=int, default=10000, help="also score this many real training images (0: no such row)"
+    )
     parser.add_argument("overrides", nargs="*", help="extra vaegan-train overrides for every run")
     args = parser.parse_args()
     if not os.environ.get("VAEGAN_DATA_DIR"):

@@ -58,29 +58,34 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
-
 from compare_plain_loop import batches
+
 from vaegan_runner.data import load_data, to_pixels
 from vaegan_runner.models import family_class
-from vaegan_runner.nets import build_decoder, build_encoder
-from vaegan_runner.phase_runner import PhaseRunner
-from vaegan_runner.run_log import RunLog
+from vaegan_runner.models.nets import build_decoder, build_encoder
+from vaegan_runner.training.phase_runner import PhaseRunner
+from vaegan_runner.training.run_log import RunLog
 
 REPO = Path(__file__).resolve().parents[1]
-MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-               "t10k-labels-idx1-ubyte")
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 # Config keys that make the end of a 1-step VAE run cheap, used where the config tree has them:
 # a small held-out evaluation and sample grid, and of the sample metrics only the reconstruction
 # error (no domain classifier to train, no Inception network).
-CHEAP_END = {"eval.final_max_images": 100, "eval.metrics": [], "eval.final_metrics": ["recon_mse"],
-             "eval.optimized_metric": "recon_mse", "eval.final_n_samples": 100, "eval.n_samples": 100,
-             "log.n_samples": 16}
+CHEAP_END = {
+    "eval.final_max_images": 100,
+    "eval.metrics": [],
+    "eval.final_metrics": ["recon_mse"],
+    "eval.optimized_metric": "recon_mse",
+    "eval.final_n_samples": 100,
+    "eval.n_samples": 100,
+    "log.n_samples": 16,
+}
 
 Steps = Iterator[int]  # yields the images of each training step as it finishes
 
@@ -99,13 +104,16 @@ def dataset_overrides(size: int) -> tuple[list[str], str]:
     if size == 28 and root is not None:
         return ["dataset=mnist", f"dataset.root={root}", "dataset.download=false"], "MNIST 28x28x1"
     channels = 1 if size == 28 else 3
-    return (["dataset=shapes", f"dataset.image_size={size}", f"dataset.channels={channels}"],
-            f"shapes {size}x{size}x{channels}")
+    return (
+        ["dataset=shapes", f"dataset.image_size={size}", f"dataset.channels={channels}"],
+        f"shapes {size}x{size}x{channels}",
+    )
 
 
 def compose(overrides: list[str]):
     """The composed Hydra config, as ``vaegan-train`` would see it (not yet validated)."""
-    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     from vaegan_runner.train import config_dir
@@ -116,7 +124,7 @@ def compose(overrides: list[str]):
 
 
 def validated(overrides: list[str]):
-    from vaegan_runner.run_config import validate
+    from vaegan_runner.config.schema import validate
 
     return validate(compose(overrides))
 
@@ -188,8 +196,7 @@ def plain_gan_steps(run, family, images: torch.Tensor) -> Steps:
     """A hand-written non-saturating GAN loop: a D step on a no-grad fake, then a G step."""
     m, size, device = run.model, family.image_size, family.device
     G = build_decoder(m.net, family.channels, size, m.latent_dim).to(device)
-    D = build_encoder(m.net, family.channels, size, 1, m.discriminator.norm,
-                      m.discriminator.spectral_norm).to(device)
+    D = build_encoder(m.net, family.channels, size, 1, m.discriminator.norm, m.discriminator.spectral_norm).to(device)
     G.load_state_dict(family.generator.state_dict())
     D.load_state_dict(family.discriminator.state_dict())
     opt_g, opt_d = adam(run, G.parameters()), adam(run, D.parameters())
@@ -221,15 +228,31 @@ MODEL_OVERRIDES = {"vae": ["model=vae"], "gan": ["model=gan", "model.ema.enabled
 def check_plain_matches(run) -> None:
     """The plain loops hard-code what the config must say."""
     m, o, t = run.model, run.optimizer, run.trainer
-    wanted = {"optimizer.name": (o.name, "adam"), "optimizer overrides": (o.overridden_networks(), []),
-              "trainer.grad_clip": (t.grad_clip, None), "trainer.amp": (t.amp, "off"),
-              "dataset.binarize": (run.dataset.binarize, False)}
+    wanted = {
+        "optimizer.name": (o.name, "adam"),
+        "optimizer overrides": (o.overridden_networks(), []),
+        "trainer.grad_clip": (t.grad_clip, None),
+        "trainer.amp": (t.amp, "off"),
+        "dataset.binarize": (run.dataset.binarize, False),
+    }
     if m.name == "vae":
-        wanted.update({"model.likelihood": (m.likelihood, "bernoulli"), "model.pixel_range": (m.pixel_range, "unit"),
-                       "model.beta": (m.beta, 1.0), "model.kl_warmup_steps": (m.kl_warmup_steps, 0)})
+        wanted.update(
+            {
+                "model.likelihood": (m.likelihood, "bernoulli"),
+                "model.pixel_range": (m.pixel_range, "unit"),
+                "model.beta": (m.beta, 1.0),
+                "model.kl_warmup_steps": (m.kl_warmup_steps, 0),
+            }
+        )
     else:
-        wanted.update({"model.loss": (m.loss, "nonsaturating"), "model.n_critic": (m.n_critic, 1),
-                       "model.pixel_range": (m.pixel_range, "symmetric"), "model.ema.enabled": (m.ema.enabled, False)})
+        wanted.update(
+            {
+                "model.loss": (m.loss, "nonsaturating"),
+                "model.n_critic": (m.n_critic, 1),
+                "model.pixel_range": (m.pixel_range, "symmetric"),
+                "model.ema.enabled": (m.ema.enabled, False),
+            }
+        )
     bad = {k: v for k, v in wanted.items() if v[0] != v[1]}
     if bad:
         sys.exit(f"benchmark_speed: the plain {m.name} loop does not cover this config: {bad} (config, plain)")
@@ -246,8 +269,15 @@ def images_per_sec(steps: Steps, n: int, device: torch.device) -> float:
 
 def throughput(model: str, size: int, args, scratch: Path) -> dict:
     data_overrides, data_label = dataset_overrides(size)
-    run = validated([*MODEL_OVERRIDES[model], *data_overrides, f"device={args.device}", "log.progress_bar=false",
-                     f"dataset.cache_dir={scratch / 'cache'}"])
+    run = validated(
+        [
+            *MODEL_OVERRIDES[model],
+            *data_overrides,
+            f"device={args.device}",
+            "log.progress_bar=false",
+            f"dataset.cache_dir={scratch / 'cache'}",
+        ]
+    )
     check_plain_matches(run)
     device = torch.device(args.device)
     torch.manual_seed(run.seed)
@@ -259,44 +289,74 @@ def throughput(model: str, size: int, args, scratch: Path) -> dict:
         images_per_sec(steps, args.warmup, device)
     rates: dict[str, list[float]] = {"runner": [], "plain": []}
     for repeat in range(args.repeats):
-        for name in (("runner", "plain") if repeat % 2 == 0 else ("plain", "runner")):
+        for name in ("runner", "plain") if repeat % 2 == 0 else ("plain", "runner"):
             rates[name].append(images_per_sec(sides[name], args.steps_per_chunk, device))
     for steps in sides.values():
         steps.close()
     ratios = [r / p for r, p in zip(rates["runner"], rates["plain"])]
-    row = {"model": model, "size": size, "data": data_label, "batch": run.trainer.batch_size,
-           "runner": statistics.median(rates["runner"]), "plain": statistics.median(rates["plain"]),
-           "ratio": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
-           "chunks": rates}
-    print(f"{model} {data_label}: runner {row['runner']:.0f} img/s, plain {row['plain']:.0f} img/s, "
-          f"ratio {row['ratio']:.3f} (per repeat {min(ratios):.3f}..{max(ratios):.3f})", flush=True)
+    row = {
+        "model": model,
+        "size": size,
+        "data": data_label,
+        "batch": run.trainer.batch_size,
+        "runner": statistics.median(rates["runner"]),
+        "plain": statistics.median(rates["plain"]),
+        "ratio": statistics.median(ratios),
+        "ratio_min": min(ratios),
+        "ratio_max": max(ratios),
+        "chunks": rates,
+    }
+    print(
+        f"{model} {data_label}: runner {row['runner']:.0f} img/s, plain {row['plain']:.0f} img/s, "
+        f"ratio {row['ratio']:.3f} (per repeat {min(ratios):.3f}..{max(ratios):.3f})",
+        flush=True,
+    )
     return row
 
 
 def throughput_table(rows: list[dict], args) -> str:
-    lines = ["| model | size | data | batch | runner img/s | plain img/s | runner / plain (min..max) |",
-             "|---|---|---|---:|---:|---:|---:|"]
-    lines += [f"| {r['model']} | {r['size']} | {r['data']} | {r['batch']} | {r['runner']:.0f} | {r['plain']:.0f} | "
-              f"{r['ratio']:.3f} ({r['ratio_min']:.3f}..{r['ratio_max']:.3f}) |" for r in rows]
-    return "\n".join([
-        f"Training throughput on {args.device} ({torch.get_num_threads()} threads), torch {torch.__version__}: "
-        f"median of {args.repeats} chunks of {args.steps_per_chunk} steps per side after {args.warmup} warm-up "
-        "steps; the ratio is the median of the per-repeat ratios.", "", *lines])
+    lines = [
+        "| model | size | data | batch | runner img/s | plain img/s | runner / plain (min..max) |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['model']} | {r['size']} | {r['data']} | {r['batch']} | {r['runner']:.0f} | {r['plain']:.0f} | "
+        f"{r['ratio']:.3f} ({r['ratio_min']:.3f}..{r['ratio_max']:.3f}) |"
+        for r in rows
+    ]
+    return "\n".join(
+        [
+            f"Training throughput on {args.device} ({torch.get_num_threads()} threads), torch {torch.__version__}: "
+            f"median of {args.repeats} chunks of {args.steps_per_chunk} steps per side after {args.warmup} warm-up "
+            "steps; the ratio is the median of the per-repeat ratios.",
+            "",
+            *lines,
+        ]
+    )
 
 
 # ============================================================================ speed options
-VARIANTS = {"default": [], "channels_last": ["trainer.channels_last=true"], "compile": ["trainer.compile=true"],
-            "compile+channels_last": ["trainer.compile=true", "trainer.channels_last=true"]}
+VARIANTS = {
+    "default": [],
+    "channels_last": ["trainer.channels_last=true"],
+    "compile": ["trainer.compile=true"],
+    "compile+channels_last": ["trainer.compile=true", "trainer.channels_last=true"],
+}
 
 
 def speed_options(model: str, size: int, args, scratch: Path) -> list[dict]:
     """Runner images/s of each ``VARIANTS`` entry, the families made as ``vaegan-train`` makes them."""
-    from vaegan_runner.distributed import Distributed
     from vaegan_runner.train import build_family
+    from vaegan_runner.training.distributed import Distributed
 
     data_overrides, data_label = dataset_overrides(size)
-    base = [f"model={model}", *data_overrides, f"device={args.device}", "log.progress_bar=false",
-            f"dataset.cache_dir={scratch / 'cache'}"]
+    base = [
+        f"model={model}",
+        *data_overrides,
+        f"device={args.device}",
+        "log.progress_bar=false",
+        f"dataset.cache_dir={scratch / 'cache'}",
+    ]
     device = torch.device(args.device)
     data = load_data(validated(base).dataset, device)
     torch._dynamo.reset()  # a fresh start for each model and size (dynamo's recompile limit)
@@ -324,13 +384,27 @@ def speed_options(model: str, size: int, args, scratch: Path) -> list[dict]:
     for name in names:
         ratios = [r / d for r, d in zip(rates[name], rates["default"])]
         without_compile = name.replace("compile+", "").replace("compile", "default")
-        rows.append({"model": model, "size": size, "data": data_label, "batch": run.trainer.batch_size,
-                     "variant": name, "img_s": statistics.median(rates[name]), "ratio": statistics.median(ratios),
-                     "ratio_min": min(ratios), "ratio_max": max(ratios), "first_step_s": first_step[name],
-                     "compile_s": first_step[name] - first_step[without_compile] if "compile" in name else None,
-                     "chunks": rates[name]})
-        print(f"{model} {data_label} {name}: {rows[-1]['img_s']:.0f} img/s, x{rows[-1]['ratio']:.3f} "
-              f"({min(ratios):.3f}..{max(ratios):.3f}), first step {first_step[name]:.2f} s", flush=True)
+        rows.append(
+            {
+                "model": model,
+                "size": size,
+                "data": data_label,
+                "batch": run.trainer.batch_size,
+                "variant": name,
+                "img_s": statistics.median(rates[name]),
+                "ratio": statistics.median(ratios),
+                "ratio_min": min(ratios),
+                "ratio_max": max(ratios),
+                "first_step_s": first_step[name],
+                "compile_s": first_step[name] - first_step[without_compile] if "compile" in name else None,
+                "chunks": rates[name],
+            }
+        )
+        print(
+            f"{model} {data_label} {name}: {rows[-1]['img_s']:.0f} img/s, x{rows[-1]['ratio']:.3f} "
+            f"({min(ratios):.3f}..{max(ratios):.3f}), first step {first_step[name]:.2f} s",
+            flush=True,
+        )
     return rows
 
 
@@ -339,17 +413,27 @@ def seconds(value: float | None) -> str:
 
 
 def options_table(rows: list[dict], args) -> str:
-    lines = ["| model | size | batch | variant | img/s | ratio to default (min..max) | compile s |",
-             "|---|---|---:|---|---:|---:|---:|"]
-    lines += [f"| {r['model']} | {r['data']} | {r['batch']} | {r['variant']} | {r['img_s']:.0f} | "
-              f"{r['ratio']:.3f} ({r['ratio_min']:.3f}..{r['ratio_max']:.3f}) | "
-              f"{seconds(r['compile_s'])} |" for r in rows]
-    return "\n".join([
-        f"Speed options on {args.device} ({torch.get_num_threads()} threads), torch {torch.__version__}, runner "
-        f"hot path, default config: median of {args.repeats} chunks of {args.steps_per_chunk} steps "
-        f"per variant (rotating order) after the first step and {args.warmup} warm-up steps; the ratio is the "
-        "median of the per-repeat ratios. Input batches stay NCHW (the loop does not convert them). Compile s: "
-        "first step less the first step without compile (cold Inductor cache).", "", *lines])
+    lines = [
+        "| model | size | batch | variant | img/s | ratio to default (min..max) | compile s |",
+        "|---|---|---:|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['model']} | {r['data']} | {r['batch']} | {r['variant']} | {r['img_s']:.0f} | "
+        f"{r['ratio']:.3f} ({r['ratio_min']:.3f}..{r['ratio_max']:.3f}) | "
+        f"{seconds(r['compile_s'])} |"
+        for r in rows
+    ]
+    return "\n".join(
+        [
+            f"Speed options on {args.device} ({torch.get_num_threads()} threads), torch {torch.__version__}, runner "
+            f"hot path, default config: median of {args.repeats} chunks of {args.steps_per_chunk} steps "
+            f"per variant (rotating order) after the first step and {args.warmup} warm-up steps; the ratio is the "
+            "median of the per-repeat ratios. Input batches stay NCHW (the loop does not convert them). Compile s: "
+            "first step less the first step without compile (cold Inductor cache).",
+            "",
+            *lines,
+        ]
+    )
 
 
 # ============================================================================ startup
@@ -359,13 +443,22 @@ def startup(args, scratch: Path) -> tuple[list[dict], str]:
     base = ["model=vae", *data_overrides, "trainer.max_steps=1", f"device={args.device}", "log.progress_bar=false"]
     composed = compose(base)
     base += [f"{key}={json.dumps(value)}" for key, value in CHEAP_END.items() if has_key(composed, key)]
-    env = {**os.environ, "VAEGAN_CACHE_DIR": str(scratch / "startup-cache"),
-           "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    env = {
+        **os.environ,
+        "VAEGAN_CACHE_DIR": str(scratch / "startup-cache"),
+        "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
+    }
     variants = {"off": ["dataset.cache_dir=null"], "on": []}
 
     def wall(name: str, i: int) -> float:
-        cmd = [sys.executable, "-m", "vaegan_runner.train", *base, *variants[name],
-               f"hydra.run.dir={scratch / f'startup-{name}-{i}'}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "vaegan_runner.train",
+            *base,
+            *variants[name],
+            f"hydra.run.dir={scratch / f'startup-{name}-{i}'}",
+        ]
         start = time.perf_counter()
         done = subprocess.run(cmd, cwd=scratch, env=env, capture_output=True, text=True)
         seconds = time.perf_counter() - start
@@ -376,15 +469,23 @@ def startup(args, scratch: Path) -> tuple[list[dict], str]:
     wall("on", -1)  # fills the cache
     times: dict[str, list[float]] = {"off": [], "on": []}
     for i in range(args.startup_runs):
-        for name in (("off", "on") if i % 2 == 0 else ("on", "off")):
+        for name in ("off", "on") if i % 2 == 0 else ("on", "off"):
             times[name].append(wall(name, i))
-    rows = [{"cache": name, "median_s": statistics.median(t), "min_s": min(t), "max_s": max(t), "runs": t}
-            for name, t in times.items()]
+    rows = [
+        {"cache": name, "median_s": statistics.median(t), "min_s": min(t), "max_s": max(t), "runs": t}
+        for name, t in times.items()
+    ]
     command = shlex.join(["python", "-m", "vaegan_runner.train", *base])
     lines = ["| decoded-dataset cache | time to finish 1 step, median s | min..max s |", "|---|---:|---:|"]
     lines += [f"| {r['cache']} | {r['median_s']:.2f} | {r['min_s']:.2f}..{r['max_s']:.2f} |" for r in rows]
-    text = "\n".join([f"Startup: whole-process wall time of `{command}` ({data_label}), {args.startup_runs} runs "
-                      "each, cache off (`dataset.cache_dir=null`) and on (warm) interleaved.", "", *lines])
+    text = "\n".join(
+        [
+            f"Startup: whole-process wall time of `{command}` ({data_label}), {args.startup_runs} runs "
+            "each, cache off (`dataset.cache_dir=null`) and on (warm) interleaved.",
+            "",
+            *lines,
+        ]
+    )
     return rows, text
 
 
@@ -400,13 +501,17 @@ def has_key(cfg, dotted: str) -> bool:
 # ============================================================================ data loading
 def data_loading(args, scratch: Path) -> tuple[list[dict], str]:
     """load_data seconds: decoding every time, the first cached load (decode + write), cache hits."""
-    setups = [("shapes 28x28x1", ["dataset=shapes"]),
-              ("shapes 32x32x3", ["dataset=shapes", "dataset.image_size=32", "dataset.channels=3"])]
+    setups = [
+        ("shapes 28x28x1", ["dataset=shapes"]),
+        ("shapes 32x32x3", ["dataset=shapes", "dataset.image_size=32", "dataset.channels=3"]),
+    ]
     root = mnist_root()
     if root is not None:
-        setups[:0] = [(name, [f"dataset={name}", f"dataset.root={root}", "dataset.download=false"])
-                      for name in ("mnist", "fashion_mnist")
-                      if (root / {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}[name] / "raw").is_dir()]
+        setups[:0] = [
+            (name, [f"dataset={name}", f"dataset.root={root}", "dataset.download=false"])
+            for name in ("mnist", "fashion_mnist")
+            if (root / {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}[name] / "raw").is_dir()
+        ]
     device = torch.device(args.device)
     rows = []
     for label, overrides in setups:
@@ -422,15 +527,33 @@ def data_loading(args, scratch: Path) -> tuple[list[dict], str]:
         decode = [seconds(uncached) for _ in range(args.data_runs)]
         first = seconds(cached)
         hits = [seconds(cached) for _ in range(args.data_runs)]
-        rows.append({"dataset": label, "decode_s": statistics.median(decode), "first_s": first,
-                     "hit_s": statistics.median(hits), "decode_runs": decode, "hit_runs": hits})
+        rows.append(
+            {
+                "dataset": label,
+                "decode_s": statistics.median(decode),
+                "first_s": first,
+                "hit_s": statistics.median(hits),
+                "decode_runs": decode,
+                "hit_runs": hits,
+            }
+        )
         print(f"{label}: decode {rows[-1]['decode_s']:.3f} s, cache hit {rows[-1]['hit_s']:.3f} s", flush=True)
-    lines = ["| dataset | decode s | first cached load (decode + write) s | cache hit s | speed-up |",
-             "|---|---:|---:|---:|---:|"]
-    lines += [f"| {r['dataset']} | {r['decode_s']:.3f} | {r['first_s']:.3f} | {r['hit_s']:.3f} | "
-              f"{r['decode_s'] / r['hit_s']:.0f}x |" for r in rows]
-    text = "\n".join([f"Data loading: `load_data` seconds, median of {args.data_runs} (train and test splits, "
-                      "uint8 in memory).", "", *lines])
+    lines = [
+        "| dataset | decode s | first cached load (decode + write) s | cache hit s | speed-up |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['dataset']} | {r['decode_s']:.3f} | {r['first_s']:.3f} | {r['hit_s']:.3f} | "
+        f"{r['decode_s'] / r['hit_s']:.0f}x |"
+        for r in rows
+    ]
+    text = "\n".join(
+        [
+            f"Data loading: `load_data` seconds, median of {args.data_runs} (train and test splits, uint8 in memory).",
+            "",
+            *lines,
+        ]
+    )
     return rows, text
 
 
@@ -456,8 +579,10 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     command = shlex.join(["python", *sys.argv])
     print(f"$ {command}", flush=True)
-    report, texts = {"command": command, "torch": torch.__version__, "threads": torch.get_num_threads(),
-                     "device": args.device}, []
+    report, texts = (
+        {"command": command, "torch": torch.__version__, "threads": torch.get_num_threads(), "device": args.device},
+        [],
+    )
     with tempfile.TemporaryDirectory(prefix="vaegan-bench-") as tmp:
         scratch = Path(tmp)
         if "throughput" in args.sections:
@@ -466,8 +591,9 @@ def main() -> None:
             texts.append(throughput_table(rows, args))
         if "options" in args.sections:
             os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(scratch / "inductor")  # cold compiles (import set it)
-            rows = [row for model in args.models for size in args.sizes
-                    for row in speed_options(model, size, args, scratch)]
+            rows = [
+                row for model in args.models for size in args.sizes for row in speed_options(model, size, args, scratch)
+            ]
             report["options"] = rows
             texts.append(options_table(rows, args))
         for name, section in (("startup", startup), ("data", data_loading)):

@@ -30,20 +30,38 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from vaegan_runner.checkpoint import list_checkpoints, load_checkpoint  # noqa: E402
+from vaegan_runner.training.checkpoint import list_checkpoints, load_checkpoint  # noqa: E402
 
 LOG_EVERY = 5
 TAGS = {"vae": "loss/neg_elbo", "gan": "loss/d", "aae": "loss/recon", "bigan": "loss/d"}
 
 
 def sweep_args(models: list[str], seeds: int, steps: int, checkpoint_every: int) -> list[str]:
-    return ["-m", f"model={','.join(models)}", f"seed={','.join(map(str, range(seeds)))}",
-            "dataset=shapes", "dataset.n_train=1024", "dataset.n_test=256", "device=cpu",
-            "model.net.width=8", "trainer.batch_size=32", "trainer.max_epochs=null",
-            f"trainer.max_steps={steps}", f"log.every_n_steps={LOG_EVERY}", "log.image_every_n_steps=40",
-            "log.progress_bar=false", f"checkpoint.every_n_steps={checkpoint_every}", "checkpoint.keep_last=2",
-            "eval.every_n_steps=40", "eval.max_images=128", "eval.final_max_images=256", "eval.n_samples=128",
-            "eval.final_n_samples=256", "eval.iwae_k=4", "resume=auto"]
+    return [
+        "-m",
+        f"model={','.join(models)}",
+        f"seed={','.join(map(str, range(seeds)))}",
+        "dataset=shapes",
+        "dataset.n_train=1024",
+        "dataset.n_test=256",
+        "device=cpu",
+        "model.net.width=8",
+        "trainer.batch_size=32",
+        "trainer.max_epochs=null",
+        f"trainer.max_steps={steps}",
+        f"log.every_n_steps={LOG_EVERY}",
+        "log.image_every_n_steps=40",
+        "log.progress_bar=false",
+        f"checkpoint.every_n_steps={checkpoint_every}",
+        "checkpoint.keep_last=2",
+        "eval.every_n_steps=40",
+        "eval.max_images=128",
+        "eval.final_max_images=256",
+        "eval.n_samples=128",
+        "eval.final_n_samples=256",
+        "eval.iwae_k=4",
+        "resume=auto",
+    ]
 
 
 def job_dirs(workdir: Path) -> list[Path]:
@@ -111,17 +129,31 @@ def main() -> int:
 
     rng = random.Random(args.seed)
     args.workdir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "VAEGAN_CACHE_DIR": str(args.workdir / "cache")}
-    command = [sys.executable, "-m", "vaegan_runner.train",
-               *sweep_args(args.models, args.seeds, args.steps, args.checkpoint_every)]
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "VAEGAN_CACHE_DIR": str(args.workdir / "cache"),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "vaegan_runner.train",
+        *sweep_args(args.models, args.seeds, args.steps, args.checkpoint_every),
+    ]
     kills = {"SIGKILL": 0, "SIGTERM": 0}
     lost_steps, sigterm_exit_codes, rounds = [], [], 0
     started = time.time()
     while rounds < args.max_rounds:
         rounds += 1
-        proc = subprocess.Popen(command, cwd=args.workdir, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+        proc = subprocess.Popen(
+            command,
+            cwd=args.workdir,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         last_round = rounds == args.max_rounds
         try:
             proc.wait(timeout=None if last_round else rng.uniform(*args.kill_after))
@@ -157,11 +189,18 @@ def main() -> int:
     if bad_exits:
         problems.append(f"SIGTERM exit codes other than 3: {bad_exits}")
     summary = {
-        "jobs": expected_jobs, "finished_jobs": len(finals), "launches": rounds, "kills": kills,
-        "resumed_launches": rounds - 1, "sigterm_exit_codes": sorted(set(sigterm_exit_codes)),
-        "steps_lost_per_job_kill": {"max": max(lost_steps, default=0), "mean": round(
-            sum(lost_steps) / max(1, len(lost_steps)), 2)},
-        "checkpoint_every": args.checkpoint_every, "minutes": round((time.time() - started) / 60, 1),
+        "jobs": expected_jobs,
+        "finished_jobs": len(finals),
+        "launches": rounds,
+        "kills": kills,
+        "resumed_launches": rounds - 1,
+        "sigterm_exit_codes": sorted(set(sigterm_exit_codes)),
+        "steps_lost_per_job_kill": {
+            "max": max(lost_steps, default=0),
+            "mean": round(sum(lost_steps) / max(1, len(lost_steps)), 2),
+        },
+        "checkpoint_every": args.checkpoint_every,
+        "minutes": round((time.time() - started) / 60, 1),
         "problems": problems,
     }
     print(json.dumps(summary, indent=2))

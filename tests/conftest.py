@@ -30,13 +30,23 @@ def real_data_root() -> Path:
 def _build_family(model: str, *overrides: str, channels: int = 1, image_size: int = 28):
     """(run config, family) of ``model`` on the shapes dataset with narrow networks, seeded."""
     import torch
+
     from runner_utils import compose_config
-
+    from vaegan_runner.config.schema import validate
     from vaegan_runner.models import family_class
-    from vaegan_runner.run_config import validate
 
-    run = validate(compose_config([f"model={model}", "dataset=shapes", f"dataset.channels={channels}",
-                                   f"dataset.image_size={image_size}", "model.net.width=8", *overrides]))
+    run = validate(
+        compose_config(
+            [
+                f"model={model}",
+                "dataset=shapes",
+                f"dataset.channels={channels}",
+                f"dataset.image_size={image_size}",
+                "model.net.width=8",
+                *overrides,
+            ]
+        )
+    )
     torch.manual_seed(0)
     return run, family_class(model)(run.model, channels, image_size)
 
@@ -46,12 +56,16 @@ def _phase_runner(run, family):
     no clipping, one process."""
     import torch
 
-    from vaegan_runner.device import Precision
-    from vaegan_runner.optim import build_optimizers
-    from vaegan_runner.phase_runner import PhaseRunner
+    from vaegan_runner.training.device import Precision
+    from vaegan_runner.training.optim import build_optimizers
+    from vaegan_runner.training.phase_runner import PhaseRunner
 
-    return PhaseRunner(family, build_optimizers(run.optimizer, family.networks()),
-                       Precision("off", torch.device("cpu")), grad_clip=None)
+    return PhaseRunner(
+        family,
+        build_optimizers(run.optimizer, family.networks()),
+        Precision("off", torch.device("cpu")),
+        grad_clip=None,
+    )
 
 
 @pytest.fixture

@@ -15,10 +15,32 @@ CONFIGS = REPO / "configs"
 
 # Small, fast settings for runs on the generated shapes dataset.
 FAST = [
-    "dataset=shapes", "dataset.n_train=512", "dataset.n_test=128", "device=cpu",
-    "model.net.width=8", "trainer.batch_size=32", "trainer.max_epochs=null",
-    "log.progress_bar=false", "eval.max_images=64", "eval.final_max_images=128", "eval.batch_size=64",
-    "eval.n_samples=64", "eval.final_n_samples=128", "eval.iwae_k=4",
+    "dataset=shapes",
+    "dataset.n_train=512",
+    "dataset.n_test=128",
+    "device=cpu",
+    "model.net.width=8",
+    "trainer.batch_size=32",
+    "trainer.max_epochs=null",
+    "log.progress_bar=false",
+    "eval.max_images=64",
+    "eval.final_max_images=128",
+    "eval.batch_size=64",
+    "eval.n_samples=64",
+    "eval.final_n_samples=128",
+    "eval.iwae_k=4",
+]
+
+# A deterministic VAE run that logs its loss curve every 5 steps and checkpoints every 10:
+# the base of every resume, schedule and torchrun curve comparison.
+VAE_CURVE = [
+    *FAST,
+    "model=vae",
+    "trainer.deterministic=true",
+    "log.every_n_steps=5",
+    "log.image_every_n_steps=1000",
+    "eval.every_n_steps=1000",
+    "checkpoint.every_n_steps=10",
 ]
 
 
@@ -30,11 +52,20 @@ def compose_config(overrides: list[str] = ()):
 
 def run_cli(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``python -m vaegan_runner.train ARGS`` in ``cwd`` (outputs/ lands there)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "HYDRA_FULL_ERROR": "0"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "HYDRA_FULL_ERROR": "0",
+    }
     env.pop("HYDRA_FULL_ERROR")
-    return subprocess.run([sys.executable, "-m", "vaegan_runner.train", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "vaegan_runner.train", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def read_events(run_dir: Path):

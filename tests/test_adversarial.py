@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import pytest
 import torch
-from runner_utils import FAST, compose_config
 
+from runner_utils import FAST, compose_config
+from vaegan_runner.config.schema import validate
 from vaegan_runner.models import family_class
-from vaegan_runner.run_config import validate
 
 NO_BATCH_NORM = {"gan": ["model.discriminator.norm=none"], "bigan": ["model.discriminator.norm=none"]}
 
 
 @pytest.mark.parametrize("model", ["gan", "vaegan", "aae", "bigan"])
 def test_wgan_gp_families_evaluate_held_out_images(model):
-    cfg = validate(compose_config([f"model={model}", *FAST, "trainer.max_steps=2", "model.loss=wgan-gp",
-                                   *NO_BATCH_NORM.get(model, [])]))
+    cfg = validate(
+        compose_config(
+            [f"model={model}", *FAST, "trainer.max_steps=2", "model.loss=wgan-gp", *NO_BATCH_NORM.get(model, [])]
+        )
+    )
     family = family_class(model)(cfg.model, 3, 32)
     x = torch.rand(8, 3, 32, 32)
     if cfg.model.pixel_range == "symmetric":

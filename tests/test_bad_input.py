@@ -38,23 +38,33 @@ from PIL import Image
 import vaegan_runner.data
 import vaegan_runner.train
 from runner_utils import CONFIGS, FAST, REPO, compose_config, run_cli
-from vaegan_runner.checkpoint import check_resumable, list_checkpoints, load_checkpoint
-from vaegan_runner.config import ConfigError
-from vaegan_runner.run_config import validate
+from vaegan_runner.config.checks import ConfigError
+from vaegan_runner.config.schema import validate
+from vaegan_runner.training.checkpoint import check_resumable, list_checkpoints, load_checkpoint
 
 # FAST plus: 2 steps, no sample metrics (domain_fid would train a classifier), images and evaluations off.
-QUICK = [*FAST, "eval.metrics=[]", "eval.final_metrics=[recon_mse]", "eval.optimized_metric=recon_mse",
-         "log.image_every_n_steps=1000", "eval.every_n_steps=1000", "eval.final_max_images=64", "trainer.max_steps=2"]
+QUICK = [
+    *FAST,
+    "eval.metrics=[]",
+    "eval.final_metrics=[recon_mse]",
+    "eval.optimized_metric=recon_mse",
+    "log.image_every_n_steps=1000",
+    "eval.every_n_steps=1000",
+    "eval.final_max_images=64",
+    "trainer.max_steps=2",
+]
 
 
 # --- helpers ---------------------------------------------------------------------------------------
+
 
 def run_module(module: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     """``python -m MODULE ARGS`` in ``cwd`` with the source tree importable (vaegan-eval, vaegan-sample)."""
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def assert_refused(result: subprocess.CompletedProcess, code: int, *words: str, cwd: Path | None = None) -> None:
@@ -72,6 +82,7 @@ def assert_refused(result: subprocess.CompletedProcess, code: int, *words: str, 
 def no_data(monkeypatch):
     """Make loading data or building the family fail the test: a check that needs neither must
     have refused the config before them."""
+
     def forbidden(*args, **kwargs):
         raise AssertionError("data was loaded or a model built before the bad input was refused")
 
@@ -102,34 +113,40 @@ def save_png(path: Path, seed: int, size: int = 20) -> None:
 
 # --- 1. unknown model, dataset or optimizer names -------------------------------------------------
 
+
 @pytest.mark.parametrize("group", ["model", "dataset", "optimizer"])
 @pytest.mark.slow
 def test_unknown_group_option_lists_the_choices(tmp_path, group):
     result = run_cli([f"{group}=nope"], cwd=tmp_path, timeout=120)
     choices = sorted(p.stem for p in (CONFIGS / group).glob("*.yaml"))
-    assert_refused(result, 1, f"Could not find '{group}/nope'", f"Available options in '{group}'", *choices,
-                   cwd=tmp_path)  # Hydra refuses it while composing: exit 1, before any of our code
+    assert_refused(
+        result, 1, f"Could not find '{group}/nope'", f"Available options in '{group}'", *choices, cwd=tmp_path
+    )  # Hydra refuses it while composing: exit 1, before any of our code
 
 
 # --- 2.-4. wrong types and values, impossible image sizes, channels that disagree with the data ---
 
-@pytest.mark.parametrize("overrides,key,words", [
-    (["trainer.batch_size=abc"], "trainer.batch_size", ["'abc'", "Integer", "whole number"]),
-    (["optimizer.lr=fast"], "optimizer.lr", ["'fast'", "Float", "set optimizer.lr to a number"]),
-    (["trainer.deterministic=maybe"], "trainer.deterministic", ["'maybe'", "true or false"]),
-    (["optimizer.lr=0"], "optimizer.lr", ["must be > 0", "0.0"]),
-    (["optimizer.lr=-0.001"], "optimizer.lr", ["must be > 0"]),
-    (["optimizer.discriminator.lr=0", "model=gan"], "optimizer.discriminator.lr", ["must be > 0"]),
-    (["trainer.batch_size=-3"], "trainer.batch_size", ["must be > 0"]),
-    (["dataset.image_size=30"], "dataset.image_size", ["16, 28, 32, 56, 64, 112, 128, 224", "model.net.arch=mlp"]),
-    (["model=gan", "dataset.image_size=100"], "dataset.image_size", ["100 cannot be made", "allowed sizes"]),
-    (["dataset=mnist", "dataset.channels=3"], "dataset.channels", ["mnist has 1 channel", "got 3"]),
-    (["dataset=fashion_mnist", "dataset.channels=3"], "dataset.channels", ["1 channel"]),
-    (["dataset=cifar10", "dataset.channels=1"], "dataset.channels", ["cifar10 has 3 channels"]),
-    (["dataset.channels=2"], "dataset.channels", ["got 2", "allowed: 1, 3"]),
-    (["dataset=image_folder", "dataset.path=.", "dataset.channels=2"], "dataset.channels", ["allowed: 1, 3"]),
-    (["dataset=image_folder", "dataset.path=.", "dataset.channels=4"], "dataset.channels", ["allowed: 1, 3"]),
-])
+
+@pytest.mark.parametrize(
+    "overrides,key,words",
+    [
+        (["trainer.batch_size=abc"], "trainer.batch_size", ["'abc'", "Integer", "whole number"]),
+        (["optimizer.lr=fast"], "optimizer.lr", ["'fast'", "Float", "set optimizer.lr to a number"]),
+        (["trainer.deterministic=maybe"], "trainer.deterministic", ["'maybe'", "true or false"]),
+        (["optimizer.lr=0"], "optimizer.lr", ["must be > 0", "0.0"]),
+        (["optimizer.lr=-0.001"], "optimizer.lr", ["must be > 0"]),
+        (["optimizer.discriminator.lr=0", "model=gan"], "optimizer.discriminator.lr", ["must be > 0"]),
+        (["trainer.batch_size=-3"], "trainer.batch_size", ["must be > 0"]),
+        (["dataset.image_size=30"], "dataset.image_size", ["16, 28, 32, 56, 64, 112, 128, 224", "model.net.arch=mlp"]),
+        (["model=gan", "dataset.image_size=100"], "dataset.image_size", ["100 cannot be made", "allowed sizes"]),
+        (["dataset=mnist", "dataset.channels=3"], "dataset.channels", ["mnist has 1 channel", "got 3"]),
+        (["dataset=fashion_mnist", "dataset.channels=3"], "dataset.channels", ["1 channel"]),
+        (["dataset=cifar10", "dataset.channels=1"], "dataset.channels", ["cifar10 has 3 channels"]),
+        (["dataset.channels=2"], "dataset.channels", ["got 2", "allowed: 1, 3"]),
+        (["dataset=image_folder", "dataset.path=.", "dataset.channels=2"], "dataset.channels", ["allowed: 1, 3"]),
+        (["dataset=image_folder", "dataset.path=.", "dataset.channels=4"], "dataset.channels", ["allowed: 1, 3"]),
+    ],
+)
 def test_bad_values_are_refused_before_any_data(tmp_path, no_data, overrides, key, words):
     err = refused_in_process(overrides, tmp_path / "run")
     assert err.key == key, str(err)
@@ -146,8 +163,9 @@ def test_cli_wrong_type_exits_2(tmp_path):
 
 @pytest.mark.slow
 def test_cli_channels_that_disagree_with_the_data_exit_2(tmp_path):
-    result = run_cli(["dataset=mnist", "dataset.channels=3", f"dataset.root={tmp_path / 'nodata'}"],
-                     cwd=tmp_path, timeout=120)
+    result = run_cli(
+        ["dataset=mnist", "dataset.channels=3", f"dataset.root={tmp_path / 'nodata'}"], cwd=tmp_path, timeout=120
+    )
     assert_refused(result, 2, "dataset.channels", "mnist has 1 channel", cwd=tmp_path)
     assert "not found" not in result.stderr  # refused from the config, before it looked for the files
     assert not (tmp_path / "nodata").exists()
@@ -155,6 +173,7 @@ def test_cli_channels_that_disagree_with_the_data_exit_2(tmp_path):
 
 # --- 5. a dataset that is missing and cannot be downloaded -----------------------------------------
 # download=false through the CLI: tests/test_config.py::test_cli_missing_mnist_offline_is_one_clear_error.
+
 
 def test_mnist_download_without_network_is_one_clear_error(tmp_path, monkeypatch):
     """No network, simulated by a mirror nobody listens on (connection refused at once)."""
@@ -164,19 +183,29 @@ def test_mnist_download_without_network_is_one_clear_error(tmp_path, monkeypatch
     monkeypatch.setattr(vaegan_runner.train, "build_family", lambda *a: pytest.fail("model built"))
     root = tmp_path / "data"
     with pytest.raises(ConfigError) as err:
-        vaegan_runner.train.run(compose_config(
-            quick("dataset=mnist", f"dataset.root={root}", "dataset.download=true", "dataset.cache_dir=null")),
-            tmp_path / "run")
+        vaegan_runner.train.run(
+            compose_config(
+                quick("dataset=mnist", f"dataset.root={root}", "dataset.download=true", "dataset.cache_dir=null")
+            ),
+            tmp_path / "run",
+        )
     message = str(err.value)
     assert err.value.key == "dataset.root" and "\n" not in message
-    for word in ["MNIST not found", str(root / "MNIST" / "raw"), "the download failed", "127.0.0.1",
-                 "VAEGAN_DATA_DIR", "dataset=shapes"]:
+    for word in [
+        "MNIST not found",
+        str(root / "MNIST" / "raw"),
+        "the download failed",
+        "127.0.0.1",
+        "VAEGAN_DATA_DIR",
+        "dataset=shapes",
+    ]:
         assert word in message, message
     assert not root.exists(), "the failed download left empty folders behind"
 
 
 # --- 6. image folders: corrupt files ----------------------------------------------------------------
 # Missing, empty or image-less folders: tests/test_data.py::test_image_folder_without_images.
+
 
 def test_image_folder_with_some_corrupt_files_trains_with_one_warning(tmp_path, caplog):
     folder = tmp_path / "images"
@@ -185,12 +214,24 @@ def test_image_folder_with_some_corrupt_files_trains_with_one_warning(tmp_path, 
     (folder / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
     (folder / "cut.jpg").write_bytes(b"\xff\xd8\xff")
     with caplog.at_level(logging.WARNING):
-        results = vaegan_runner.train.run(compose_config(quick(
-            "dataset=image_folder", f"dataset.path={folder}", "dataset.image_size=16", "dataset.channels=1",
-            "dataset.num_workers=0", "dataset.val_fraction=0.34", "trainer.batch_size=2", "model=vae")),
-            tmp_path / "run")
-    warnings = [r.getMessage() for r in caplog.records
-                if r.levelno >= logging.WARNING and "unreadable" in r.getMessage()]
+        results = vaegan_runner.train.run(
+            compose_config(
+                quick(
+                    "dataset=image_folder",
+                    f"dataset.path={folder}",
+                    "dataset.image_size=16",
+                    "dataset.channels=1",
+                    "dataset.num_workers=0",
+                    "dataset.val_fraction=0.34",
+                    "trainer.batch_size=2",
+                    "model=vae",
+                )
+            ),
+            tmp_path / "run",
+        )
+    warnings = [
+        r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and "unreadable" in r.getMessage()
+    ]
     assert len(warnings) == 1, warnings
     assert "left out 2 unreadable" in warnings[0] and "bad.png" in warnings[0] and "cut.jpg" in warnings[0]
     assert results["recon_mse"] >= 0 and (tmp_path / "run" / "metrics.json").is_file()
@@ -207,13 +248,23 @@ def test_cli_image_folder_with_only_corrupt_files_exits_2(tmp_path):
     folder.mkdir()
     for i in range(3):
         (folder / f"{i}.png").write_bytes(b"not an image" * i)
-    result = run_cli(["dataset=image_folder", f"dataset.path={folder}", "dataset.image_size=16"],
-                     cwd=tmp_path, timeout=120)
-    assert_refused(result, 2, "dataset.path", "none of the 3 image files", "corrupt", "0.png",
-                   "point dataset.path at a folder", cwd=tmp_path)
+    result = run_cli(
+        ["dataset=image_folder", f"dataset.path={folder}", "dataset.image_size=16"], cwd=tmp_path, timeout=120
+    )
+    assert_refused(
+        result,
+        2,
+        "dataset.path",
+        "none of the 3 image files",
+        "corrupt",
+        "0.png",
+        "point dataset.path at a folder",
+        cwd=tmp_path,
+    )
 
 
 # --- 7. a checkpoint of another family, image size or architecture -------------------------------
+
 
 @pytest.fixture(scope="module")
 def vae_checkpoint(tmp_path_factory) -> Path:
@@ -240,11 +291,14 @@ def test_resume_with_another_image_size_is_refused_before_any_data(tmp_path, no_
     assert err.key == "resume" and "image_size=28" in str(err) and "image_size=32" in str(err)
 
 
-@pytest.mark.parametrize("override,words", [
-    ("dataset.channels=3", ["dataset.channels=1", "dataset.channels=3"]),
-    ("model.net.width=16", ["do not fit", "model.net.width is 8 in the checkpoint and 16 here"]),
-    ("model.net.norm=none", ["do not fit", "model.net.norm is 'batch' in the checkpoint and 'none' here"]),
-])
+@pytest.mark.parametrize(
+    "override,words",
+    [
+        ("dataset.channels=3", ["dataset.channels=1", "dataset.channels=3"]),
+        ("model.net.width=16", ["do not fit", "model.net.width is 8 in the checkpoint and 16 here"]),
+        ("model.net.norm=none", ["do not fit", "model.net.norm is 'batch' in the checkpoint and 'none' here"]),
+    ],
+)
 def test_checkpoint_with_other_networks_is_refused_naming_both(vae_checkpoint, override, words):
     """``checkpoint.check_resumable`` (what train.py should call: see the report) compares the
     weight shapes with the family the config builds, on the meta device, before any data."""
@@ -259,6 +313,7 @@ def test_checkpoint_with_other_networks_is_refused_naming_both(vae_checkpoint, o
 
 # --- 8. a checkpoint that is a pickle which would run code -----------------------------------------
 # Truncated and corrupt checkpoints: tests/test_reliability.py.
+
 
 class _Payload:
     """Unpickling this calls Path.touch(marker): code run by merely loading the file."""
@@ -294,10 +349,18 @@ def test_malicious_pickle_checkpoint_is_refused_without_running_it(tmp_path, mal
     if command == "vaegan-train":
         result = run_cli([*QUICK, "trainer.max_steps=2", f"resume={zipped}"], cwd=work)
     else:
-        module = {"vaegan-eval": "vaegan_runner.eval_cli", "vaegan-sample": "vaegan_runner.sample_cli"}[command]
+        module = {"vaegan-eval": "vaegan_runner.cli.eval", "vaegan-sample": "vaegan_runner.cli.sample"}[command]
         result = run_module(module, [str(zipped)], cwd=work)
-    assert_refused(result, 2, f"{command}: error:", str(zipped), "not a readable vaegan-runner checkpoint",
-                   "can run any code", "vaegan-train", cwd=work)
+    assert_refused(
+        result,
+        2,
+        f"{command}: error:",
+        str(zipped),
+        "not a readable vaegan-runner checkpoint",
+        "can run any code",
+        "vaegan-train",
+        cwd=work,
+    )
     assert not marker.exists(), "loading the checkpoint ran its code"
 
 
@@ -314,10 +377,17 @@ def test_every_torch_load_in_the_package_is_weights_only():
     for path in sorted((REPO / "vaegan_runner").rglob("*.py")):
         tree = ast.parse(path.read_text(), str(path))
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load" \
-                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "torch":
-                safe = any(k.arg == "weights_only" and isinstance(k.value, ast.Constant) and k.value.value is True
-                           for k in node.keywords)
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "load"
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "torch"
+            ):
+                safe = any(
+                    k.arg == "weights_only" and isinstance(k.value, ast.Constant) and k.value.value is True
+                    for k in node.keywords
+                )
                 calls.append((f"{path.relative_to(REPO)}:{node.lineno}", safe))
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
@@ -330,7 +400,7 @@ def test_every_torch_load_in_the_package_is_weights_only():
 
 # --- 9. an output directory that cannot be written --------------------------------------------------
 
-RUN_DIR_CHECK = "++hydra.callbacks.run_dir._target_=vaegan_runner.config.RunDirCheck"
+RUN_DIR_CHECK = "++hydra.callbacks.run_dir._target_=vaegan_runner.config.run_dir.RunDirCheck"
 
 
 @pytest.mark.parametrize("mode", ["run", "multirun"])
@@ -343,8 +413,14 @@ def test_run_dir_under_a_file_is_one_clear_error(tmp_path, mode):
     key = "hydra.run.dir" if mode == "run" else "hydra.sweep.dir"
     args = (["-m", "model=vae,gan"] if mode == "multirun" else []) + [f"{key}={blocker / 'run'}", RUN_DIR_CHECK]
     result = run_cli(args, cwd=tmp_path, timeout=120)
-    assert_refused(result, 2, f"vaegan-train: error: {key}:", f"{blocker} is a file, not a folder",
-                   f"choose another with {key}=", cwd=tmp_path)
+    assert_refused(
+        result,
+        2,
+        f"vaegan-train: error: {key}:",
+        f"{blocker} is a file, not a folder",
+        f"choose another with {key}=",
+        cwd=tmp_path,
+    )
 
 
 @pytest.mark.slow
@@ -356,6 +432,7 @@ def test_run_dir_under_a_file_with_the_default_config(tmp_path):
 
 
 # --- 10. a full disk while saving a checkpoint --------------------------------------------------------
+
 
 def test_full_disk_keeps_the_last_good_checkpoint_and_leaves_no_tmp(tmp_path, monkeypatch):
     real_save, calls = torch.save, []
@@ -371,8 +448,12 @@ def test_full_disk_keeps_the_last_good_checkpoint_and_leaves_no_tmp(tmp_path, mo
     monkeypatch.setattr(torch, "save", save)
     run_dir = tmp_path / "run"
     with pytest.raises(ConfigError) as err:
-        vaegan_runner.train.run(compose_config([*QUICK, "model=vae", "trainer.max_steps=6",
-                                                "checkpoint.every_n_steps=2", "checkpoint.keep_last=3"]), run_dir)
+        vaegan_runner.train.run(
+            compose_config(
+                [*QUICK, "model=vae", "trainer.max_steps=6", "checkpoint.every_n_steps=2", "checkpoint.keep_last=3"]
+            ),
+            run_dir,
+        )
     message = str(err.value)
     assert err.value.key == "checkpoint" and len(calls) == 2
     assert "step_00000004.pt" in message and "No space left on device" in message
@@ -385,13 +466,25 @@ def test_full_disk_keeps_the_last_good_checkpoint_and_leaves_no_tmp(tmp_path, mo
 
 # --- 11. VAE-GAN's feature_layer out of range ----------------------------------------------------
 
-@pytest.mark.parametrize("overrides,words", [
-    (["model.feature_layer=7"], ["out of range at every image size", "2 blocks at image sizes 16 and 28",
-                                  "5 blocks at image sizes 128 and 224"]),
-    (["model.feature_layer=-6"], ["out of range at every image size"]),
-    (["model.net.arch=mlp", "model.net.hidden=[32,16]", "model.feature_layer=2"],
-     ["D has 2 blocks", "model.net.hidden", "use 0..1, or -2..-1"]),
-])
+
+@pytest.mark.parametrize(
+    "overrides,words",
+    [
+        (
+            ["model.feature_layer=7"],
+            [
+                "out of range at every image size",
+                "2 blocks at image sizes 16 and 28",
+                "5 blocks at image sizes 128 and 224",
+            ],
+        ),
+        (["model.feature_layer=-6"], ["out of range at every image size"]),
+        (
+            ["model.net.arch=mlp", "model.net.hidden=[32,16]", "model.feature_layer=2"],
+            ["D has 2 blocks", "model.net.hidden", "use 0..1, or -2..-1"],
+        ),
+    ],
+)
 def test_feature_layer_out_of_range_is_refused_before_any_data(tmp_path, no_data, overrides, words):
     err = refused_in_process(["model=vaegan", *overrides], tmp_path / "run")
     assert err.key == "model.feature_layer", str(err)
@@ -399,24 +492,7 @@ def test_feature_layer_out_of_range_is_refused_before_any_data(tmp_path, no_data
         assert word in str(err), str(err)
 
 
-def validate_checks_family_image_size() -> bool:
-    """Whether run_config.validate asks the family's config about the image size (the call
-    this change needs there; see the report)."""
-    from vaegan_runner.models.vaegan import VAEGANConfig
-
-    seen = []
-    original = VAEGANConfig.check_image_size
-    VAEGANConfig.check_image_size = lambda self, size: seen.append(size) or original(self, size)
-    try:
-        validate(compose_config([*QUICK, "model=vaegan"]))
-    finally:
-        VAEGANConfig.check_image_size = original
-    return bool(seen)
-
-
 def test_feature_layer_beyond_this_image_size_is_refused_before_any_data(tmp_path, monkeypatch):
-    if not validate_checks_family_image_size():
-        pytest.skip("run_config.validate does not yet call model.check_image_size(dataset.image_size)")
     monkeypatch.setattr(vaegan_runner.data, "load_data", lambda *a: pytest.fail("data loaded"))
     err = refused_in_process(["model=vaegan", "model.feature_layer=2"], tmp_path / "run")
     assert err.key == "model.feature_layer" and "2 blocks at image size 28" in str(err)
@@ -425,17 +501,34 @@ def test_feature_layer_beyond_this_image_size_is_refused_before_any_data(tmp_pat
 @pytest.mark.slow
 def test_cli_feature_layer_out_of_range_for_the_image_size_exits_2(tmp_path):
     result = run_cli([*QUICK, "model=vaegan", "model.feature_layer=2", "trainer.max_steps=1"], cwd=tmp_path)
-    assert_refused(result, 2, "vaegan-train: error: model.feature_layer:", "2 blocks at image size 28",
-                   "use 0..1", "larger dataset.image_size", cwd=tmp_path)
+    assert_refused(
+        result,
+        2,
+        "vaegan-train: error: model.feature_layer:",
+        "2 blocks at image size 28",
+        "use 0..1",
+        "larger dataset.image_size",
+        cwd=tmp_path,
+    )
 
 
 # --- 12. startup cost ------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_startup_does_not_import_torchvision(tmp_path):
-    code = ("import sys, vaegan_runner.train, vaegan_runner.loop, vaegan_runner.run_config, vaegan_runner.data; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torchvision'))")
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
-                            timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    code = (
+        "import sys, vaegan_runner.train, vaegan_runner.training.loop, vaegan_runner.config.schema, "
+        "vaegan_runner.data; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torchvision'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from runner_utils import FAST, compose_config, read_events
+from vaegan_runner.config.schema import validate
 from vaegan_runner.data import load_data
 from vaegan_runner.data.pixels import to_pixels
 from vaegan_runner.metrics.collapse import CollapseWatch
 from vaegan_runner.models.gan import GAN
-from vaegan_runner.run_config import validate
 from vaegan_runner.train import run as train_run
 
 
@@ -35,8 +35,16 @@ def test_samples_that_never_spread_out_are_not_a_collapse():
 def test_a_collapsing_generator_leaves_a_warning_in_tensorboard(tmp_path, monkeypatch):
     """The generator draws held-out images (the data's own variety) until step 15, then one
     image whatever z is."""
-    cfg = compose_config(["model=gan", *FAST, "trainer.max_steps=30", "eval.every_n_steps=10",
-                          "log.image_every_n_steps=1000", "eval.metrics=[class_coverage,diversity]"])
+    cfg = compose_config(
+        [
+            "model=gan",
+            *FAST,
+            "trainer.max_steps=30",
+            "eval.every_n_steps=10",
+            "log.image_every_n_steps=1000",
+            "eval.metrics=[class_coverage,diversity]",
+        ]
+    )
     real = to_pixels(load_data(validate(cfg).dataset, torch.device("cpu")).test.take(64)[0], "symmetric")
     original_update_ema = GAN.update_ema
     collapsed = []

@@ -7,9 +7,9 @@ import itertools
 import pytest
 
 from runner_utils import CONFIGS, compose_config, run_cli
-from vaegan_runner.config import ConfigError
+from vaegan_runner.config.checks import ConfigError
+from vaegan_runner.config.schema import validate
 from vaegan_runner.models import family_names
-from vaegan_runner.run_config import validate
 
 MODELS = sorted(p.stem for p in (CONFIGS / "model").glob("*.yaml"))
 DATASETS = sorted(p.stem for p in (CONFIGS / "dataset").glob("*.yaml"))
@@ -39,26 +39,29 @@ def test_debug_preset_composes():
     assert run.trainer.max_steps == 20 and run.device == "cpu"
 
 
-@pytest.mark.parametrize("overrides,key,words", [
-    (["optimizer.lr=-1"], "optimizer.lr", "> 0"),
-    (["trainer.batch_size=0"], "trainer.batch_size", "> 0"),
-    (["dataset=shapes", "dataset.image_size=30"], "dataset.image_size", "28, 32"),
-    (["trainer.max_steps=abc"], "trainer.max_steps", "Integer"),
-    (["+model.depth=3"], "model.depth", "unknown key"),
-    (["+trainer.foo=1"], "trainer.foo", "unknown key"),
-    (["+colour=red"], "colour", "top-level"),
-    (["model=gan", "model.loss=wgan"], "model.loss", "wgan-gp"),
-    (["model=gan", "model.loss=wgan-gp"], "model.discriminator.norm", "batch norm"),
-    (["model=vae", "model.pixel_range=symmetric"], "model.pixel_range", "Bernoulli"),
-    (["model=vae", "optimizer.discriminator.lr=1e-4"], "optimizer.discriminator", "no discriminator"),
-    (["optimizer=sgd", "optimizer.betas=[0.5,0.9]"], "optimizer.betas", "not used by sgd"),
-    (["trainer.amp=fp8"], "trainer.amp", "bf16"),
-    (["trainer.max_steps=null", "trainer.max_epochs=null"], "trainer.max_steps", "at least one"),
-    (["device=tpu"], "device", "allowed"),
-    (["dataset=image_folder"], "dataset.path", "no value"),
-])
+@pytest.mark.parametrize(
+    "overrides,key,words",
+    [
+        (["optimizer.lr=-1"], "optimizer.lr", "> 0"),
+        (["trainer.batch_size=0"], "trainer.batch_size", "> 0"),
+        (["dataset=shapes", "dataset.image_size=30"], "dataset.image_size", "28, 32"),
+        (["trainer.max_steps=abc"], "trainer.max_steps", "Integer"),
+        (["+model.depth=3"], "model.depth", "unknown key"),
+        (["+trainer.foo=1"], "trainer.foo", "unknown key"),
+        (["+colour=red"], "colour", "top-level"),
+        (["model=gan", "model.loss=wgan"], "model.loss", "wgan-gp"),
+        (["model=gan", "model.loss=wgan-gp"], "model.discriminator.norm", "batch norm"),
+        (["model=vae", "model.pixel_range=symmetric"], "model.pixel_range", "Bernoulli"),
+        (["model=vae", "optimizer.discriminator.lr=1e-4"], "optimizer.discriminator", "no discriminator"),
+        (["optimizer=sgd", "optimizer.betas=[0.5,0.9]"], "optimizer.betas", "not used by sgd"),
+        (["trainer.amp=fp8"], "trainer.amp", "bf16"),
+        (["trainer.max_steps=null", "trainer.max_epochs=null"], "trainer.max_steps", "at least one"),
+        (["device=tpu"], "device", "allowed"),
+        (["dataset=image_folder"], "dataset.path", "no value"),
+    ],
+)
 def test_bad_config_names_the_key(overrides, key, words):
-    from vaegan_runner.device import resolve_device
+    from vaegan_runner.training.device import resolve_device
 
     with pytest.raises(ConfigError) as err:
         run = validate(compose_config(overrides))
@@ -74,10 +77,13 @@ def test_amp_off_survives_yaml_boolean():
 
 def test_per_network_learning_rate():
     from vaegan_runner.models import family_class
-    from vaegan_runner.optim import build_optimizers
+    from vaegan_runner.training.optim import build_optimizers
 
-    run = validate(compose_config(["model=gan", "optimizer.lr=1e-4", "optimizer.discriminator.lr=4e-4",
-                                   "model.net.width=8", "dataset=shapes"]))
+    run = validate(
+        compose_config(
+            ["model=gan", "optimizer.lr=1e-4", "optimizer.discriminator.lr=4e-4", "model.net.width=8", "dataset=shapes"]
+        )
+    )
     family = family_class("gan")(run.model, 1, 28)
     opts = build_optimizers(run.optimizer, family.networks())
     assert opts["generator"].param_groups[0]["lr"] == pytest.approx(1e-4)
@@ -85,12 +91,15 @@ def test_per_network_learning_rate():
 
 
 # --- the command line, as a user runs it ----------------------------------------------------
-@pytest.mark.parametrize("args,needle", [
-    (["model=nope"], "nope"),
-    (["optimizer.lr=-1"], "optimizer.lr"),
-    (["dataset=shapes", "dataset.image_size=30"], "dataset.image_size"),
-    (["trainer.colour=1"], "trainer.colour"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["model=nope"], "nope"),
+        (["optimizer.lr=-1"], "optimizer.lr"),
+        (["dataset=shapes", "dataset.image_size=30"], "dataset.image_size"),
+        (["trainer.colour=1"], "trainer.colour"),
+    ],
+)
 @pytest.mark.slow
 def test_cli_bad_override_exits_nonzero_without_run_dir(tmp_path, args, needle):
     result = run_cli(args, cwd=tmp_path, timeout=120)
@@ -102,8 +111,9 @@ def test_cli_bad_override_exits_nonzero_without_run_dir(tmp_path, args, needle):
 
 @pytest.mark.slow
 def test_cli_missing_mnist_offline_is_one_clear_error(tmp_path):
-    result = run_cli(["dataset=mnist", f"dataset.root={tmp_path / 'nodata'}", "dataset.download=false"],
-                     cwd=tmp_path, timeout=120)
+    result = run_cli(
+        ["dataset=mnist", f"dataset.root={tmp_path / 'nodata'}", "dataset.download=false"], cwd=tmp_path, timeout=120
+    )
     assert result.returncode == 2
     assert "dataset.root" in result.stderr and "nodata" in result.stderr and "shapes" in result.stderr
     assert "Traceback" not in result.stderr

@@ -8,7 +8,7 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-from vaegan_runner.config import ConfigError, keys_of, typed
+from vaegan_runner.config.checks import ConfigError, keys_of, typed
 from vaegan_runner.data import DATASET_NAMES, dataset_schema, load_data, to_pixels, to_unit
 from vaegan_runner.data.idx import FILES, read_idx
 from vaegan_runner.data.sources import TensorSource
@@ -31,6 +31,7 @@ def epoch_labels(source, batch_size, **kwargs):
 
 
 # --- shapes ---------------------------------------------------------------------------------
+
 
 def test_shapes_deterministic_per_seed():
     a, b, c = shapes(seed=1), shapes(seed=1), shapes(seed=2)
@@ -68,6 +69,7 @@ def test_shapes_small_images_and_colours():
 
 
 # --- batch order ----------------------------------------------------------------------------
+
 
 def indexed_source(n=103):
     """Labels are the stored indices, so the label order is the batch order."""
@@ -107,6 +109,7 @@ def test_unshuffled_order_and_take():
 
 # --- pixels and binarisation ----------------------------------------------------------------
 
+
 def test_pixel_ranges():
     images = torch.tensor([0, 128, 255], dtype=torch.uint8)
     unit, symmetric = to_pixels(images, "unit"), to_pixels(images, "symmetric")
@@ -135,6 +138,7 @@ def test_binarize():
 
 # --- configs --------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", DATASET_NAMES)
 def test_yaml_composes_into_dataclass(name, monkeypatch, tmp_path):
     monkeypatch.setenv("VAEGAN_DATA_DIR", str(tmp_path))
@@ -156,11 +160,20 @@ def test_unknown_dataset_lists_choices():
     assert all(name in str(err.value) for name in DATASET_NAMES)
 
 
-@pytest.mark.parametrize("name, key, value", [
-    ("mnist", "channels", 3), ("fashion_mnist", "channels", 3), ("cifar10", "channels", 1),
-    ("cifar10", "binarize", True), ("shapes", "channels", 2), ("shapes", "image_size", 4),
-    ("shapes", "n_train", 0), ("image_folder", "val_fraction", 1.0), ("image_folder", "num_workers", -1),
-])
+@pytest.mark.parametrize(
+    "name, key, value",
+    [
+        ("mnist", "channels", 3),
+        ("fashion_mnist", "channels", 3),
+        ("cifar10", "channels", 1),
+        ("cifar10", "binarize", True),
+        ("shapes", "channels", 2),
+        ("shapes", "image_size", 4),
+        ("shapes", "n_train", 0),
+        ("image_folder", "val_fraction", 1.0),
+        ("image_folder", "num_workers", -1),
+    ],
+)
 def test_invalid_values_name_their_key(name, key, value):
     extra = {"path": "x"} if name == "image_folder" else {}
     with pytest.raises(ConfigError, match=f"dataset.{key}") as err:
@@ -175,6 +188,7 @@ def test_unknown_key_is_an_error():
 
 
 # --- MNIST-family files ---------------------------------------------------------------------
+
 
 def write_idx(path: Path, array: np.ndarray, gz: bool) -> None:
     header = bytes([0, 0, 8, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
@@ -239,6 +253,7 @@ def test_missing_cifar_without_download(tmp_path):
 
 # --- image folders --------------------------------------------------------------------------
 
+
 def image_tree(root: Path) -> Path:
     """Two class folders of small PNGs of several sizes, a corrupt .png and a text file."""
     for label, name in enumerate(["cats", "dogs"]):
@@ -290,7 +305,7 @@ def test_image_folder_batches_follow_seed_and_epoch(tmp_path):
     data = folder(root, val_fraction=0.25, num_workers=2)
     full = list(data.train.batches(2, epoch=1, seed=3))
     tail = list(data.train.batches(2, epoch=1, seed=3, start=2))
-    assert [l.tolist() for _, l in full[2:]] == [l.tolist() for _, l in tail]
+    assert [labels.tolist() for _, labels in full[2:]] == [labels.tolist() for _, labels in tail]
     assert all(torch.equal(a, b) for (a, _), (b, _) in zip(full[2:], tail))
     again = [images for images, _ in data.train.batches(2, epoch=1, seed=3)]
     assert all(torch.equal(a, b) for a, (b, _) in zip(again, full))
@@ -324,9 +339,9 @@ def test_image_folder_without_images(tmp_path, make):
 
 # --- real data ------------------------------------------------------------------------------
 
+
 def listing(root: Path):
-    return sorted((str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns)
-                  for p in root.rglob("*"))
+    return sorted((str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*"))
 
 
 @pytest.mark.real_data

@@ -9,9 +9,9 @@ import pytest
 import torch
 import torchvision.datasets
 from omegaconf import OmegaConf
-
 from test_data import fake_mnist, write_idx
-from vaegan_runner.config import typed
+
+from vaegan_runner.config.checks import typed
 from vaegan_runner.data import cifar, dataset_schema, idx, load_data, shapes
 from vaegan_runner.data.idx import FILES
 
@@ -45,8 +45,11 @@ def forbid(monkeypatch, module, name: str) -> None:
 
 
 def same_data(a, b) -> bool:
-    return all(torch.equal(getattr(a, split).images, getattr(b, split).images)
-               and torch.equal(getattr(a, split).labels, getattr(b, split).labels) for split in ("train", "test"))
+    return all(
+        torch.equal(getattr(a, split).images, getattr(b, split).images)
+        and torch.equal(getattr(a, split).labels, getattr(b, split).labels)
+        for split in ("train", "test")
+    )
 
 
 def entries(cache: Path) -> list[Path]:
@@ -58,6 +61,7 @@ def warnings_of(caplog) -> list[str]:
 
 
 # --- hits and misses ------------------------------------------------------------------------
+
 
 def test_shapes_written_then_read_without_rendering(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
@@ -123,6 +127,7 @@ def test_default_location_follows_env(tmp_path, monkeypatch):
 
 # --- damaged entries and unwritable folders -------------------------------------------------
 
+
 def truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
@@ -168,6 +173,7 @@ def test_unwritable_cache_dir_warns_once_and_loads(tmp_path, caplog):
 
 
 # --- CIFAR-10 (torchvision's reader replaced by a fake) -------------------------------------
+
 
 class FakeCIFAR10:
     made = 0

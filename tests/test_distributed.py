@@ -10,26 +10,35 @@ import sys
 
 import pytest
 
-from runner_utils import FAST, REPO, read_events, scalar_series
+from runner_utils import REPO, VAE_CURVE, read_events, scalar_series
 
 pytestmark = pytest.mark.slow  # torchrun launches
 
 # No BatchNorm: with it each process normalises its half batch by its own statistics, which
 # is a different model from the one-process run (trainer.sync_batchnorm needs CUDA).
-COMMON = [*FAST, "model=vae", "model.net.norm=none", "trainer.batch_size=32", "trainer.deterministic=true",
-          "log.every_n_steps=5", "log.image_every_n_steps=1000", "eval.every_n_steps=1000",
-          "checkpoint.every_n_steps=10", "optimizer.lr=2e-3"]
+COMMON = [*VAE_CURVE, "model.net.norm=none", "optimizer.lr=2e-3"]
 TOLERANCE = 0.02  # relative, per logged point: the processes draw other reparameterisation noise
 
 
 def launch(args: list[str], cwd, nproc: int) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "OMP_NUM_THREADS": "1",
+    }
     if nproc == 1:
         command = [sys.executable, "-m", "vaegan_runner.train", *args]
     else:
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-                   "-m", "vaegan_runner.train", *args]
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            "-m",
+            "vaegan_runner.train",
+            *args,
+        ]
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 

@@ -8,11 +8,15 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from vaegan_runner.config import typed
+from vaegan_runner.config.checks import typed
 from vaegan_runner.data import dataset_schema, load_data
 from vaegan_runner.data.sources import in_memory_data
 from vaegan_runner.metrics.domain_classifier import (
-    FEATURE_DIM, DomainClassifier, cache_path, domain_classifier, fingerprint,
+    FEATURE_DIM,
+    DomainClassifier,
+    cache_path,
+    domain_classifier,
+    fingerprint,
 )
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "dataset"

@@ -41,10 +41,13 @@ def test_each_phase_changes_only_its_networks(model, build_family, phase_runner)
 
 
 @pytest.mark.parametrize("model", family_names())
-@pytest.mark.parametrize("channels,image_size,arch", [(1, 28, "conv"), (3, 32, "conv"), (3, 64, "conv"), (1, 28, "mlp")])
+@pytest.mark.parametrize(
+    "channels,image_size,arch", [(1, 28, "conv"), (3, 32, "conv"), (3, 64, "conv"), (1, 28, "mlp")]
+)
 def test_sample_and_reconstruct_shapes_and_range(model, channels, image_size, arch, build_family):
-    _, family = build_family(model, f"model.net.arch={arch}", "model.net.hidden=[32,16]",
-                      channels=channels, image_size=image_size)
+    _, family = build_family(
+        model, f"model.net.arch={arch}", "model.net.hidden=[32,16]", channels=channels, image_size=image_size
+    )
     family.eval()
     z = family.sample_latent(5)
     images = family.generate(z)
@@ -89,5 +92,7 @@ def test_vae_kl_warmup(build_family):
 
 
 def test_vae_gaussian_learned_std_is_trained(build_family):
-    _, family = build_family("vae", "model.likelihood=gaussian", "model.pixel_range=symmetric", "model.decoder_std=null")
+    _, family = build_family(
+        "vae", "model.likelihood=gaussian", "model.pixel_range=symmetric", "model.decoder_std=null"
+    )
     assert any(p is family.decoder.log_std for p in family.networks()["decoder"].parameters())

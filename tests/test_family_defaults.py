@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
-from runner_utils import CONFIGS, compose_config
 
-from vaegan_runner.run_config import validate
+from runner_utils import CONFIGS, compose_config
+from vaegan_runner.config.schema import validate
 
 RECIPES = CONFIGS / "family_optimizer"
 

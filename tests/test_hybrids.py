@@ -9,14 +9,14 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from runner_utils import FAST, compose_config
 
-from vaegan_runner import priors
-from vaegan_runner.config import ConfigError
-from vaegan_runner.latent_view import PALETTE, PRIOR_GREY, scatter_image
-from vaegan_runner.losses import discriminator_loss, generator_loss, kl_to_standard_normal
-from vaegan_runner.run_config import validate
+from runner_utils import FAST, compose_config
+from vaegan_runner.config.checks import ConfigError
+from vaegan_runner.config.schema import validate
+from vaegan_runner.models import priors
+from vaegan_runner.models.losses import discriminator_loss, generator_loss, kl_to_standard_normal
 from vaegan_runner.train import run as train_run
+from vaegan_runner.training.latent_view import PALETTE, PRIOR_GREY, scatter_image
 
 HISTOGRAMS = [f"latent/{kind}dim_{k}" for k in range(8) for kind in ("", "prior_")]
 
@@ -41,6 +41,7 @@ def run_phase(phase_runner):
     """``run_phase(run, family, name, x, seed=7)``: that phase alone through the loop's own phase
     runner (fresh optimizers), after seeding torch with ``seed``; returns its logs (the grads
     stay on .grad)."""
+
     def one_phase(run, family, name: str, x: torch.Tensor, seed: int = 7) -> dict[str, torch.Tensor]:
         runner = phase_runner(run, family)
         torch.manual_seed(seed)
@@ -60,16 +61,30 @@ def assert_grads(net: torch.nn.Module, loss: torch.Tensor, reference: torch.nn.M
 
 # --- end to end: every tag the README promises ---------------------------------------------------
 @pytest.mark.slow
-@pytest.mark.parametrize("model,extra,losses,latent_images,latent_histograms", [
-    ("vaegan", [], ["kl", "feature_rec", "pixel_rec", "d", "g", "d_real_bce", "d_fake_bce"], [], HISTOGRAMS),
-    ("aae", ["model.latent_dim=2", "model.prior=mixture"], ["recon", "d", "g"], ["latent/scatter"], []),
-    ("bigan", [], ["d", "ge"], [], HISTOGRAMS),
-    ("vae", ["model.latent_dim=2"], ["recon", "kl", "neg_elbo"], ["latent/scatter"], []),
-])
+@pytest.mark.parametrize(
+    "model,extra,losses,latent_images,latent_histograms",
+    [
+        ("vaegan", [], ["kl", "feature_rec", "pixel_rec", "d", "g", "d_real_bce", "d_fake_bce"], [], HISTOGRAMS),
+        ("aae", ["model.latent_dim=2", "model.prior=mixture"], ["recon", "d", "g"], ["latent/scatter"], []),
+        ("bigan", [], ["d", "ge"], [], HISTOGRAMS),
+        ("vae", ["model.latent_dim=2"], ["recon", "kl", "neg_elbo"], ["latent/scatter"], []),
+    ],
+)
 def test_trains_and_logs_every_tag(tmp_path, model, extra, losses, latent_images, latent_histograms):
-    final = train_run(compose_config([f"model={model}", *FAST, *extra, "trainer.max_steps=12",
-                                      "log.every_n_steps=6", "log.image_every_n_steps=6",
-                                      "eval.every_n_steps=6"]), tmp_path)
+    final = train_run(
+        compose_config(
+            [
+                f"model={model}",
+                *FAST,
+                *extra,
+                "trainer.max_steps=12",
+                "log.every_n_steps=6",
+                "log.image_every_n_steps=6",
+                "eval.every_n_steps=6",
+            ]
+        ),
+        tmp_path,
+    )
     events = read_events(tmp_path)
     tags = events.Tags()
     expected = [f"loss/{name}" for name in losses]
@@ -102,29 +117,36 @@ def vaegan_losses(family, x: torch.Tensor, seed: int, gamma: float, pixel_weight
     feats = family.discriminator.features(torch.cat([x, x_rec, x_prior]))
     logits = family.discriminator.head(feats[-1].flatten(1))
     layer = feats[family.cfg.feature_layer].flatten(1)
-    llike = (0.5 * (layer[n:2 * n] - layer[:n]).pow(2).sum(1).mean()
-             + pixel_weight * 0.5 * (x_rec - x).pow(2).flatten(1).sum(1).mean())
+    llike = (
+        0.5 * (layer[n : 2 * n] - layer[:n]).pow(2).sum(1).mean()
+        + pixel_weight * 0.5 * (x_rec - x).pow(2).flatten(1).sum(1).mean()
+    )
     gan_d = discriminator_loss("nonsaturating", logits[:n], logits[n:])
     gan_g = generator_loss("nonsaturating", logits[n:])
     kl = kl_to_standard_normal(mu, logvar).mean()
-    return {"encoder": beta * kl + llike, "decoder": gamma * llike + gan_g, "discriminator": gan_d,
-            "decoder_without_gan": gamma * llike}
+    return {
+        "encoder": beta * kl + llike,
+        "decoder": gamma * llike + gan_g,
+        "discriminator": gan_d,
+        "decoder_without_gan": gamma * llike,
+    }
 
 
 @pytest.mark.parametrize("feature_layer", [0, -1])
 def test_vaegan_gradient_split(feature_layer, build_family, run_phase):
-    run, family = build_family("vaegan", "model.gamma=0.3", "model.pixel_weight=0.5", "model.beta=2.0",
-                        f"model.feature_layer={feature_layer}")
+    run, family = build_family(
+        "vaegan", "model.gamma=0.3", "model.pixel_weight=0.5", "model.beta=2.0", f"model.feature_layer={feature_layer}"
+    )
     reference, x = copy.deepcopy(family), batch(family)
     run_phase(run, family, "vaegan", x, seed=7)
     expected = vaegan_losses(reference, x, seed=7, gamma=0.3, pixel_weight=0.5, beta=2.0)
     for net in ("encoder", "decoder", "discriminator"):
         assert_grads(getattr(family, net), expected[net], getattr(reference, net))
     # The check has teeth: the pythae-style leak (decoder loss also into the encoder) differs.
-    leaked = torch.autograd.grad(expected["encoder"] + expected["decoder"], list(reference.encoder.parameters()),
-                                 retain_graph=True)
-    assert not all(torch.allclose(p.grad, g, rtol=1e-4, atol=1e-6)
-                   for p, g in zip(family.encoder.parameters(), leaked))
+    leaked = torch.autograd.grad(
+        expected["encoder"] + expected["decoder"], list(reference.encoder.parameters()), retain_graph=True
+    )
+    assert not all(torch.allclose(p.grad, g, rtol=1e-4, atol=1e-6) for p, g in zip(family.encoder.parameters(), leaked))
 
 
 def test_vaegan_gating_skips_d_when_too_good_and_gan_term_when_too_bad(build_family, run_phase):
@@ -154,8 +176,12 @@ def test_aae_phase_gradients(build_family, run_phase):
     run, family = build_family("aae", "model.adversarial_weight=2.5")
     reference, x = copy.deepcopy(family), batch(family)
     run_phase(run, family, "reconstruction", x)
-    recon = F.binary_cross_entropy_with_logits(reference.decoder(reference.encoder(x)), x,
-                                               reduction="none").flatten(1).sum(1).mean()
+    recon = (
+        F.binary_cross_entropy_with_logits(reference.decoder(reference.encoder(x)), x, reduction="none")
+        .flatten(1)
+        .sum(1)
+        .mean()
+    )
     assert_grads(family.encoder, recon, reference.encoder)
     assert_grads(family.decoder, recon, reference.decoder)
 
@@ -216,7 +242,9 @@ def test_bigan_phase_gradients(encoder_type, build_family, run_phase):
 def test_bigan_n_critic_and_ali_encoder(build_family):
     _, family = build_family("bigan", "model.n_critic=3", "model.encoder_type=gaussian")
     assert {p.name: (p.networks, p.interval) for p in family.phases} == {
-        "discriminator": (("discriminator",), 1), "generator": (("generator", "encoder"), 3)}
+        "discriminator": (("discriminator",), 1),
+        "generator": (("generator", "encoder"), 3),
+    }
     family.eval()
     x = batch(family, 4)
     assert not torch.equal(family.code(x), family.code(x))
@@ -256,8 +284,9 @@ def test_mixture_prior_components_on_the_circle_with_equal_weights():
 
 @pytest.mark.parametrize("prior", ["gaussian", "uniform", "mixture"])
 def test_sample_latent_draws_from_the_configured_prior(prior, build_family):
-    _, family = build_family("aae", f"model.prior={prior}", "model.latent_dim=3", "model.prior_radius=5.0",
-                      "model.prior_std=0.1")
+    _, family = build_family(
+        "aae", f"model.prior={prior}", "model.latent_dim=3", "model.prior_radius=5.0", "model.prior_std=0.1"
+    )
     z = family.sample_latent(50_000, torch.Generator().manual_seed(1))
     again = family.sample_latent(50_000, torch.Generator().manual_seed(1))
     assert torch.equal(z, again)
@@ -275,27 +304,30 @@ def test_scatter_puts_codes_where_they_are_in_their_label_colour():
     prior = torch.tensor([[0.5, -0.5]])
     image = scatter_image(codes, torch.tensor([3, 7]), prior, extent=1.0, size=101, swatch=12)
     assert image.shape == (3, 113, 101) and image.min() >= 0 and image.max() <= 1
-    assert torch.allclose(image[:, 0, 100], PALETTE[3])   # (1, 1): the top right corner
-    assert torch.allclose(image[:, 100, 0], PALETTE[7])   # (-1, -1): the bottom left corner
+    assert torch.allclose(image[:, 0, 100], PALETTE[3])  # (1, 1): the top right corner
+    assert torch.allclose(image[:, 100, 0], PALETTE[7])  # (-1, -1): the bottom left corner
     assert torch.allclose(image[:, 75, 75], torch.full((3,), PRIOR_GREY))  # (0.5, -0.5)
     assert torch.allclose(image[:, 10, 10], torch.ones(3))  # empty paper stays white
 
 
 # --- configs a family refuses -------------------------------------------------------------------------
-@pytest.mark.parametrize("model,overrides,key,words", [
-    ("aae", ["model.prior=laplace"], "model.prior", "mixture"),
-    ("aae", ["model.pixel_range=symmetric"], "model.reconstruction", "Bernoulli"),
-    ("aae", ["model.prior=mixture", "model.latent_dim=1"], "model.latent_dim", "circle"),
-    ("aae", ["model.encoder_type=vampprior"], "model.encoder_type", "deterministic"),
-    ("aae", ["model.discriminator.hidden=[]"], "model.discriminator.hidden", "at least one"),
-    ("aae", ["model.prior_std=0"], "model.prior_std", "> 0"),
-    ("vaegan", ["model.loss=wgan-gp", "model.discriminator.norm=batch"], "model.discriminator.norm", "batch norm"),
-    ("vaegan", ["model.loss=hinge", "model.equilibrium=0.68"], "model.equilibrium", "nonsaturating"),
-    ("vaegan", ["model.gamma=-1"], "model.gamma", ">= 0"),
-    ("bigan", ["model.discriminator.dropout=1.5"], "model.discriminator.dropout", "[0, 1)"),
-    ("bigan", ["model.encoder_type=stochastic"], "model.encoder_type", "gaussian"),
-    ("bigan", ["model.n_critic=0"], "model.n_critic", "> 0"),
-])
+@pytest.mark.parametrize(
+    "model,overrides,key,words",
+    [
+        ("aae", ["model.prior=laplace"], "model.prior", "mixture"),
+        ("aae", ["model.pixel_range=symmetric"], "model.reconstruction", "Bernoulli"),
+        ("aae", ["model.prior=mixture", "model.latent_dim=1"], "model.latent_dim", "circle"),
+        ("aae", ["model.encoder_type=vampprior"], "model.encoder_type", "deterministic"),
+        ("aae", ["model.discriminator.hidden=[]"], "model.discriminator.hidden", "at least one"),
+        ("aae", ["model.prior_std=0"], "model.prior_std", "> 0"),
+        ("vaegan", ["model.loss=wgan-gp", "model.discriminator.norm=batch"], "model.discriminator.norm", "batch norm"),
+        ("vaegan", ["model.loss=hinge", "model.equilibrium=0.68"], "model.equilibrium", "nonsaturating"),
+        ("vaegan", ["model.gamma=-1"], "model.gamma", ">= 0"),
+        ("bigan", ["model.discriminator.dropout=1.5"], "model.discriminator.dropout", "[0, 1)"),
+        ("bigan", ["model.encoder_type=stochastic"], "model.encoder_type", "gaussian"),
+        ("bigan", ["model.n_critic=0"], "model.n_critic", "> 0"),
+    ],
+)
 def test_bad_config_names_the_key(model, overrides, key, words):
     with pytest.raises(ConfigError) as err:
         validate(compose_config([f"model={model}", *overrides]))
@@ -303,14 +335,23 @@ def test_bad_config_names_the_key(model, overrides, key, words):
     assert words in str(err.value)
 
 
-@pytest.mark.parametrize("arch,image_size,layer", [("conv", 28, 2), ("conv", 28, -3), ("conv", 64, 4),
-                                                   ("mlp", 28, 2)])
+@pytest.mark.parametrize("arch,image_size,layer", [("conv", 28, 2), ("conv", 28, -3), ("conv", 64, 4), ("mlp", 28, 2)])
 def test_vaegan_feature_layer_out_of_range_for_the_image_size(arch, image_size, layer, build_family):
     # conv D halves 28 -> 14 -> 7 (2 blocks) and 64 -> 32 -> 16 -> 8 -> 4 (4 blocks); mlp: one per hidden layer
     with pytest.raises(ConfigError) as err:
-        build_family("vaegan", f"model.net.arch={arch}", "model.net.hidden=[32,16]", f"model.feature_layer={layer}",
-              image_size=image_size)
+        build_family(
+            "vaegan",
+            f"model.net.arch={arch}",
+            "model.net.hidden=[32,16]",
+            f"model.feature_layer={layer}",
+            image_size=image_size,
+        )
     assert err.value.key == "model.feature_layer" and "out of range" in str(err.value)
     last_valid = layer - 1 if layer > 0 else layer + 1
-    build_family("vaegan", f"model.net.arch={arch}", "model.net.hidden=[32,16]", f"model.feature_layer={last_valid}",
-          image_size=image_size)
+    build_family(
+        "vaegan",
+        f"model.net.arch={arch}",
+        "model.net.hidden=[32,16]",
+        f"model.feature_layer={last_valid}",
+        image_size=image_size,
+    )

@@ -82,9 +82,7 @@ def test_fd_of_an_image_set_with_itself_is_zero(grey_features):
 
 
 @pytest.mark.slow
-def test_features_match_the_wheels_preprocessing_and_a_direct_model_call(
-    extractor, grey_images, grey_features
-):
+def test_features_match_the_wheels_preprocessing_and_a_direct_model_call(extractor, grey_images, grey_features):
     # FidHelper.extract_feats: the wheel takes 3-channel [0, 1] images, quantises to 8 bits,
     # resizes in float with nv_bilinear, then maps [0, 1] linearly onto the TF input range.
     x = grey_images.repeat(1, 3, 1, 1).mul(255).round()

@@ -9,17 +9,27 @@ import pytest
 import torch
 
 from runner_utils import FAST, compose_config
+from vaegan_runner.config.schema import validate
 from vaegan_runner.data import load_data
 from vaegan_runner.data.pixels import to_pixels
 from vaegan_runner.models.vae import VAE
-from vaegan_runner.run_config import validate
 
 
 @pytest.fixture(scope="module")
 def vae_and_images():
     """A small MLP VAE after 40 Adam steps: an informative encoder, so the bounds differ."""
-    run = validate(compose_config(["model=vae", *FAST, "trainer.max_steps=1", "model.net.arch=mlp",
-                                   "model.net.hidden=[128]", "model.latent_dim=8"]))
+    run = validate(
+        compose_config(
+            [
+                "model=vae",
+                *FAST,
+                "trainer.max_steps=1",
+                "model.net.arch=mlp",
+                "model.net.hidden=[128]",
+                "model.latent_dim=8",
+            ]
+        )
+    )
     torch.manual_seed(0)
     data = load_data(run.dataset, torch.device("cpu"))
     vae = VAE(run.model, data.channels, data.image_size)

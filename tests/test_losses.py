@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import distributions as D
 
-from vaegan_runner import losses
+from vaegan_runner.models import losses
 
 
 def test_kl_matches_torch_distributions():
@@ -27,12 +27,15 @@ def test_bernoulli_and_gaussian_nll_match_log_prob():
     assert torch.allclose(losses.gaussian_nll(mean, log_std, x), expected, atol=1e-4)
 
 
-@pytest.mark.parametrize("kind,real,fake,d_expected,g_expected", [
-    ("nonsaturating", 0.0, 0.0, 2 * math.log(2), math.log(2)),
-    ("hinge", 1.0, -1.0, 0.0, 1.0),
-    ("lsgan", 1.0, 0.0, 0.0, 0.5),
-    ("wgan-gp", 2.0, -1.0, -3.0, 1.0),
-])
+@pytest.mark.parametrize(
+    "kind,real,fake,d_expected,g_expected",
+    [
+        ("nonsaturating", 0.0, 0.0, 2 * math.log(2), math.log(2)),
+        ("hinge", 1.0, -1.0, 0.0, 1.0),
+        ("lsgan", 1.0, 0.0, 0.0, 0.5),
+        ("wgan-gp", 2.0, -1.0, -3.0, 1.0),
+    ],
+)
 def test_gan_losses_known_values(kind, real, fake, d_expected, g_expected):
     r, f = torch.full((5, 1), real), torch.full((5, 1), fake)
     assert losses.discriminator_loss(kind, r, f).item() == pytest.approx(d_expected, abs=1e-6)
@@ -63,8 +66,9 @@ def test_discriminator_terms_add_and_log_the_penalty_only_for_wgan_gp(kind):
     from vaegan_runner.models.adversarial import discriminator_terms
 
     real, fake = torch.randn(6, 1), torch.randn(6, 1)
-    loss, logs = discriminator_terms(SimpleNamespace(loss=kind, gp_weight=10.0), real, fake,
-                                     penalty=lambda: torch.tensor(0.5))
+    loss, logs = discriminator_terms(
+        SimpleNamespace(loss=kind, gp_weight=10.0), real, fake, penalty=lambda: torch.tensor(0.5)
+    )
     d = losses.discriminator_loss(kind, real, fake)
     assert torch.equal(logs["d"], d)
     assert list(logs) == ["d", "acc/d_real", "acc/d_fake"] + (["gp"] if kind == "wgan-gp" else [])

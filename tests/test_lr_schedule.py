@@ -7,12 +7,24 @@ import math
 import pytest
 import torch
 
-from vaegan_runner.lr_schedule import ScheduleConfig, build_schedulers, lr_factor, scale_base_lrs, step_schedulers
+from vaegan_runner.training.lr_schedule import (
+    ScheduleConfig,
+    build_schedulers,
+    lr_factor,
+    scale_base_lrs,
+    step_schedulers,
+)
 
 
 def schedule(name="constant", warmup_steps=0, final_factor=0.0, step_every=None, milestones=None, gamma=0.5):
-    return ScheduleConfig(name=name, warmup_steps=warmup_steps, final_factor=final_factor,
-                          step_every=step_every, milestones=milestones, gamma=gamma)
+    return ScheduleConfig(
+        name=name,
+        warmup_steps=warmup_steps,
+        final_factor=final_factor,
+        step_every=step_every,
+        milestones=milestones,
+        gamma=gamma,
+    )
 
 
 def curve(cfg, total):
@@ -51,8 +63,10 @@ def test_warmup_ramps_up_then_the_schedule_starts():
 
 def test_schedulers_move_every_network_and_keep_per_network_ratios():
     nets = {"generator": torch.nn.Linear(2, 2), "discriminator": torch.nn.Linear(2, 2)}
-    optimizers = {"generator": torch.optim.Adam(nets["generator"].parameters(), lr=1e-3),
-                  "discriminator": torch.optim.Adam(nets["discriminator"].parameters(), lr=4e-3)}
+    optimizers = {
+        "generator": torch.optim.Adam(nets["generator"].parameters(), lr=1e-3),
+        "discriminator": torch.optim.Adam(nets["discriminator"].parameters(), lr=4e-3),
+    }
     schedulers = build_schedulers(schedule("linear"), optimizers, total_steps=5)
     seen = []
     for _ in range(5):
@@ -98,17 +112,20 @@ def test_scaling_the_base_lrs_scales_the_rest_of_the_curve():
     assert opt.param_groups[0]["lr"] == pytest.approx(0.25)
 
 
-@pytest.mark.parametrize("kwargs, key", [
-    ({"name": "cosin"}, "schedule.name"),
-    ({"name": "step"}, "schedule.step_every"),
-    ({"name": "step", "step_every": 2, "milestones": [3]}, "schedule.step_every"),
-    ({"name": "step", "milestones": [5, 3]}, "schedule.milestones"),
-    ({"warmup_steps": -1}, "schedule.warmup_steps"),
-    ({"final_factor": 1.5}, "schedule.final_factor"),
-    ({"gamma": 0.0}, "schedule.gamma"),
-])
+@pytest.mark.parametrize(
+    "kwargs, key",
+    [
+        ({"name": "cosin"}, "schedule.name"),
+        ({"name": "step"}, "schedule.step_every"),
+        ({"name": "step", "step_every": 2, "milestones": [3]}, "schedule.step_every"),
+        ({"name": "step", "milestones": [5, 3]}, "schedule.milestones"),
+        ({"warmup_steps": -1}, "schedule.warmup_steps"),
+        ({"final_factor": 1.5}, "schedule.final_factor"),
+        ({"gamma": 0.0}, "schedule.gamma"),
+    ],
+)
 def test_bad_schedules_name_the_key(kwargs, key):
-    from vaegan_runner.config import ConfigError
+    from vaegan_runner.config.checks import ConfigError
 
     with pytest.raises(ConfigError) as err:
         schedule(**kwargs)

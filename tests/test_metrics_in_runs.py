@@ -11,14 +11,20 @@ import pytest
 from PIL import Image
 
 from runner_utils import FAST, compose_config, read_events, run_cli, scalar_series
-from vaegan_runner.eval_cli import main as eval_main
-from vaegan_runner.sample_cli import main as sample_main
+from vaegan_runner.cli.eval import main as eval_main
+from vaegan_runner.cli.sample import main as sample_main
 from vaegan_runner.train import run as train_run
 
 pytestmark = pytest.mark.slow  # every test trains a run (module fixtures) or runs the CLI
 
-RUN = [*FAST, "trainer.max_steps=20", "log.every_n_steps=10", "log.image_every_n_steps=20",
-       "eval.every_n_steps=10", "checkpoint.every_n_steps=20"]
+RUN = [
+    *FAST,
+    "trainer.max_steps=20",
+    "log.every_n_steps=10",
+    "log.image_every_n_steps=20",
+    "eval.every_n_steps=10",
+    "checkpoint.every_n_steps=20",
+]
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +44,7 @@ def gan_run(tmp_path_factory):
 def test_metrics_are_logged_during_training_and_at_the_end(vae_run):
     run_dir, results = vae_run
     events = read_events(run_dir)
-    for value in ["domain_fid", "classifier_score", "class_coverage", "precision", "recall", "diversity",
-                  "recon_mse"]:
+    for value in ["domain_fid", "classifier_score", "class_coverage", "precision", "recall", "diversity", "recon_mse"]:
         assert [s for s, _ in scalar_series(events, f"metrics/{value}")] == [10, 20], value
     metrics = json.loads((run_dir / "metrics.json").read_text())
     for value in ["domain_fid", "precision", "recall", "neg_elbo", "iwae_nll", "recon_mse", "probe_acc"]:
@@ -92,8 +97,7 @@ def test_unknown_metric_name_lists_the_choices(tmp_path):
 def test_vaegan_eval_prints_a_table_and_writes_json(vae_run, tmp_path, capsys):
     run_dir, _ = vae_run
     out = tmp_path / "eval.json"
-    code = eval_main([str(run_dir), "metrics=domain_fid,iwae,linear_probe", "n_samples=100", "iwae_k=8",
-                      f"out={out}"])
+    code = eval_main([str(run_dir), "metrics=domain_fid,iwae,linear_probe", "n_samples=100", "iwae_k=8", f"out={out}"])
     assert code == 0
     table = capsys.readouterr().out
     assert "| domain_fid |" in table and "samples=100" in table and "k=8" in table
@@ -115,8 +119,15 @@ def test_vaegan_eval_bad_input_is_one_error(vae_run, tmp_path, capsys):
     assert "n_samples: must be int" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("mode,shape", [("sample", (16, 1, 28, 28)), ("reconstruct", (16, 1, 28, 28)),
-                                        ("interpolate", (4 * 6, 1, 28, 28)), ("traverse", (4 * 6, 1, 28, 28))])
+@pytest.mark.parametrize(
+    "mode,shape",
+    [
+        ("sample", (16, 1, 28, 28)),
+        ("reconstruct", (16, 1, 28, 28)),
+        ("interpolate", (4 * 6, 1, 28, 28)),
+        ("traverse", (4 * 6, 1, 28, 28)),
+    ],
+)
 def test_vaegan_sample_writes_png_and_npz(vae_run, tmp_path, mode, shape):
     run_dir, _ = vae_run
     out = tmp_path / f"{mode}.png"

@@ -8,14 +8,29 @@ import sys
 import zipfile
 
 import pytest
+
 from runner_utils import FAST, REPO
 
 pytestmark = pytest.mark.slow  # builds a wheel and installs it
 
 
 def test_wheel_ships_configs_and_trains_from_another_directory(tmp_path):
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                            "-q", "-w", str(tmp_path / "dist"), str(REPO)], capture_output=True, text=True)
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(REPO),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert build.returncode == 0, build.stderr[-2000:]
     (wheel,) = (tmp_path / "dist").glob("vaegan_runner-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
@@ -27,11 +42,30 @@ def test_wheel_ships_configs_and_trains_from_another_directory(tmp_path):
     work = tmp_path / "elsewhere"
     work.mkdir()
     env = {**os.environ, "PYTHONPATH": str(site)}
-    result = subprocess.run([sys.executable, "-m", "vaegan_runner.train", *FAST, "trainer.max_steps=4",
-                             "log.every_n_steps=2", "eval.every_n_steps=100", "checkpoint.every_n_steps=100"],
-                            cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vaegan_runner.train",
+            *FAST,
+            "trainer.max_steps=4",
+            "log.every_n_steps=2",
+            "eval.every_n_steps=100",
+            "checkpoint.every_n_steps=100",
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert list((work / "outputs" / "vae-shapes").glob("*/samples.png"))
-    probe = subprocess.run([sys.executable, "-c", "import vaegan_runner.train as t; print(t.config_dir())"],
-                           cwd=work, env=env, capture_output=True, text=True)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import vaegan_runner.train as t; print(t.config_dir())"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert probe.stdout.strip() == "pkg://vaegan_runner.configs"

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 from omegaconf import OmegaConf
-from runner_utils import CONFIGS, compose_config
 
-from vaegan_runner.config import ConfigError, typed
+from runner_utils import CONFIGS, compose_config
+from vaegan_runner.config.checks import ConfigError, typed
 from vaegan_runner.data import DATASET_NAMES, DATASETS, dataset_schema, load_data
 from vaegan_runner.metrics.registry import (
     METRIC_NAMES,
@@ -19,13 +19,13 @@ from vaegan_runner.metrics.registry import (
     lower_is_better,
     metric_needs,
 )
-from vaegan_runner.optim import (
+from vaegan_runner.registry import Registry
+from vaegan_runner.training.optim import (
     OPTIMIZER_KINDS,
     OPTIMIZERS,
     OptimizerConfig,
     build_optimizers,
 )
-from vaegan_runner.registry import Registry
 
 
 def _fruit() -> Registry:
@@ -36,6 +36,7 @@ def _fruit() -> Registry:
 
 
 # --- the registry itself -----------------------------------------------------------------------
+
 
 def test_unknown_name_is_a_config_error_naming_the_key_and_the_allowed_names():
     with pytest.raises(ConfigError) as err:
@@ -53,8 +54,9 @@ def test_unknown_name_can_be_reported_on_another_key_and_in_other_words():
 
 
 def test_sorted_registry_lists_names_alphabetically_whatever_the_import_order():
-    families = Registry("model family", "model.name", message="unknown model family {name!r}; allowed: {allowed}",
-                        sort=True)
+    families = Registry(
+        "model family", "model.name", message="unknown model family {name!r}; allowed: {allowed}", sort=True
+    )
     for name in ("vae", "aae", "gan"):
         families.register(name)(name)
     assert families.names() == ("aae", "gan", "vae") and list(families) == ["aae", "gan", "vae"]
@@ -95,6 +97,7 @@ def test_details_make_a_record_and_are_refused_without_one():
 
 # --- metrics -----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", METRIC_NAMES)
 def test_every_metric_has_its_function_values_and_needs(name):
     metric = METRICS.get(name)
@@ -108,12 +111,27 @@ def test_every_metric_has_its_function_values_and_needs(name):
 
 
 def test_metric_values_and_directions_are_the_documented_ones():
-    assert METRIC_NAMES == ("domain_fid", "classifier_score", "class_coverage", "precision_recall", "diversity",
-                            "inception_fid", "neg_elbo", "iwae", "recon_mse", "linear_probe",
-                            "nearest_neighbour")
+    assert METRIC_NAMES == (
+        "domain_fid",
+        "classifier_score",
+        "class_coverage",
+        "precision_recall",
+        "diversity",
+        "inception_fid",
+        "neg_elbo",
+        "iwae",
+        "recon_mse",
+        "linear_probe",
+        "nearest_neighbour",
+    )
     assert METRICS.get("precision_recall").values == ("precision", "recall")
-    assert [v for v in VALUE_NAMES if lower_is_better(v)] == ["domain_fid", "inception_fid", "neg_elbo",
-                                                              "iwae_nll", "recon_mse"]
+    assert [v for v in VALUE_NAMES if lower_is_better(v)] == [
+        "domain_fid",
+        "inception_fid",
+        "neg_elbo",
+        "iwae_nll",
+        "recon_mse",
+    ]
     assert metric_needs("probe_acc") == ("encoder", "labels")
 
 
@@ -124,6 +142,7 @@ def test_unknown_metric_names_the_allowed_metrics():
 
 
 # --- datasets ----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("path", sorted((CONFIGS / "dataset").glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_dataset_yaml_names_a_registered_dataset(path):
@@ -151,14 +170,22 @@ def test_unknown_dataset_is_refused_before_loading():
 
 # --- optimizers --------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("path", sorted((CONFIGS / "optimizer").glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_optimizer_yaml_names_a_registered_optimizer(path):
     name = OmegaConf.load(path).name
     assert name == path.stem and name in OPTIMIZERS and OPTIMIZER_KINDS.get(name).name == name
 
 
-@pytest.mark.parametrize("name, cls", [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW),
-                                       ("rmsprop", torch.optim.RMSprop), ("sgd", torch.optim.SGD)])
+@pytest.mark.parametrize(
+    "name, cls",
+    [
+        ("adam", torch.optim.Adam),
+        ("adamw", torch.optim.AdamW),
+        ("rmsprop", torch.optim.RMSprop),
+        ("sgd", torch.optim.SGD),
+    ],
+)
 def test_each_optimizer_yaml_builds_its_optimizer_with_per_network_lr(name, cls):
     node = compose_config([f"optimizer={name}", "optimizer.discriminator.lr=0.125"]).optimizer
     cfg = typed(OptimizerConfig, node, "optimizer")

@@ -11,14 +11,13 @@ import time
 import pytest
 import torch
 
-from runner_utils import FAST, REPO, compose_config, read_events, run_cli, scalar_series
-from vaegan_runner.checkpoint import list_checkpoints, load_checkpoint
+from runner_utils import REPO, VAE_CURVE, compose_config, read_events, run_cli, scalar_series
 from vaegan_runner.models.vae import VAE
-from vaegan_runner.stopping import EXIT_DIVERGED, EXIT_INTERRUPTED, Diverged, StopRequest
 from vaegan_runner.train import run as train_run
+from vaegan_runner.training.checkpoint import list_checkpoints, load_checkpoint
+from vaegan_runner.training.stopping import EXIT_DIVERGED, EXIT_INTERRUPTED, Diverged, StopRequest
 
-CURVE = [*FAST, "model=vae", "trainer.deterministic=true", "log.every_n_steps=5", "log.image_every_n_steps=1000",
-         "eval.every_n_steps=1000", "checkpoint.every_n_steps=10"]
+CURVE = VAE_CURVE
 
 
 def run_dirs(root):
@@ -27,8 +26,14 @@ def run_dirs(root):
 
 def popen_cli(args, cwd):
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.Popen([sys.executable, "-m", "vaegan_runner.train", *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "vaegan_runner.train", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for_checkpoint(root, step, proc, timeout=120):
@@ -187,8 +192,7 @@ def test_nonfinite_skip_leaves_the_weights_untouched(tmp_path, monkeypatch):
         return original(self, x, step)
 
     monkeypatch.setattr(VAE, "elbo_losses", elbo_losses)
-    results = train_run(compose_config([*CURVE, "trainer.max_steps=20", "trainer.on_nonfinite=skip"]),
-                        tmp_path / "run")
+    results = train_run(compose_config([*CURVE, "trainer.max_steps=20", "trainer.on_nonfinite=skip"]), tmp_path / "run")
     assert all(torch.equal(seen[6][k], seen[7][k]) for k in seen[6])  # step 7 saw step 6's weights
     assert results["eval/neg_elbo"] > 0
     notes = read_events(tmp_path / "run").Tags()["tensors"]
@@ -199,8 +203,9 @@ def test_nonfinite_skip_leaves_the_weights_untouched(tmp_path, monkeypatch):
 def test_nonfinite_rollback_restores_the_checkpoint_with_a_lower_lr(tmp_path, monkeypatch):
     monkeypatch.setattr(VAE, "elbo_losses", nan_at({14}, times=1))
     run_dir = tmp_path / "run"
-    train_run(compose_config([*CURVE, "trainer.max_steps=30", "trainer.on_nonfinite=rollback",
-                              "optimizer.lr=0.001"]), run_dir)
+    train_run(
+        compose_config([*CURVE, "trainer.max_steps=30", "trainer.on_nonfinite=rollback", "optimizer.lr=0.001"]), run_dir
+    )
     lr = series(run_dir, "lr/encoder")
     assert sorted(lr) == list(range(5, 35, 5))  # the curve restarts at 10 without duplicates
     assert lr[10] == pytest.approx(0.001) and lr[15] == pytest.approx(0.0005) and lr[30] == pytest.approx(0.0005)
@@ -211,8 +216,12 @@ def test_nonfinite_rollback_restores_the_checkpoint_with_a_lower_lr(tmp_path, mo
 def test_nonfinite_rollback_gives_up_after_max_rollbacks(tmp_path, monkeypatch):
     monkeypatch.setattr(VAE, "elbo_losses", nan_at(set(range(3, 100))))
     with pytest.raises(Diverged, match="2 rollbacks used"):
-        train_run(compose_config([*CURVE, "trainer.max_steps=30", "trainer.on_nonfinite=rollback",
-                                  "trainer.max_rollbacks=2"]), tmp_path / "run")
+        train_run(
+            compose_config(
+                [*CURVE, "trainer.max_steps=30", "trainer.on_nonfinite=rollback", "trainer.max_rollbacks=2"]
+            ),
+            tmp_path / "run",
+        )
 
 
 @pytest.mark.slow

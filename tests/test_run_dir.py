@@ -5,9 +5,9 @@ from __future__ import annotations
 import multiprocessing
 
 import pytest
-from runner_utils import FAST, run_cli
 
-from vaegan_runner.run_dir import unwritable_dir_error
+from runner_utils import FAST, run_cli
+from vaegan_runner.config.run_dir import unwritable_dir_error
 
 BAD = [*FAST, "trainer.batch_size=0"]  # a config error: the run ends before any work
 

@@ -8,19 +8,23 @@ import json
 
 import pytest
 import torch
-from runner_utils import FAST, compose_config, read_events, scalar_series
 
-from vaegan_runner.checkpoint import list_checkpoints, load_checkpoint
-from vaegan_runner.eval_cli import main as eval_main
-from vaegan_runner.saved_run import load_saved_run, with_added_keys
-from vaegan_runner.stopping import Interrupted
+from runner_utils import FAST, VAE_CURVE, compose_config, read_events, scalar_series
+from vaegan_runner.cli.eval import main as eval_main
+from vaegan_runner.cli.saved_run import load_saved_run, with_added_keys
 from vaegan_runner.train import run as train_run
+from vaegan_runner.training.checkpoint import list_checkpoints, load_checkpoint
+from vaegan_runner.training.stopping import Interrupted
 
 pytestmark = pytest.mark.slow  # every test trains a run
 
-SCHEDULED = [*FAST, "model=vae", "trainer.deterministic=true", "log.every_n_steps=5", "log.image_every_n_steps=1000",
-             "eval.every_n_steps=1000", "checkpoint.every_n_steps=10", "optimizer.lr=2e-3",
-             "optimizer.schedule.name=cosine", "optimizer.schedule.warmup_steps=5", "trainer.max_steps=30"]
+SCHEDULED = [
+    *VAE_CURVE,
+    "optimizer.lr=2e-3",
+    "optimizer.schedule.name=cosine",
+    "optimizer.schedule.warmup_steps=5",
+    "trainer.max_steps=30",
+]
 
 
 class StopAt:
@@ -42,9 +46,20 @@ def series(run_dir, tag):
 
 
 def test_linear_schedule_reaches_zero_at_the_last_step(tmp_path):
-    train_run(compose_config([*FAST, "model=gan", "trainer.max_steps=20", "log.every_n_steps=5",
-                              "optimizer.schedule.name=linear", "optimizer.lr=1e-3",
-                              "optimizer.discriminator.lr=4e-3"]), tmp_path)
+    train_run(
+        compose_config(
+            [
+                *FAST,
+                "model=gan",
+                "trainer.max_steps=20",
+                "log.every_n_steps=5",
+                "optimizer.schedule.name=linear",
+                "optimizer.lr=1e-3",
+                "optimizer.discriminator.lr=4e-3",
+            ]
+        ),
+        tmp_path,
+    )
     generator, discriminator = series(tmp_path, "lr/generator"), series(tmp_path, "lr/discriminator")
     # the lr logged at step s is the one the next update would use: 1e-3 * (1 - s / 19)
     assert generator[5] == pytest.approx(1e-3 * (1 - 5 / 19))
@@ -70,10 +85,23 @@ def test_an_interrupted_scheduled_run_resumes_on_the_same_curve(tmp_path):
 @pytest.fixture(scope="module")
 def best_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("best") / "run"
-    train_run(compose_config([*FAST, "model=vae", "trainer.max_steps=24", "eval.every_n_steps=4",
-                              "eval.metrics=[recon_mse]", "eval.optimized_metric=recon_mse",
-                              "checkpoint.every_n_steps=4", "checkpoint.keep_last=1", "optimizer.lr=3e-3",
-                              "log.image_every_n_steps=1000"]), run_dir)
+    train_run(
+        compose_config(
+            [
+                *FAST,
+                "model=vae",
+                "trainer.max_steps=24",
+                "eval.every_n_steps=4",
+                "eval.metrics=[recon_mse]",
+                "eval.optimized_metric=recon_mse",
+                "checkpoint.every_n_steps=4",
+                "checkpoint.keep_last=1",
+                "optimizer.lr=3e-3",
+                "log.image_every_n_steps=1000",
+            ]
+        ),
+        run_dir,
+    )
     return run_dir
 
 
@@ -108,10 +136,24 @@ def test_training_resumes_from_the_best_checkpoint(best_run, tmp_path):
     copy = tmp_path / "run"
     (copy / "checkpoints").mkdir(parents=True)
     (copy / "checkpoints" / "best.pt").write_bytes(best.read_bytes())
-    train_run(compose_config([*FAST, "model=vae", "trainer.max_steps=30", "eval.every_n_steps=4",
-                              "eval.metrics=[recon_mse]", "eval.optimized_metric=recon_mse", "log.every_n_steps=2",
-                              "checkpoint.every_n_steps=4", "optimizer.lr=3e-3", "log.image_every_n_steps=1000",
-                              f"resume={copy / 'checkpoints' / 'best.pt'}"]), tmp_path / "new")
+    train_run(
+        compose_config(
+            [
+                *FAST,
+                "model=vae",
+                "trainer.max_steps=30",
+                "eval.every_n_steps=4",
+                "eval.metrics=[recon_mse]",
+                "eval.optimized_metric=recon_mse",
+                "log.every_n_steps=2",
+                "checkpoint.every_n_steps=4",
+                "optimizer.lr=3e-3",
+                "log.image_every_n_steps=1000",
+                f"resume={copy / 'checkpoints' / 'best.pt'}",
+            ]
+        ),
+        tmp_path / "new",
+    )
     steps = sorted(series(copy, "loss/neg_elbo"))  # the run continued in the best checkpoint's folder
     assert steps[0] == best_step + 2 and steps[-1] == 30
     assert json.loads((copy / "metrics.json").read_text())["step"] == 30

@@ -16,8 +16,16 @@ from hydra.core.global_hydra import GlobalHydra
 from runner_utils import CONFIGS, FAST, run_cli
 
 # A few steps and one cheap final metric (the IWAE bound on 128 held-out images, k=4).
-TINY = [*FAST, "model=vae", "trainer.max_steps=4", "log.every_n_steps=2", "eval.every_n_steps=1000",
-        "checkpoint.every_n_steps=1000", "eval.metrics=[]", "eval.final_metrics=[iwae]"]
+TINY = [
+    *FAST,
+    "model=vae",
+    "trainer.max_steps=4",
+    "log.every_n_steps=2",
+    "eval.every_n_steps=1000",
+    "checkpoint.every_n_steps=1000",
+    "eval.metrics=[]",
+    "eval.final_metrics=[iwae]",
+]
 VALUE = "metrics/iwae_nll"
 
 
@@ -39,8 +47,17 @@ def job_span(job) -> tuple[float, float]:
 @pytest.mark.slow
 def test_joblib_launcher_runs_the_jobs_side_by_side(tmp_path):
     plugin("hydra_joblib_launcher")
-    result = run_cli(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "optimizer.lr=1e-3,1e-4", *TINY,
-                      "eval.optimized_metric=iwae_nll"], cwd=tmp_path)
+    result = run_cli(
+        [
+            "-m",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            "optimizer.lr=1e-3,1e-4",
+            *TINY,
+            "eval.optimized_metric=iwae_nll",
+        ],
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     _, jobs = job_dirs(tmp_path)
     # Named by the swept key: the sweep_subdir resolver works in joblib's worker processes.
@@ -76,8 +93,17 @@ def test_optuna_search_minimises_the_returned_metric(tmp_path):
 @pytest.mark.slow
 def test_submitit_local_launcher_runs_every_job(tmp_path):
     plugin("hydra_submitit_launcher")
-    result = run_cli(["-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",
-                      "optimizer.lr=1e-3,1e-4", *TINY, "eval.optimized_metric=iwae_nll"], cwd=tmp_path)
+    result = run_cli(
+        [
+            "-m",
+            "hydra/launcher=submitit_local",
+            "hydra.launcher.timeout_min=10",
+            "optimizer.lr=1e-3,1e-4",
+            *TINY,
+            "eval.optimized_metric=iwae_nll",
+        ],
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     sweep, jobs = job_dirs(tmp_path)
     # named by the swept key, although the jobs run under submitit's own command line
@@ -107,8 +133,11 @@ def test_slurm_config_asks_for_a_gpu_and_sigterm_before_the_time_limit(tmp_path,
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        cfg = compose(config_name="train", return_hydra_config=True,
-                      overrides=["hydra/launcher=slurm", f"hydra.sweep.dir={tmp_path}", "hydra.launcher.partition=gpu"])
+        cfg = compose(
+            config_name="train",
+            return_hydra_config=True,
+            overrides=["hydra/launcher=slurm", f"hydra.sweep.dir={tmp_path}", "hydra.launcher.partition=gpu"],
+        )
     launcher = instantiate(cfg.hydra.launcher)
     executors = []
     monkeypatch.setattr(submitit.SlurmExecutor, "affinity", classmethod(lambda cls: 1))  # "srun is here"

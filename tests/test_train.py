@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from runner_utils import FAST, compose_config, read_events, run_cli, scalar_series
-from vaegan_runner.checkpoint import list_checkpoints, load_checkpoint
 from vaegan_runner.train import run as train_run
+from vaegan_runner.training.checkpoint import list_checkpoints, load_checkpoint
 
 
 def only_run_dir(root):
@@ -18,18 +18,44 @@ def only_run_dir(root):
     return runs[0]
 
 
-@pytest.mark.parametrize("model,scalars,images", [
-    ("vae", ["loss/recon", "loss/kl", "loss/neg_elbo", "lr/encoder", "lr/decoder", "eval/neg_elbo"],
-     ["samples", "reconstructions", "interpolations"]),
-    ("gan", ["loss/d", "loss/g", "acc/d_real", "acc/d_fake", "lr/generator", "lr/discriminator", "eval/d",
-             "eval/d_acc_real"],
-     ["samples"]),
-])
+@pytest.mark.parametrize(
+    "model,scalars,images",
+    [
+        (
+            "vae",
+            ["loss/recon", "loss/kl", "loss/neg_elbo", "lr/encoder", "lr/decoder", "eval/neg_elbo"],
+            ["samples", "reconstructions", "interpolations"],
+        ),
+        (
+            "gan",
+            [
+                "loss/d",
+                "loss/g",
+                "acc/d_real",
+                "acc/d_fake",
+                "lr/generator",
+                "lr/discriminator",
+                "eval/d",
+                "eval/d_acc_real",
+            ],
+            ["samples"],
+        ),
+    ],
+)
 @pytest.mark.slow
 def test_cli_run_writes_events_checkpoints_and_samples(tmp_path, model, scalars, images):
-    result = run_cli([f"model={model}", *FAST, "trainer.max_steps=40", "log.every_n_steps=10",
-                      "log.image_every_n_steps=20", "eval.every_n_steps=20", "checkpoint.every_n_steps=20"],
-                     cwd=tmp_path)
+    result = run_cli(
+        [
+            f"model={model}",
+            *FAST,
+            "trainer.max_steps=40",
+            "log.every_n_steps=10",
+            "log.image_every_n_steps=20",
+            "eval.every_n_steps=20",
+            "checkpoint.every_n_steps=20",
+        ],
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = only_run_dir(tmp_path / "outputs" / f"{model}-shapes")
     assert (run_dir / ".hydra" / "config.yaml").is_file()
@@ -58,23 +84,32 @@ def assert_first_row_is_test_inputs(png: bytes) -> None:
     import numpy as np
     from PIL import Image
 
+    from vaegan_runner.config.schema import validate
     from vaegan_runner.data import load_data
-    from vaegan_runner.run_config import validate
 
     grid = np.asarray(Image.open(io.BytesIO(png)).convert("L"))
     assert grid.shape == (8 * 30 + 2, 8 * 30 + 2)  # 8 rows of 8 cells, 28 px + 2 px padding
     data = load_data(validate(compose_config([*FAST, "trainer.max_steps=1"])).dataset, torch.device("cpu"))
     inputs = data.test.take(8)[0][:, 0].numpy().astype(int)
     for col in range(8):
-        cell = grid[2:30, 2 + 30 * col: 30 + 30 * col].astype(int)
+        cell = grid[2:30, 2 + 30 * col : 30 + 30 * col].astype(int)
         assert np.abs(cell - inputs[col]).max() <= 1
 
 
 @pytest.mark.slow
 def test_vae_negative_elbo_falls(tmp_path):
-    cfg = compose_config(["model=vae", *FAST, "trainer.max_steps=300", "log.every_n_steps=50",
-                          "eval.every_n_steps=100", "checkpoint.every_n_steps=1000", "optimizer.lr=1e-3",
-                          "optimizer.betas=[0.9,0.999]"])
+    cfg = compose_config(
+        [
+            "model=vae",
+            *FAST,
+            "trainer.max_steps=300",
+            "log.every_n_steps=50",
+            "eval.every_n_steps=100",
+            "checkpoint.every_n_steps=1000",
+            "optimizer.lr=1e-3",
+            "optimizer.betas=[0.9,0.999]",
+        ]
+    )
     final = train_run(cfg, tmp_path)
     series = [v for _, v in scalar_series(read_events(tmp_path), "loss/neg_elbo")]
     assert len(series) == 6
@@ -87,8 +122,15 @@ def test_vae_negative_elbo_falls(tmp_path):
 @pytest.mark.parametrize("model", ["vae", "gan"])
 @pytest.mark.slow
 def test_resumed_run_continues_the_same_curve(tmp_path, model):
-    common = [f"model={model}", *FAST, "trainer.deterministic=true", "log.every_n_steps=5",
-              "log.image_every_n_steps=1000", "eval.every_n_steps=10", "checkpoint.every_n_steps=10"]
+    common = [
+        f"model={model}",
+        *FAST,
+        "trainer.deterministic=true",
+        "log.every_n_steps=5",
+        "log.image_every_n_steps=1000",
+        "eval.every_n_steps=10",
+        "checkpoint.every_n_steps=10",
+    ]
     whole = tmp_path / "whole"
     train_run(compose_config(common + ["trainer.max_steps=30"]), whole)
 
@@ -111,18 +153,29 @@ def test_resumed_run_continues_the_same_curve(tmp_path, model):
 
 @pytest.mark.slow
 def test_resume_refuses_a_checkpoint_of_another_family(tmp_path):
-    from vaegan_runner.config import ConfigError
+    from vaegan_runner.config.checks import ConfigError
 
     train_run(compose_config(["model=vae", *FAST, "trainer.max_steps=10"]), tmp_path / "vae")
     with pytest.raises(ConfigError, match="model=vae"):
-        train_run(compose_config(["model=gan", *FAST, "trainer.max_steps=20", f"resume={tmp_path / 'vae'}"]),
-                  tmp_path / "gan")
+        train_run(
+            compose_config(["model=gan", *FAST, "trainer.max_steps=20", f"resume={tmp_path / 'vae'}"]), tmp_path / "gan"
+        )
 
 
 @pytest.mark.slow
 def test_multirun_makes_one_directory_per_job(tmp_path):
-    result = run_cli(["-m", "model=vae,gan", *FAST, "trainer.max_steps=4", "log.every_n_steps=2",
-                      "eval.every_n_steps=1000", "checkpoint.every_n_steps=1000"], cwd=tmp_path)
+    result = run_cli(
+        [
+            "-m",
+            "model=vae,gan",
+            *FAST,
+            "trainer.max_steps=4",
+            "log.every_n_steps=2",
+            "eval.every_n_steps=1000",
+            "checkpoint.every_n_steps=1000",
+        ],
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = only_run_dir(tmp_path / "outputs" / "multirun")
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
@@ -145,10 +198,22 @@ def test_image_folder_trains_through_the_dataloader(tmp_path):
             Image.fromarray(pixels).save(folder / f"{i}.png")
     (tmp_path / "images" / "cats" / "broken.png").write_bytes(b"not an image")
     not_shapes = [o for o in FAST if not o.startswith("dataset")]
-    cfg = compose_config(["model=gan", *not_shapes, "dataset=image_folder", f"dataset.path={tmp_path / 'images'}",
-                          "dataset.image_size=32", "dataset.channels=3", "dataset.num_workers=1",
-                          "dataset.val_fraction=0.2", "trainer.batch_size=16", "trainer.max_steps=6",
-                          "log.every_n_steps=3", "eval.every_n_steps=100"])
+    cfg = compose_config(
+        [
+            "model=gan",
+            *not_shapes,
+            "dataset=image_folder",
+            f"dataset.path={tmp_path / 'images'}",
+            "dataset.image_size=32",
+            "dataset.channels=3",
+            "dataset.num_workers=1",
+            "dataset.val_fraction=0.2",
+            "trainer.batch_size=16",
+            "trainer.max_steps=6",
+            "log.every_n_steps=3",
+            "eval.every_n_steps=100",
+        ]
+    )
     train_run(cfg, tmp_path / "run")
     events = read_events(tmp_path / "run")
     assert [s for s, _ in scalar_series(events, "loss/d")] == [3, 6]
@@ -164,7 +229,7 @@ def test_amp_on_cpu_is_ignored_with_a_warning(tmp_path, caplog):
 
 
 def test_sweep_directory_names_only_the_swept_keys(monkeypatch):
-    from vaegan_runner import sweep_dir
+    from vaegan_runner.config import sweep_dir
 
     argv = ["-m", "model=vae,gan", "optimizer.lr=1e-3,1e-4", "trainer.max_steps=5", "dataset.root=/x/y"]
     monkeypatch.setattr("sys.argv", ["vaegan-train", *argv])

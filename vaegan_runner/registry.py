@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterator
 from typing import Generic, TypeVar
 
-from .config import ConfigError
+from .config.checks import ConfigError
 
 T = TypeVar("T")
 
@@ -33,8 +33,15 @@ class Registry(Generic[T]):
     entry is the object itself. ``sort``: list names alphabetically, not in registration order.
     """
 
-    def __init__(self, kind: str, key: str, *, message: str = "got {name!r}; allowed: {allowed}",
-                 record: Callable[..., T] | None = None, sort: bool = False):
+    def __init__(
+        self,
+        kind: str,
+        key: str,
+        *,
+        message: str = "got {name!r}; allowed: {allowed}",
+        record: Callable[..., T] | None = None,
+        sort: bool = False,
+    ):
         self.kind = kind
         self.key = key
         self.message = message
@@ -53,14 +60,16 @@ class Registry(Generic[T]):
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             self._entries[name] = self._record(name, obj, **details) if self._record else obj
             return obj
+
         return add
 
     def get(self, name: str, key: str | None = None) -> T:
         """The entry of ``name``; an unknown name is a ``ConfigError`` on ``key`` (default: the
         registry's key) listing the allowed names."""
         if name not in self:
-            raise ConfigError(self.key if key is None else key,
-                              self.message.format(name=name, allowed=", ".join(self.names())))
+            raise ConfigError(
+                self.key if key is None else key, self.message.format(name=name, allowed=", ".join(self.names()))
+            )
         return self._entries[name]
 
     def names(self) -> tuple[str, ...]:

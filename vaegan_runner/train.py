@@ -18,9 +18,9 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from .config import ConfigError
-from .run_dir import remove_if_empty_run
-from .sweep_dir import register as register_sweep_resolver
+from .config.checks import ConfigError
+from .config.run_dir import remove_if_empty_run
+from .config.sweep_dir import register as register_sweep_resolver
 
 log = logging.getLogger("vaegan_runner")
 
@@ -33,14 +33,14 @@ def config_dir() -> str:
 
 def run(cfg: DictConfig, output_dir: Path, multirun: bool = False, stop=None) -> dict[str, float]:
     # Imports here keep `vaegan-train --help` and config errors fast.
-    from .checkpoint import check_resumable, run_dir_of
+    from .config.schema import validate
     from .data import load_data
-    from .device import resolve_device, seed_everything
-    from .distributed import from_environment
-    from .loop import fit
     from .metrics.registry import metric_needs
-    from .resume import resolve_resume
-    from .run_config import validate
+    from .training.checkpoint import check_resumable, run_dir_of
+    from .training.device import resolve_device, seed_everything
+    from .training.distributed import from_environment
+    from .training.loop import fit
+    from .training.resume import resolve_resume
 
     run_cfg = validate(cfg)
     dist = from_environment(run_cfg.device)
@@ -61,14 +61,26 @@ def run(cfg: DictConfig, output_dir: Path, multirun: bool = False, stop=None) ->
         seed_everything(run_cfg.seed, run_cfg.trainer.deterministic)
         data = load_data(run_cfg.dataset, device)
         if data.num_classes is None and "labels" in metric_needs(run_cfg.eval.optimized_metric):
-            raise ConfigError("eval.optimized_metric", f"{run_cfg.eval.optimized_metric} needs class labels, "
-                              f"and dataset={data.name} has none here; use e.g. eval.optimized_metric=recon_mse "
-                              "or inception_fid")
+            raise ConfigError(
+                "eval.optimized_metric",
+                f"{run_cfg.eval.optimized_metric} needs class labels, "
+                f"and dataset={data.name} has none here; use e.g. eval.optimized_metric=recon_mse "
+                "or inception_fid",
+            )
         family = build_family(run_cfg, data, device, dist)
-        log.info("%s on %s (%d train / %d held-out images, %dx%dx%d) on %s%s; run directory %s",
-                 run_cfg.model.name, data.name, len(data.train), len(data.test), data.channels,
-                 data.image_size, data.image_size, device,
-                 f" (rank {dist.rank} of {dist.world_size})" if dist.enabled else "", run_dir)
+        log.info(
+            "%s on %s (%d train / %d held-out images, %dx%dx%d) on %s%s; run directory %s",
+            run_cfg.model.name,
+            data.name,
+            len(data.train),
+            len(data.test),
+            data.channels,
+            data.image_size,
+            data.image_size,
+            device,
+            f" (rank {dist.rank} of {dist.world_size})" if dist.enabled else "",
+            run_dir,
+        )
         return fit(run_cfg, family, data, run_dir, resume_state, dist, stop)
     finally:
         dist.close()
@@ -97,7 +109,7 @@ def build_family(run_cfg, data, device, dist):
 def check_writable(run_dir: Path) -> None:
     """Fail now, not at the first checkpoint, when the run directory (a resumed run's
     original one) cannot be written."""
-    from .run_dir import is_main_process, unwritable_dir_error
+    from .config.run_dir import is_main_process, unwritable_dir_error
 
     if not is_main_process():
         return  # rank 0 probes; a second probe in the same folder is what raced
@@ -121,8 +133,14 @@ def main(cfg: DictConfig) -> float:
     """Train; returns the final value of ``eval.optimized_metric`` (what a sweeper minimises)."""
     from hydra.types import RunMode
 
-    from .stopping import (EXIT_CONFIG_ERROR, EXIT_DIVERGED, EXIT_INTERRUPTED, Diverged, Interrupted,
-                           StopRequest)
+    from .training.stopping import (
+        EXIT_CONFIG_ERROR,
+        EXIT_DIVERGED,
+        EXIT_INTERRUPTED,
+        Diverged,
+        Interrupted,
+        StopRequest,
+    )
 
     hydra_cfg = HydraConfig.get()
     output_dir = Path(hydra_cfg.runtime.output_dir)
@@ -143,8 +161,12 @@ def main(cfg: DictConfig) -> float:
         return results[name]
     if not results:  # a rank other than 0 under torchrun
         return float("nan")
-    fail(output_dir, f"vaegan-train: error: eval.optimized_metric={name} was not computed: "
-         "see metrics.json's metrics_skipped", EXIT_CONFIG_ERROR, multirun)
+    fail(
+        output_dir,
+        f"vaegan-train: error: eval.optimized_metric={name} was not computed: see metrics.json's metrics_skipped",
+        EXIT_CONFIG_ERROR,
+        multirun,
+    )
 
 
 class JobFailed(RuntimeError):

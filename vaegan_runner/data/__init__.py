@@ -26,6 +26,13 @@ def load_data(cfg, device: torch.device) -> ImageData:
 
 
 __all__ = [
-    "DATASETS", "DATASET_NAMES", "PIXEL_RANGES", "ImageData", "ImageSource",
-    "dataset_schema", "load_data", "to_pixels", "to_unit",
+    "DATASETS",
+    "DATASET_NAMES",
+    "PIXEL_RANGES",
+    "ImageData",
+    "ImageSource",
+    "dataset_schema",
+    "load_data",
+    "to_pixels",
+    "to_unit",
 ]

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from omegaconf import MISSING
 
-from ..config import one_of, require
+from ..config.checks import one_of, require
 from .decoded_cache import Split, cached_splits, file_identity
 from .idx import missing_data_error, one_line
 from .pixels import resize_images
@@ -56,6 +56,12 @@ def load_cifar10(cfg: Cifar10Config, device: torch.device) -> ImageData:
 
     # Missing files are fetched (or reported) by a first decode; the cache key needs them on disk.
     decoded = None if all(path.is_file() for path in files) else decode()
-    train, test = cached_splits(cfg.cache_dir, "cifar10", cfg.image_size, cfg.channels, file_identity(files),
-                                lambda: decode() if decoded is None else decoded)
+    train, test = cached_splits(
+        cfg.cache_dir,
+        "cifar10",
+        cfg.image_size,
+        cfg.channels,
+        file_identity(files),
+        lambda: decode() if decoded is None else decoded,
+    )
     return in_memory_data("cifar10", train, test, num_classes=10, device=device)

@@ -52,14 +52,21 @@ def file_identity(paths: Iterable[Path]) -> list[list]:
     return out
 
 
-def cached_splits(cache_dir: str | None, name: str, image_size: int, channels: int, source,
-                  decode: Callable[[], tuple[Split, Split]]) -> tuple[Split, Split]:
+def cached_splits(
+    cache_dir: str | None, name: str, image_size: int, channels: int, source, decode: Callable[[], tuple[Split, Split]]
+) -> tuple[Split, Split]:
     """The (train, test) splits from the cache entry for this key, or from ``decode()``,
     whose result is then cached. ``source`` is any JSON-able identity of the loader's input."""
     if cache_dir is None:
         return decode()
-    key = {"format": FORMAT_VERSION, "torch": torch.__version__, "dataset": name,
-           "image_size": image_size, "channels": channels, "source": source}
+    key = {
+        "format": FORMAT_VERSION,
+        "torch": torch.__version__,
+        "dataset": name,
+        "image_size": image_size,
+        "channels": channels,
+        "source": source,
+    }
     path = entry_path(Path(cache_dir).expanduser(), key)
     if path.is_file():
         try:
@@ -67,8 +74,13 @@ def cached_splits(cache_dir: str | None, name: str, image_size: int, channels: i
             log.info("%s: decoded images read from the cache %s", name, path)
             return splits
         except Exception as err:  # torn, corrupt or foreign file: zipfile, numpy and the checks raise many kinds
-            log.warning("%s: the cache entry %s is unusable (%s: %s); decoding again and rewriting it",
-                        name, path, type(err).__name__, err)
+            log.warning(
+                "%s: the cache entry %s is unusable (%s: %s); decoding again and rewriting it",
+                name,
+                path,
+                type(err).__name__,
+                err,
+            )
     splits = decode()
     write_entry(path, key, splits)
     return splits
@@ -96,10 +108,10 @@ def read_entry(path: Path, key: dict) -> tuple[Split, Split]:
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != shape:
             raise ValueError(f"{split} images are {images.dtype} {images.shape}, expected uint8 [N, {shape}]")
         if labels.dtype != np.int64 or labels.shape != images.shape[:1]:
-            raise ValueError(f"{split} labels are {labels.dtype} {labels.shape}, expected int64 "
-                             f"[{images.shape[0]}]")
-    return tuple((torch.from_numpy(arrays[f"{split}_images"]), torch.from_numpy(arrays[f"{split}_labels"]))
-                 for split in SPLITS)
+            raise ValueError(f"{split} labels are {labels.dtype} {labels.shape}, expected int64 [{images.shape[0]}]")
+    return tuple(
+        (torch.from_numpy(arrays[f"{split}_images"]), torch.from_numpy(arrays[f"{split}_labels"])) for split in SPLITS
+    )
 
 
 def write_entry(path: Path, key: dict, splits: tuple[Split, Split]) -> None:
@@ -119,6 +131,10 @@ def write_entry(path: Path, key: dict, splits: tuple[Split, Split]) -> None:
     except OSError as err:
         if tmp.exists():  # written in part (a full disk, say)
             tmp.unlink()
-        log.warning("%s: cannot write the decoded-dataset cache %s (%s); going on without it "
-                    "(set dataset.cache_dir to a writable folder, or null to stop trying)",
-                    key["dataset"], path, err)
+        log.warning(
+            "%s: cannot write the decoded-dataset cache %s (%s); going on without it "
+            "(set dataset.cache_dir to a writable folder, or null to stop trying)",
+            key["dataset"],
+            path,
+            err,
+        )

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from omegaconf import MISSING
 
-from ..config import ConfigError, one_of, require
+from ..config.checks import ConfigError, one_of, require
 from .decoded_cache import cached_splits, file_identity
 from .pixels import resize_images
 from .sources import DATASETS, ImageData, in_memory_data
@@ -47,17 +47,20 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
         else:
             data = path.read_bytes()
     except (OSError, EOFError) as err:
-        raise ConfigError("dataset.root", f"cannot read {path} ({err}); delete it to download it again") \
-            from None
+        raise ConfigError("dataset.root", f"cannot read {path} ({err}); delete it to download it again") from None
     header = 4 + 4 * ndim  # 16 bytes for images, 8 for labels
     if len(data) < header or int.from_bytes(data[:4], "big") != 0x800 + ndim:
-        raise ConfigError("dataset.root", f"{path} is not a {ndim}-d uint8 IDX file (bad header); "
-                                          "delete it to download it again")
-    shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+        raise ConfigError(
+            "dataset.root", f"{path} is not a {ndim}-d uint8 IDX file (bad header); delete it to download it again"
+        )
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     size = int(np.prod(shape))
     if len(data) - header != size:
-        raise ConfigError("dataset.root", f"{path} is truncated: its header says {shape} ({size} bytes) "
-                                          f"but it holds {len(data) - header}; delete it to download it again")
+        raise ConfigError(
+            "dataset.root",
+            f"{path} is truncated: its header says {shape} ({size} bytes) "
+            f"but it holds {len(data) - header}; delete it to download it again",
+        )
     return np.frombuffer(data, np.uint8, offset=header).reshape(shape)
 
 
@@ -71,12 +74,15 @@ def find(raw: Path, name: str) -> Path | None:
 
 def missing_data_error(what: str, folder: Path, files: list[str], holds: str, why: str) -> ConfigError:
     """The one-paragraph error for a dataset that is not on disk and could not be downloaded."""
-    return ConfigError("dataset.root", (
-        f"{what} not found: looked in {folder.resolve()} for {', '.join(files)}, and {why}. "
-        f"Point dataset.root or the VAEGAN_DATA_DIR environment variable at a folder that holds {holds}, "
-        "allow network access so that torchvision can download it (dataset.download=true), "
-        "or use dataset=shapes, which needs no download."
-    ))
+    return ConfigError(
+        "dataset.root",
+        (
+            f"{what} not found: looked in {folder.resolve()} for {', '.join(files)}, and {why}. "
+            f"Point dataset.root or the VAEGAN_DATA_DIR environment variable at a folder that holds {holds}, "
+            "allow network access so that torchvision can download it (dataset.download=true), "
+            "or use dataset=shapes, which needs no download."
+        ),
+    )
 
 
 def one_line(err: Exception) -> str:
@@ -116,8 +122,14 @@ def load_mnist_family(cfg: MnistConfig, device: torch.device) -> ImageData:
             raise ConfigError("dataset.root", f"{raw}: {len(images)} {which} images, {len(labels)} labels")
         return resize_images(images, cfg.image_size), labels
 
-    train, test = cached_splits(cfg.cache_dir, cfg.name, cfg.image_size, cfg.channels,
-                                file_identity(find(raw, name) for name in names),
-                                lambda: (split("train"), split("test")))
-    return in_memory_data(cfg.name, train, test, num_classes=10, device=device,
-                          binarize_seed=0 if cfg.binarize else None)
+    train, test = cached_splits(
+        cfg.cache_dir,
+        cfg.name,
+        cfg.image_size,
+        cfg.channels,
+        file_identity(find(raw, name) for name in names),
+        lambda: (split("train"), split("test")),
+    )
+    return in_memory_data(
+        cfg.name, train, test, num_classes=10, device=device, binarize_seed=0 if cfg.binarize else None
+    )

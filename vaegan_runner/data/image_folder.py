@@ -14,7 +14,7 @@ import torch
 from omegaconf import MISSING
 from torch.utils.data import Dataset
 
-from ..config import non_negative, one_of, require
+from ..config.checks import non_negative, one_of, require
 from .idx import one_line
 from .sources import DATASETS, ImageData, LoaderSource, seeded_generator
 
@@ -50,8 +50,10 @@ def list_images(folder: Path, extensions: list[str]) -> tuple[list[Path], list[i
     """
     suffixes = {"." + ext.lstrip(".").lower() for ext in extensions}
     files = sorted(
-        path for path in folder.rglob("*")
-        if path.suffix.lower() in suffixes and path.is_file()
+        path
+        for path in folder.rglob("*")
+        if path.suffix.lower() in suffixes
+        and path.is_file()
         and not any(part.startswith(".") for part in path.relative_to(folder).parts)
     )
     classes = sorted({path.relative_to(folder).parts[0] for path in files if path.parent != folder})
@@ -59,8 +61,12 @@ def list_images(folder: Path, extensions: list[str]) -> tuple[list[Path], list[i
         return files, [0] * len(files), []
     loose = [path for path in files if path.parent == folder]
     if loose:
-        log.warning("%d images directly in %s are left out: they sit next to the class folders %s",
-                    len(loose), folder, ", ".join(classes))
+        log.warning(
+            "%d images directly in %s are left out: they sit next to the class folders %s",
+            len(loose),
+            folder,
+            ", ".join(classes),
+        )
     files = [path for path in files if path.parent != folder]
     index = {name: i for i, name in enumerate(classes)}
     return files, [index[path.relative_to(folder).parts[0]] for path in files], classes
@@ -89,9 +95,13 @@ class FolderImages(Dataset):
 
         self.files, self.labels = files, labels
         self.mode = "L" if channels == 1 else "RGB"
-        self.transform = transforms.Compose([
-            transforms.Resize(image_size), transforms.CenterCrop(image_size), transforms.PILToTensor(),
-        ])
+        self.transform = transforms.Compose(
+            [
+                transforms.Resize(image_size),
+                transforms.CenterCrop(image_size),
+                transforms.PILToTensor(),
+            ]
+        )
         self.warned: set[int] = set()
 
     def __len__(self) -> int:
@@ -108,8 +118,7 @@ class FolderImages(Dataset):
             except Exception as err:  # a corrupt file must not stop training
                 if k not in self.warned:
                     self.warned.add(k)
-                    log.warning("cannot decode %s (%s); using another image in its place",
-                                self.files[k], one_line(err))
+                    log.warning("cannot decode %s (%s); using another image in its place", self.files[k], one_line(err))
         raise RuntimeError(f"none of the {len(self)} images could be decoded")
 
 
@@ -122,10 +131,13 @@ def load_image_folder(cfg: ImageFolderConfig, device: torch.device) -> ImageData
     ok = [readable(path) for path in files]
     bad = [path for path, good in zip(files, ok) if not good]
     named = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
-    require(len(bad) < len(files) or not files, "dataset.path",
-            f"none of the {len(files)} image files under {folder.resolve()} can be read ({named}): they are "
-            "corrupt, truncated or not images; replace them, or point dataset.path at a folder of readable "
-            f"{looked_for}")
+    require(
+        len(bad) < len(files) or not files,
+        "dataset.path",
+        f"none of the {len(files)} image files under {folder.resolve()} can be read ({named}): they are "
+        "corrupt, truncated or not images; replace them, or point dataset.path at a folder of readable "
+        f"{looked_for}",
+    )
     if bad:
         log.warning("left out %d unreadable image files under %s: %s", len(bad), folder, named)
         files = [path for path, good in zip(files, ok) if good]
@@ -140,6 +152,11 @@ def load_image_folder(cfg: ImageFolderConfig, device: torch.device) -> ImageData
         images = [files[i] for i in indices], [labels[i] for i in indices]
         return LoaderSource(FolderImages(*images, cfg.image_size, cfg.channels), device, cfg.num_workers)
 
-    return ImageData(name="image_folder", channels=cfg.channels, image_size=cfg.image_size,
-                     num_classes=len(classes) or None,
-                     train=source(order[n_test:]), test=source(order[:n_test]))
+    return ImageData(
+        name="image_folder",
+        channels=cfg.channels,
+        image_size=cfg.image_size,
+        num_classes=len(classes) or None,
+        train=source(order[n_test:]),
+        test=source(order[:n_test]),
+    )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from omegaconf import MISSING
 
-from ..config import one_of, positive, require
+from ..config.checks import one_of, positive, require
 from .decoded_cache import cached_splits
 from .sources import DATASETS, ImageData, in_memory_data, seeded_generator
 
@@ -36,13 +36,15 @@ class ShapesConfig:
         positive(self.n_test, "n_test")
 
 
-def render_shapes(n: int, image_size: int, channels: int, generator: torch.Generator,
-                  chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+def render_shapes(
+    n: int, image_size: int, channels: int, generator: torch.Generator, chunk: int = 1024
+) -> tuple[torch.Tensor, torch.Tensor]:
     """n random shapes on black, uint8 [n, channels, S, S], and their int64 class labels.
 
     Coordinates run over [-1, 1]. Each shape fits in a circle of radius 0.5..0.8 placed so
     that it stays a pixel inside the border; edges are anti-aliased over about one pixel.
     """
+
     def uniform(low: float, high: float, *shape: int) -> torch.Tensor:
         return low + (high - low) * torch.rand(*shape, generator=generator)
 
@@ -91,7 +93,14 @@ def load_shapes(cfg: ShapesConfig, device: torch.device) -> ImageData:
         return render_shapes(n, cfg.image_size, cfg.channels, seeded_generator(cfg.seed, stream))
 
     source = {"render_version": RENDER_VERSION, "n_train": cfg.n_train, "n_test": cfg.n_test, "seed": cfg.seed}
-    train, test = cached_splits(cfg.cache_dir, "shapes", cfg.image_size, cfg.channels, source,
-                                lambda: (split(cfg.n_train, TRAIN_STREAM), split(cfg.n_test, TEST_STREAM)))
-    return in_memory_data("shapes", train, test, num_classes=len(CLASSES), device=device,
-                          binarize_seed=cfg.seed if cfg.binarize else None)
+    train, test = cached_splits(
+        cfg.cache_dir,
+        "shapes",
+        cfg.image_size,
+        cfg.channels,
+        source,
+        lambda: (split(cfg.n_train, TRAIN_STREAM), split(cfg.n_test, TEST_STREAM)),
+    )
+    return in_memory_data(
+        "shapes", train, test, num_classes=len(CLASSES), device=device, binarize_seed=cfg.seed if cfg.binarize else None
+    )

@@ -27,8 +27,17 @@ class ImageSource(Protocol):
 
     def num_batches(self, batch_size: int, drop_last: bool = True) -> int: ...
 
-    def batches(self, batch_size: int, *, epoch: int, seed: int, start: int = 0,
-                shuffle: bool = True, drop_last: bool = True, shard: tuple[int, int] = (0, 1)) -> Iterator[Batch]: ...
+    def batches(
+        self,
+        batch_size: int,
+        *,
+        epoch: int,
+        seed: int,
+        start: int = 0,
+        shuffle: bool = True,
+        drop_last: bool = True,
+        shard: tuple[int, int] = (0, 1),
+    ) -> Iterator[Batch]: ...
 
     def take(self, n: int) -> Batch: ...
 
@@ -46,6 +55,7 @@ class ImageData:
 @dataclass(frozen=True)
 class DatasetEntry:
     """A dataset a config may name: its loader (config, device) -> ImageData, and its config dataclass."""
+
     name: str
     load: Callable[..., ImageData]
     config: type
@@ -71,7 +81,7 @@ def shard_of(indices: torch.Tensor, shard: tuple[int, int]) -> torch.Tensor:
     """Process ``rank``'s equal slice of one global batch's indices (``shard = (rank, world)``)."""
     rank, world = shard
     part = indices.shape[0] // world
-    return indices[rank * part:(rank + 1) * part]
+    return indices[rank * part : (rank + 1) * part]
 
 
 def count_batches(n: int, batch_size: int, drop_last: bool) -> int:
@@ -102,11 +112,20 @@ class TensorSource:
     def num_batches(self, batch_size: int, drop_last: bool = True) -> int:
         return count_batches(len(self), batch_size, drop_last)
 
-    def batches(self, batch_size: int, *, epoch: int, seed: int, start: int = 0,
-                shuffle: bool = True, drop_last: bool = True, shard: tuple[int, int] = (0, 1)) -> Iterator[Batch]:
+    def batches(
+        self,
+        batch_size: int,
+        *,
+        epoch: int,
+        seed: int,
+        start: int = 0,
+        shuffle: bool = True,
+        drop_last: bool = True,
+        shard: tuple[int, int] = (0, 1),
+    ) -> Iterator[Batch]:
         order = epoch_order(len(self), epoch=epoch, seed=seed, shuffle=shuffle).to(self.images.device)
         for b in range(start, self.num_batches(batch_size, drop_last)):
-            idx = shard_of(order[b * batch_size:(b + 1) * batch_size], shard)
+            idx = shard_of(order[b * batch_size : (b + 1) * batch_size], shard)
             images = self.images[idx]
             yield (binarize(images) if self.binarize else images), self.labels[idx]
 
@@ -114,8 +133,14 @@ class TensorSource:
         return self.images[:n], self.labels[:n]
 
 
-def in_memory_data(name: str, train: Batch, test: Batch, num_classes: int | None,
-                   device: torch.device, binarize_seed: int | None = None) -> ImageData:
+def in_memory_data(
+    name: str,
+    train: Batch,
+    test: Batch,
+    num_classes: int | None,
+    device: torch.device,
+    binarize_seed: int | None = None,
+) -> ImageData:
     """ImageData from CPU (images, labels) pairs, moved to the device once.
 
     ``binarize_seed`` switches on dynamic binarisation: the train source samples per batch, the
@@ -127,7 +152,10 @@ def in_memory_data(name: str, train: Batch, test: Batch, num_classes: int | None
         test_x = binarize(test_x, seeded_generator(binarize_seed, BINARIZE_STREAM))
     _, channels, image_size, _ = train_x.shape
     return ImageData(
-        name=name, channels=channels, image_size=image_size, num_classes=num_classes,
+        name=name,
+        channels=channels,
+        image_size=image_size,
+        num_classes=num_classes,
         train=TensorSource(train_x.to(device), train_y.long().to(device), binarize=dynamic),
         test=TensorSource(test_x.to(device), test_y.long().to(device)),
     )
@@ -157,8 +185,11 @@ class LoaderSource:
         self.dataset, self.device = dataset, device
         self.sampler = _BatchList()
         self.loader = DataLoader(
-            dataset, batch_sampler=self.sampler, num_workers=num_workers,
-            pin_memory=device.type == "cuda", persistent_workers=num_workers > 0,
+            dataset,
+            batch_sampler=self.sampler,
+            num_workers=num_workers,
+            pin_memory=device.type == "cuda",
+            persistent_workers=num_workers > 0,
         )
 
     def __len__(self) -> int:
@@ -167,11 +198,20 @@ class LoaderSource:
     def num_batches(self, batch_size: int, drop_last: bool = True) -> int:
         return count_batches(len(self), batch_size, drop_last)
 
-    def batches(self, batch_size: int, *, epoch: int, seed: int, start: int = 0,
-                shuffle: bool = True, drop_last: bool = True, shard: tuple[int, int] = (0, 1)) -> Iterator[Batch]:
+    def batches(
+        self,
+        batch_size: int,
+        *,
+        epoch: int,
+        seed: int,
+        start: int = 0,
+        shuffle: bool = True,
+        drop_last: bool = True,
+        shard: tuple[int, int] = (0, 1),
+    ) -> Iterator[Batch]:
         order = epoch_order(len(self), epoch=epoch, seed=seed, shuffle=shuffle)
         stop = self.num_batches(batch_size, drop_last) * batch_size
-        self.sampler.batches = [shard_of(b, shard).tolist() for b in order[start * batch_size:stop].split(batch_size)]
+        self.sampler.batches = [shard_of(b, shard).tolist() for b in order[start * batch_size : stop].split(batch_size)]
         for images, labels in self.loader:
             yield images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
 

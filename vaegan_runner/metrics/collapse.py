@@ -10,7 +10,6 @@ samples of the first few hundred steps, which have not collapsed: they never spr
 
 from __future__ import annotations
 
-
 SPREAD = 0.25  # diversity (relative to held-out images) that counts as having spread out
 
 
@@ -28,14 +27,17 @@ class CollapseWatch:
         if coverage is not None and self.num_classes:
             half = self.num_classes / 2
             if coverage <= half < self.best_coverage:
-                reasons.append(f"class coverage fell to {coverage:.0f} of {self.num_classes} classes "
-                               f"(best so far {self.best_coverage:.0f})")
+                reasons.append(
+                    f"class coverage fell to {coverage:.0f} of {self.num_classes} classes "
+                    f"(best so far {self.best_coverage:.0f})"
+                )
             self.best_coverage = max(self.best_coverage, coverage)
         diversity = values.get("diversity")
         if diversity is not None:
             if self.best_diversity >= SPREAD and diversity < 0.5 * self.best_diversity:
-                reasons.append(f"sample diversity fell to {diversity:.2f} of the data's "
-                               f"(best so far {self.best_diversity:.2f})")
+                reasons.append(
+                    f"sample diversity fell to {diversity:.2f} of the data's (best so far {self.best_diversity:.2f})"
+                )
             self.best_diversity = max(self.best_diversity, diversity)
         was_collapsed, self.collapsed = self.collapsed, bool(reasons)
         if not reasons or was_collapsed:

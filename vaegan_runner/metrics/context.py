@@ -16,10 +16,10 @@ import hashlib
 import math
 import os
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Iterator
 
 import torch
 
@@ -38,7 +38,7 @@ REFERENCE_STATS_VERSION = 1
 class MetricResults:
     values: dict[str, float] = field(default_factory=dict)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # what each value was computed on
-    skipped: dict[str, str] = field(default_factory=dict)            # metric -> why it did not run
+    skipped: dict[str, str] = field(default_factory=dict)  # metric -> why it did not run
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -91,8 +91,12 @@ class MetricResources:
         """Domain features of the whole held-out split, and their statistics."""
         if self._domain_reference is None:
             classifier = self.domain_classifier
-            features = torch.cat([classifier.features(images.float() / 255)
-                                  for images, _ in unit_batches(self.data.test, self.cfg.batch_size, None)])
+            features = torch.cat(
+                [
+                    classifier.features(images.float() / 255)
+                    for images, _ in unit_batches(self.data.test, self.cfg.batch_size, None)
+                ]
+            )
             self._domain_reference = features, FeatureStats.from_features(features)
         return self._domain_reference
 
@@ -109,9 +113,11 @@ class MetricResources:
                     accumulator.add(self.inception.features(images.float() / 255))
                 self._inception_reference = accumulator.stats()
                 self._save_stats(path, self._inception_reference)
-                self.log(f"Inception reference statistics of {self.data.name}'s held-out split "
-                         f"({accumulator.count} images) took {time.perf_counter() - started:.0f} s; "
-                         f"cached in {path}")
+                self.log(
+                    f"Inception reference statistics of {self.data.name}'s held-out split "
+                    f"({accumulator.count} images) took {time.perf_counter() - started:.0f} s; "
+                    f"cached in {path}"
+                )
         return self._inception_reference
 
     def _load_stats(self, path: Path) -> FeatureStats | None:
@@ -136,8 +142,9 @@ class MetricResources:
 class MetricContext:
     """One evaluation: ``n_samples`` generated images, the first ``max_images`` held-out ones."""
 
-    def __init__(self, family: Family, resources: MetricResources, n_samples: int, max_images: int | None,
-                 results: MetricResults):
+    def __init__(
+        self, family: Family, resources: MetricResources, n_samples: int, max_images: int | None, results: MetricResults
+    ):
         self.family, self.resources, self.results = family, resources, results
         self.data, self.cfg = resources.data, resources.cfg
         self.n_samples, self.max_images = n_samples, max_images
@@ -157,7 +164,7 @@ class MetricContext:
     def _domain_samples(self) -> tuple[torch.Tensor, torch.Tensor]:
         classifier = self.resources.domain_classifier
         parts = [classifier.features_and_logits(images) for images in self.sample_batches()]
-        return torch.cat([f for f, _ in parts]), torch.cat([l for _, l in parts])
+        return torch.cat([f for f, _ in parts]), torch.cat([logits for _, logits in parts])
 
     def domain_samples(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Domain-classifier features and logits of the samples."""
@@ -212,9 +219,12 @@ class MetricContext:
     def _codes(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Codes and labels of the training images (up to ``probe_max_images``) and of the
         held-out ones."""
+
         def codes(source, limit) -> tuple[torch.Tensor, torch.Tensor]:
-            parts = [(self.family.encode(to_pixels(images, self.family.pixel_range)), labels)
-                     for images, labels in unit_batches(source, self.cfg.batch_size, limit)]
+            parts = [
+                (self.family.encode(to_pixels(images, self.family.pixel_range)), labels)
+                for images, labels in unit_batches(source, self.cfg.batch_size, limit)
+            ]
             return torch.cat([c for c, _ in parts]), torch.cat([y for _, y in parts])
 
         return (*codes(self.data.train, self.cfg.probe_max_images), *codes(self.data.test, self.max_images))
@@ -222,15 +232,15 @@ class MetricContext:
     def linear_probe(self) -> tuple[float, int, int]:
         """Accuracy of a logistic regression fitted on training codes, on held-out codes."""
         train_codes, train_labels, test_codes, test_labels = self._codes
-        accuracy = linear_probe_accuracy(train_codes, train_labels, test_codes, test_labels,
-                                         self.data.num_classes)
+        accuracy = linear_probe_accuracy(train_codes, train_labels, test_codes, test_labels, self.data.num_classes)
         return accuracy, train_codes.shape[0], test_codes.shape[0]
 
     def nearest_neighbour(self) -> tuple[float, int, int]:
         """Accuracy of the label of each held-out code's nearest training code (Euclidean)."""
         train_codes, train_labels, test_codes, test_labels = self._codes
-        nearest = torch.cat([torch.cdist(part.float(), train_codes.float()).argmin(dim=1)
-                             for part in test_codes.split(1000)])
+        nearest = torch.cat(
+            [torch.cdist(part.float(), train_codes.float()).argmin(dim=1) for part in test_codes.split(1000)]
+        )
         accuracy = float((train_labels[nearest] == test_labels).float().mean())
         return accuracy, train_codes.shape[0], test_codes.shape[0]
 
@@ -241,8 +251,15 @@ def inception_installed() -> bool:
     return inception_available()
 
 
-def evaluate_metrics(names: list[str], family: Family, resources: MetricResources, *, n_samples: int,
-                     max_images: int | None, inception_on_cpu: bool) -> MetricResults:
+def evaluate_metrics(
+    names: list[str],
+    family: Family,
+    resources: MetricResources,
+    *,
+    n_samples: int,
+    max_images: int | None,
+    inception_on_cpu: bool,
+) -> MetricResults:
     """Run the metrics ``names`` (registry names) on ``family``; a metric whose needs are not
     met is skipped with its reason in ``results.skipped``."""
     results = MetricResults()
@@ -255,8 +272,12 @@ def evaluate_metrics(names: list[str], family: Family, resources: MetricResource
             torch.manual_seed(0)
             for name in names:
                 metric = METRICS[name]
-                reason = unmet_need(metric, family_cls=type(family), has_labels=resources.data.num_classes is not None,
-                                    inception="inception" not in metric.needs or inception_installed())
+                reason = unmet_need(
+                    metric,
+                    family_cls=type(family),
+                    has_labels=resources.data.num_classes is not None,
+                    inception="inception" not in metric.needs or inception_installed(),
+                )
                 if reason is None and name == "inception_fid" and family.device.type == "cpu" and not inception_on_cpu:
                     reason = "skipped on CPU (minutes per 1000 images); set eval.inception_on_cpu=true to run it"
                 if reason is not None:

@@ -36,8 +36,8 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -45,15 +45,15 @@ from torch import Tensor, nn
 
 from ..data import ImageData
 
-ARCH_VERSION = 1   # bump whenever a change to the network or the training makes old caches wrong
+ARCH_VERSION = 1  # bump whenever a change to the network or the training makes old caches wrong
 FEATURE_DIM = 128  # width of the penultimate layer: the features
-POOL_ABOVE = 8     # a stage max-pools while its input is wider than this
-MIN_STAGES = 2     # conv stages even for images of 8 pixels or less
-EPOCHS = 3         # passes over the training split...
-MIN_STEPS = 300    # ...but at least this many optimiser steps
+POOL_ABOVE = 8  # a stage max-pools while its input is wider than this
+MIN_STAGES = 2  # conv stages even for images of 8 pixels or less
+EPOCHS = 3  # passes over the training split...
+MIN_STEPS = 300  # ...but at least this many optimiser steps
 BATCH_SIZE = 128
-LR = 5e-3          # one-cycle peak learning rate of Adam
-WARMUP = 0.25      # share of the steps spent raising the learning rate
+LR = 5e-3  # one-cycle peak learning rate of Adam
+WARMUP = 0.25  # share of the steps spent raising the learning rate
 EVAL_BATCH = 1000
 FINGERPRINT_IMAGES = 1024  # images hashed pixel for pixel (a strided subset of the split)
 
@@ -83,8 +83,11 @@ class DomainClassifier(nn.Module):
         layers: list[nn.Module] = []
         in_channels = channels
         for out_channels, pools in _stage_widths(height, width):
-            layers += [nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-                       nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
+            layers += [
+                nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+                nn.BatchNorm2d(out_channels),
+                nn.ReLU(inplace=True),
+            ]
             if pools:
                 layers.append(nn.MaxPool2d(2))
                 height, width = height // 2, width // 2
@@ -117,8 +120,7 @@ def _split_digest(source) -> bytes:
     """A cheap digest of a split's content (tens of ms for MNIST): the shape, whether batches are
     binarised, a strided subset of the images pixel for pixel, every image's pixel sum, all labels.
     In-memory sources expose their tensors; others are sampled through ``take``."""
-    images, labels = (source.images, source.labels) if hasattr(source, "images") else \
-        source.take(FINGERPRINT_IMAGES)
+    images, labels = (source.images, source.labels) if hasattr(source, "images") else source.take(FINGERPRINT_IMAGES)
     step = max(1, images.shape[0] // FINGERPRINT_IMAGES)
     digest = hashlib.sha256(repr((len(source), tuple(images.shape), getattr(source, "binarize", False))).encode())
     digest.update(images[::step].contiguous().cpu().numpy().tobytes())
@@ -129,9 +131,19 @@ def _split_digest(source) -> bytes:
 
 def fingerprint(data: ImageData, seed: int) -> str:
     """A short hex digest of everything the trained classifier depends on."""
-    recipe = dict(arch=ARCH_VERSION, feature_dim=FEATURE_DIM, pool_above=POOL_ABOVE, min_stages=MIN_STAGES,
-                  epochs=EPOCHS, min_steps=MIN_STEPS, batch_size=BATCH_SIZE, lr=LR, warmup=WARMUP, seed=seed,
-                  num_classes=data.num_classes)
+    recipe = dict(
+        arch=ARCH_VERSION,
+        feature_dim=FEATURE_DIM,
+        pool_above=POOL_ABOVE,
+        min_stages=MIN_STAGES,
+        epochs=EPOCHS,
+        min_steps=MIN_STEPS,
+        batch_size=BATCH_SIZE,
+        lr=LR,
+        warmup=WARMUP,
+        seed=seed,
+        num_classes=data.num_classes,
+    )
     digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode())
     digest.update(_split_digest(data.train) + _split_digest(data.test))
     return digest.hexdigest()[:16]
@@ -154,8 +166,7 @@ def train_classifier(data: ImageData, device: torch.device, seed: int) -> Domain
         per_epoch = data.train.num_batches(batch_size)
         epochs = max(EPOCHS, math.ceil(MIN_STEPS / per_epoch))
         optimizer = torch.optim.Adam(model.parameters(), lr=LR)
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, LR, total_steps=epochs * per_epoch,
-                                                       pct_start=WARMUP)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, LR, total_steps=epochs * per_epoch, pct_start=WARMUP)
         model.train()
         for epoch in range(epochs):
             for images, labels in data.train.batches(batch_size, epoch=epoch, seed=seed):
@@ -182,8 +193,15 @@ def _load(path: Path, data: ImageData, device: torch.device) -> tuple[DomainClas
 def _save(path: Path, model: DomainClassifier, train_seconds: float) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    torch.save({"arch": ARCH_VERSION, "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-                "test_accuracy": model.test_accuracy, "train_seconds": train_seconds}, tmp)
+    torch.save(
+        {
+            "arch": ARCH_VERSION,
+            "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+            "test_accuracy": model.test_accuracy,
+            "train_seconds": train_seconds,
+        },
+        tmp,
+    )
     os.replace(tmp, path)
 
 
@@ -193,19 +211,23 @@ def cache_path(data: ImageData, cache_dir: Path, seed: int = 0) -> Path:
     return Path(cache_dir) / "domain_classifier" / f"{data.name}-{shape}-{fingerprint(data, seed)}.pt"
 
 
-def domain_classifier(data: ImageData, cache_dir: Path, device: torch.device, *, seed: int = 0,
-                      log: Callable[[str], None] = print) -> DomainClassifier:
+def domain_classifier(
+    data: ImageData, cache_dir: Path, device: torch.device, *, seed: int = 0, log: Callable[[str], None] = print
+) -> DomainClassifier:
     """The classifier of ``data``: read from the cache, or trained (and cached) when absent."""
     if data.num_classes is None:
-        raise ValueError(f"the domain classifier needs class labels, and dataset {data.name!r} has none "
-                         "(an image folder without class sub-folders)")
+        raise ValueError(
+            f"the domain classifier needs class labels, and dataset {data.name!r} has none "
+            "(an image folder without class sub-folders)"
+        )
     what = f"domain classifier of {data.name} ({data.channels}x{data.image_size}x{data.image_size}, seed {seed})"
     path = cache_path(data, cache_dir, seed)
     if path.is_file():
         try:
             model, train_seconds = _load(path, data, device)
-            log(f"{what}: loaded {path} (held-out accuracy {model.test_accuracy:.2%}, "
-                f"trained in {train_seconds:.0f} s)")
+            log(
+                f"{what}: loaded {path} (held-out accuracy {model.test_accuracy:.2%}, trained in {train_seconds:.0f} s)"
+            )
             return model
         except Exception as err:  # torn, foreign or outdated file: train again and overwrite it
             log(f"{what}: ignoring unreadable cache file {path} ({type(err).__name__}: {err}); retraining")

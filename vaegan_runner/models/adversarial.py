@@ -3,7 +3,7 @@
     D <- L_D(D(real), D(fake))   [+ gp_weight * gradient penalty, for wgan-gp]
 
 with L the variant of ``model.loss`` (nonsaturating, hinge, lsgan, wgan-gp; see
-``vaegan_runner/losses.py``). A family says what its real and fake inputs are, which of its
+``vaegan_runner/models/losses.py``). A family says what its real and fake inputs are, which of its
 networks try to fool D, and what its own ``discriminator`` config block holds.
 """
 
@@ -15,34 +15,40 @@ from dataclasses import dataclass
 import torch
 from omegaconf import MISSING
 
-from ..config import non_negative, one_of, require
-from ..losses import GAN_LOSSES, discriminator_loss, real_fake_accuracy
+from ..config.checks import non_negative, one_of, require
 from .base import FamilyConfig
+from .losses import GAN_LOSSES, discriminator_loss, real_fake_accuracy
 
 
 @dataclass
 class AdversarialConfig(FamilyConfig):
     """Keys every adversarial family has; each adds its own, among them ``discriminator``."""
 
-    loss: str = MISSING         # nonsaturating | hinge | lsgan | wgan-gp
+    loss: str = MISSING  # nonsaturating | hinge | lsgan | wgan-gp
     gp_weight: float = MISSING  # gradient penalty weight (wgan-gp only)
 
     def __post_init__(self):
         super().__post_init__()
         one_of(self.loss, GAN_LOSSES, "loss")
         non_negative(self.gp_weight, "gp_weight")
-        require(self.loss != "wgan-gp" or self.discriminator_norm() != "batch", "discriminator.norm",
-                "wgan-gp penalises the gradient of each sample on its own, which batch norm mixes "
-                "across the batch: use model.discriminator.norm=layer or none")
+        require(
+            self.loss != "wgan-gp" or self.discriminator_norm() != "batch",
+            "discriminator.norm",
+            "wgan-gp penalises the gradient of each sample on its own, which batch norm mixes "
+            "across the batch: use model.discriminator.norm=layer or none",
+        )
 
     def discriminator_norm(self) -> str:
         """The normalisation inside D (``model.discriminator.norm``)."""
         return self.discriminator.norm
 
 
-def discriminator_terms(cfg: AdversarialConfig, real_logits: torch.Tensor, fake_logits: torch.Tensor,
-                        penalty: Callable[[], torch.Tensor] | None = None,
-                        ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def discriminator_terms(
+    cfg: AdversarialConfig,
+    real_logits: torch.Tensor,
+    fake_logits: torch.Tensor,
+    penalty: Callable[[], torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """D's loss from its logits on real and fake inputs, and the scalars to log: ``d`` (the loss
     without penalty), ``acc/d_real`` and ``acc/d_fake``. For wgan-gp, ``penalty()`` (if given)
     is added with weight ``gp_weight`` and logged as ``gp``."""

@@ -17,10 +17,10 @@ import torch
 from omegaconf import MISSING
 from torch import nn
 
-from ..config import one_of, positive
+from ..config.checks import one_of, positive
 from ..data.pixels import PIXEL_RANGES
-from ..nets import NetConfig
 from ..registry import Registry
+from .nets import NetConfig
 
 NETWORK_NAMES = ("encoder", "decoder", "generator", "discriminator")
 
@@ -125,4 +125,5 @@ class Family(nn.Module):
 
 
 FAMILIES: Registry[type[Family]] = Registry(
-    "model family", "model.name", message="unknown model family {name!r}; allowed: {allowed}", sort=True)
+    "model family", "model.name", message="unknown model family {name!r}; allowed: {allowed}", sort=True
+)

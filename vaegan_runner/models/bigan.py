@@ -18,17 +18,17 @@ import torch
 from omegaconf import MISSING
 from torch import nn
 
-from ..config import one_of, positive, require
-from ..losses import discriminator_loss, pixel_mse
-from ..nets import DiscriminatorConfig, NetConfig, build_decoder, build_encoder, vector_mlp
+from ..config.checks import one_of, positive, require
 from .adversarial import AdversarialConfig, discriminator_terms
 from .base import FAMILIES, Family, Phase
 from .encoders import ENCODER_TYPES, SwitchableEncoder
+from .losses import discriminator_loss, pixel_mse
+from .nets import DiscriminatorConfig, NetConfig, build_decoder, build_encoder, vector_mlp
 
 
 @dataclass
 class JointDiscriminatorConfig(DiscriminatorConfig):
-    hidden: int = MISSING     # width of the z branch and of the joint head
+    hidden: int = MISSING  # width of the z branch and of the joint head
     dropout: float = MISSING  # dropout in the z branch and the joint head (ALI uses 0.2)
 
     def __post_init__(self):
@@ -40,7 +40,7 @@ class JointDiscriminatorConfig(DiscriminatorConfig):
 @dataclass
 class BiGANConfig(AdversarialConfig):
     encoder_type: str = MISSING  # deterministic (BiGAN) | gaussian (ALI)
-    n_critic: int = MISSING      # discriminator steps per generator/encoder step
+    n_critic: int = MISSING  # discriminator steps per generator/encoder step
     discriminator: JointDiscriminatorConfig = MISSING
 
     def __post_init__(self):
@@ -52,14 +52,14 @@ class BiGANConfig(AdversarialConfig):
 class JointDiscriminator(nn.Module):
     """D(x, z): a conv (or MLP) branch on x and an MLP branch on z, joined by an MLP head."""
 
-    def __init__(self, net: NetConfig, cfg: JointDiscriminatorConfig, channels: int, image_size: int,
-                 latent_dim: int):
+    def __init__(self, net: NetConfig, cfg: JointDiscriminatorConfig, channels: int, image_size: int, latent_dim: int):
         super().__init__()
         h, sn = cfg.hidden, cfg.spectral_norm
         self.x_branch = build_encoder(net, channels, image_size, h, cfg.norm, sn)
         self.z_branch = vector_mlp([latent_dim, h, h], cfg.dropout, sn)
-        self.joint = nn.Sequential(nn.LeakyReLU(0.2), nn.Dropout(cfg.dropout),
-                                   vector_mlp([2 * h, h, 1], cfg.dropout, sn))
+        self.joint = nn.Sequential(
+            nn.LeakyReLU(0.2), nn.Dropout(cfg.dropout), vector_mlp([2 * h, h, 1], cfg.dropout, sn)
+        )
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return self.joint(torch.cat([self.x_branch(x), self.z_branch(z)], dim=1))
@@ -75,9 +75,10 @@ class BiGAN(SwitchableEncoder, Family):
         self.generator = build_decoder(cfg.net, channels, image_size, cfg.latent_dim)
         self.encoder = build_encoder(cfg.net, channels, image_size, self.encoder_out_dim())
         self.discriminator = JointDiscriminator(cfg.net, cfg.discriminator, channels, image_size, cfg.latent_dim)
-        self.phases = [Phase("discriminator", ("discriminator",), self.discriminator_losses),
-                       Phase("generator", ("generator", "encoder"), self.generator_encoder_losses,
-                             interval=cfg.n_critic)]
+        self.phases = [
+            Phase("discriminator", ("discriminator",), self.discriminator_losses),
+            Phase("generator", ("generator", "encoder"), self.generator_encoder_losses, interval=cfg.n_critic),
+        ]
 
     def pairs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(x, E(x)) and (G(z), z) for a batch of real images x."""
@@ -87,8 +88,12 @@ class BiGAN(SwitchableEncoder, Family):
     def discriminator_losses(self, x, step):
         with torch.no_grad():
             x, x_code, fake, z = self.pairs(x)
-        loss, logs = discriminator_terms(self.cfg, self.discriminator(x, x_code), self.discriminator(fake, z),
-                                         penalty=lambda: self.joint_gradient_penalty(x, x_code, fake, z))
+        loss, logs = discriminator_terms(
+            self.cfg,
+            self.discriminator(x, x_code),
+            self.discriminator(fake, z),
+            penalty=lambda: self.joint_gradient_penalty(x, x_code, fake, z),
+        )
         return {"discriminator": loss}, logs
 
     def generator_encoder_losses(self, x, step):
@@ -114,11 +119,13 @@ class BiGAN(SwitchableEncoder, Family):
         a check that E learned to invert G though nothing trains it to."""
         x, x_code, fake, z = self.pairs(x)
         _, logs = discriminator_terms(self.cfg, self.discriminator(x, x_code), self.discriminator(fake, z))
-        return {"d": logs["d"], "d_acc_real": logs["acc/d_real"], "d_acc_fake": logs["acc/d_fake"],
-                "recon_mse": pixel_mse(self.generate(self.encode(x)), x, self.pixel_range)}
+        return {
+            "d": logs["d"],
+            "d_acc_real": logs["acc/d_real"],
+            "d_acc_fake": logs["acc/d_fake"],
+            "recon_mse": pixel_mse(self.generate(self.encode(x)), x, self.pixel_range),
+        }
 
     @torch.no_grad()
     def generate(self, z):
         return self.activate(self.generator(z))
-
-

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..losses import reparameterize
+from .losses import reparameterize
 
 ENCODER_TYPES = ("deterministic", "gaussian")
 

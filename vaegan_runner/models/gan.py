@@ -14,12 +14,12 @@ from dataclasses import dataclass
 import torch
 from omegaconf import MISSING
 
-from ..config import non_negative, positive, require
-from ..ema import ema_copy, ema_update
-from ..losses import generator_loss, gradient_penalty
-from ..nets import DiscriminatorConfig, build_decoder, build_encoder
+from ..config.checks import non_negative, positive, require
 from .adversarial import AdversarialConfig, discriminator_terms
 from .base import FAMILIES, Family, Phase
+from .ema import ema_copy, ema_update
+from .losses import generator_loss, gradient_penalty
+from .nets import DiscriminatorConfig, build_decoder, build_encoder
 
 
 @dataclass
@@ -35,7 +35,7 @@ class EMAConfig:
 
 @dataclass
 class GANConfig(AdversarialConfig):
-    n_critic: int = MISSING   # discriminator steps per generator step
+    n_critic: int = MISSING  # discriminator steps per generator step
     discriminator: DiscriminatorConfig = MISSING
     ema: EMAConfig = MISSING
 
@@ -52,12 +52,14 @@ class GAN(Family):
     def __init__(self, cfg: GANConfig, channels: int, image_size: int):
         super().__init__(cfg, channels, image_size)
         self.generator = build_decoder(cfg.net, channels, image_size, cfg.latent_dim)
-        self.discriminator = build_encoder(cfg.net, channels, image_size, 1,
-                                           cfg.discriminator.norm, cfg.discriminator.spectral_norm)
+        self.discriminator = build_encoder(
+            cfg.net, channels, image_size, 1, cfg.discriminator.norm, cfg.discriminator.spectral_norm
+        )
         self.generator_ema = ema_copy(self.generator) if cfg.ema.enabled else None
-        self.phases = [Phase("discriminator", ("discriminator",), self.discriminator_losses),
-                       Phase("generator", ("generator",), self.generator_losses, interval=cfg.n_critic,
-                             after=self.update_ema)]
+        self.phases = [
+            Phase("discriminator", ("discriminator",), self.discriminator_losses),
+            Phase("generator", ("generator",), self.generator_losses, interval=cfg.n_critic, after=self.update_ema),
+        ]
 
     def fake(self, n: int) -> torch.Tensor:
         return self.activate(self.generator(self.sample_latent(n)))
@@ -65,8 +67,12 @@ class GAN(Family):
     def discriminator_losses(self, x, step):
         with torch.no_grad():
             fake = self.fake(x.shape[0])
-        loss, logs = discriminator_terms(self.cfg, self.discriminator(x), self.discriminator(fake),
-                                         penalty=lambda: gradient_penalty(self.discriminator, x, fake))
+        loss, logs = discriminator_terms(
+            self.cfg,
+            self.discriminator(x),
+            self.discriminator(fake),
+            penalty=lambda: gradient_penalty(self.discriminator, x, fake),
+        )
         return {"discriminator": loss}, logs
 
     def generator_losses(self, x, step):
@@ -89,5 +95,3 @@ class GAN(Family):
     def generate(self, z):
         net = self.generator_ema if self.generator_ema is not None else self.generator
         return self.activate(net(z))
-
-

@@ -17,29 +17,31 @@ import torch
 from omegaconf import MISSING
 from torch import nn
 
-from ..config import non_negative, one_of, positive, require
-from ..losses import (bernoulli_nll, diagonal_gaussian_log_density, gaussian_nll,
-                      kl_to_standard_normal, reparameterize)
-from ..nets import build_decoder, build_encoder
+from ..config.checks import non_negative, one_of, positive, require
 from .base import FAMILIES, Family, FamilyConfig, Phase
 from .encoders import GaussianAutoencoder, gaussian_posterior
+from .losses import bernoulli_nll, diagonal_gaussian_log_density, gaussian_nll, kl_to_standard_normal, reparameterize
+from .nets import build_decoder, build_encoder
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 
 
 @dataclass
 class VAEConfig(FamilyConfig):
-    likelihood: str = MISSING           # bernoulli | gaussian
+    likelihood: str = MISSING  # bernoulli | gaussian
     decoder_std: float | None = MISSING  # gaussian: fixed sigma_x; null = learn one sigma_x
     beta: float = MISSING
-    kl_warmup_steps: int = MISSING      # beta ramps 0 -> beta over this many steps (0: off)
+    kl_warmup_steps: int = MISSING  # beta ramps 0 -> beta over this many steps (0: off)
 
     def __post_init__(self):
         super().__post_init__()
         one_of(self.likelihood, LIKELIHOODS, "likelihood")
-        require(self.likelihood != "bernoulli" or self.pixel_range == "unit", "pixel_range",
-                "a Bernoulli decoder models pixels in [0,1]: use model.pixel_range=unit, "
-                "or model.likelihood=gaussian for pixels in [-1,1]")
+        require(
+            self.likelihood != "bernoulli" or self.pixel_range == "unit",
+            "pixel_range",
+            "a Bernoulli decoder models pixels in [0,1]: use model.pixel_range=unit, "
+            "or model.likelihood=gaussian for pixels in [-1,1]",
+        )
         positive(self.decoder_std, "decoder_std", allow_none=True)
         non_negative(self.beta, "beta")
         non_negative(self.kl_warmup_steps, "kl_warmup_steps")
@@ -95,8 +97,9 @@ class VAE(GaussianAutoencoder, Family):
         weights = []
         for _ in range(k):
             z = reparameterize(mu, logvar)
-            weights.append(-self.nll(self.decoder(z), x) + diagonal_gaussian_log_density(z)
-                           - diagonal_gaussian_log_density(z, mu, logvar))
+            weights.append(
+                -self.nll(self.decoder(z), x)
+                + diagonal_gaussian_log_density(z)
+                - diagonal_gaussian_log_density(z, mu, logvar)
+            )
         return torch.stack(weights)
-
-

@@ -24,22 +24,22 @@ import torch
 import torch.nn.functional as F
 from omegaconf import MISSING
 
-from ..config import ConfigError, non_negative, positive, require
-from ..losses import generator_loss, gradient_penalty, kl_to_standard_normal, pixel_mse, reparameterize
-from ..nets import DiscriminatorConfig, body_blocks, build_decoder, build_encoder, sizes_with_blocks
+from ..config.checks import ConfigError, non_negative, positive, require
 from .adversarial import AdversarialConfig, discriminator_terms
 from .base import FAMILIES, Family, Phase
 from .encoders import GaussianAutoencoder, gaussian_posterior
+from .losses import generator_loss, gradient_penalty, kl_to_standard_normal, pixel_mse, reparameterize
+from .nets import DiscriminatorConfig, body_blocks, build_decoder, build_encoder, sizes_with_blocks
 
 
 @dataclass
 class VAEGANConfig(AdversarialConfig):
-    feature_layer: int = MISSING      # D block whose activations measure reconstruction (-1: last)
-    pixel_weight: float = MISSING     # weight of an extra pixel-space squared error in L_llike
-    gamma: float = MISSING            # weight of L_llike against the GAN loss in the decoder's loss
-    beta: float = MISSING             # weight of the KL term in the encoder's loss
+    feature_layer: int = MISSING  # D block whose activations measure reconstruction (-1: last)
+    pixel_weight: float = MISSING  # weight of an extra pixel-space squared error in L_llike
+    gamma: float = MISSING  # weight of L_llike against the GAN loss in the decoder's loss
+    beta: float = MISSING  # weight of the KL term in the encoder's loss
     equilibrium: float | None = MISSING  # D's loss per term at balance (null: no gating)
-    margin: float = MISSING           # gating band around ``equilibrium``
+    margin: float = MISSING  # gating band around ``equilibrium``
     discriminator: DiscriminatorConfig = MISSING
 
     def __post_init__(self):
@@ -50,13 +50,16 @@ class VAEGANConfig(AdversarialConfig):
         non_negative(self.margin, "margin")
         if self.equilibrium is not None:
             positive(self.equilibrium, "equilibrium")
-            require(self.loss == "nonsaturating", "equilibrium",
-                    "the gating compares D's cross-entropies with the equilibrium, which only "
-                    "model.loss=nonsaturating has: set model.equilibrium=null for other losses")
+            require(
+                self.loss == "nonsaturating",
+                "equilibrium",
+                "the gating compares D's cross-entropies with the equilibrium, which only "
+                "model.loss=nonsaturating has: set model.equilibrium=null for other losses",
+            )
         check_feature_layer(self)  # against every image size the networks can make
 
     def check_image_size(self, image_size: int) -> None:
-        """The checks that need the image size (``run_config.validate`` calls this with
+        """The checks that need the image size (``config.schema.validate`` calls this with
         ``dataset.image_size``, before any data is loaded or network built)."""
         check_feature_layer(self, image_size)
 
@@ -69,22 +72,29 @@ def check_feature_layer(cfg: VAEGANConfig, image_size: int | None = None) -> Non
     layer = cfg.feature_layer
     if any(-n <= layer < n for n in blocks):
         return
+
     def sizes(k: int) -> str:
         return " and ".join(map(str, sizes_with_blocks(k)))
 
     if len(blocks) == 1:
         n = blocks[0]
-        where = (f"at image size {image_size} (model.net.arch=conv)" if cfg.net.arch == "conv"
-                 else "(model.net.arch=mlp: one per entry of model.net.hidden)")
-        message = (f"{layer} is out of range: D has {n} blocks {where}, so use 0..{n - 1}, or -{n}..-1 "
-                   "counting from the last")
+        where = (
+            f"at image size {image_size} (model.net.arch=conv)"
+            if cfg.net.arch == "conv"
+            else "(model.net.arch=mlp: one per entry of model.net.hidden)"
+        )
+        message = (
+            f"{layer} is out of range: D has {n} blocks {where}, so use 0..{n - 1}, or -{n}..-1 counting from the last"
+        )
         if cfg.net.arch == "conv" and any(-k <= layer < k for k in body_blocks(cfg.net)):
             more = "; ".join(f"{k} at {sizes(k)}" for k in body_blocks(cfg.net) if k > n)
             message += f"; a larger dataset.image_size gives D more blocks ({more})"
     else:
         counts = "; ".join(f"{k} blocks at image sizes {sizes(k)}" for k in blocks)
-        message = (f"{layer} is out of range at every image size: with model.net.arch=conv D has {counts}; "
-                   "use 0..n-1, or -n..-1 counting from the last (-1, the default, is the last block)")
+        message = (
+            f"{layer} is out of range at every image size: with model.net.arch=conv D has {counts}; "
+            "use 0..n-1, or -n..-1 counting from the last (-1, the default, is the last block)"
+        )
     raise ConfigError("model.feature_layer", message)
 
 
@@ -95,11 +105,12 @@ class VAEGAN(GaussianAutoencoder, Family):
 
     def __init__(self, cfg: VAEGANConfig, channels: int, image_size: int):
         super().__init__(cfg, channels, image_size)
-        check_feature_layer(cfg, image_size)  # normally already done by run_config.validate
+        check_feature_layer(cfg, image_size)  # normally already done by config.schema.validate
         self.encoder = build_encoder(cfg.net, channels, image_size, 2 * cfg.latent_dim)
         self.decoder = build_decoder(cfg.net, channels, image_size, cfg.latent_dim)
-        self.discriminator = build_encoder(cfg.net, channels, image_size, 1,
-                                           cfg.discriminator.norm, cfg.discriminator.spectral_norm)
+        self.discriminator = build_encoder(
+            cfg.net, channels, image_size, 1, cfg.discriminator.norm, cfg.discriminator.spectral_norm
+        )
         assert len(self.discriminator.blocks) in body_blocks(cfg.net, image_size)
         self.phases = [Phase("vaegan", ("encoder", "decoder", "discriminator"), self.all_losses)]
 
@@ -125,12 +136,16 @@ class VAEGAN(GaussianAutoencoder, Family):
         feats, d_logits = self.discriminate(torch.cat([x, x_rec, x_prior]))
         real_logits, fake_logits = d_logits[:n], d_logits[n:]
         l_dis, d_terms = discriminator_terms(
-            self.cfg, real_logits, fake_logits,
+            self.cfg,
+            real_logits,
+            fake_logits,
             penalty=(lambda: gradient_penalty(self.discriminator, torch.cat([x, x]), torch.cat([x_rec, x_prior])))
-            if with_penalty else None)
+            if with_penalty
+            else None,
+        )
         terms = {
             "kl": kl_to_standard_normal(mu, logvar).mean(),
-            "feature_rec": 0.5 * (feats[n:2 * n] - feats[:n]).pow(2).sum(1).mean(),
+            "feature_rec": 0.5 * (feats[n : 2 * n] - feats[:n]).pow(2).sum(1).mean(),
             "pixel_rec": 0.5 * (x_rec - x).pow(2).flatten(1).sum(1).mean(),
             "d": d_terms.pop("d"),
             "g": generator_loss(self.cfg.loss, fake_logits),
@@ -172,7 +187,11 @@ class VAEGAN(GaussianAutoencoder, Family):
         and D's accuracy on held-out real images and on reconstructions + prior samples."""
         terms, _ = self.terms(x, with_penalty=False)
         mu, _ = gaussian_posterior(self.encoder, x)
-        return {"kl": terms["kl"], "feature_rec": terms["feature_rec"],
-                "recon_mse": pixel_mse(self.generate(mu), x, self.pixel_range),
-                "d": terms["d"], "d_acc_real": terms["acc/d_real"], "d_acc_fake": terms["acc/d_fake"]}
-
+        return {
+            "kl": terms["kl"],
+            "feature_rec": terms["feature_rec"],
+            "recon_mse": pixel_mse(self.generate(mu), x, self.pixel_range),
+            "d": terms["d"],
+            "d_acc_real": terms["acc/d_real"],
+            "d_acc_fake": terms["acc/d_fake"],
+        }

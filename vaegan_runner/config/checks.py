@@ -1,0 +1,101 @@
+"""Typed, validated views of the composed Hydra config.
+
+Every default lives in the YAML tree under ``configs/``. The dataclasses in the code say
+only which keys exist and what type each one has; ``typed`` merges a config node into its
+dataclass, so an unknown key or a value of the wrong type becomes a ``ConfigError`` that
+names the full key. Range checks and impossible combinations raise ``ConfigError`` from the
+dataclasses' ``__post_init__`` or from ``require``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run. The message is shown to the user as it is."""
+
+    def __init__(self, key: str, message: str):
+        self.key = key
+        super().__init__(f"{key}: {message}" if key else message)
+
+
+def require(condition: bool, key: str, message: str) -> None:
+    """Raise ``ConfigError(key, message)`` unless ``condition`` holds."""
+    if not condition:
+        raise ConfigError(key, message)
+
+
+def one_of(value: Any, allowed: Iterable[Any], key: str) -> None:
+    allowed = list(allowed)
+    require(value in allowed, key, f"got {value!r}; allowed: {', '.join(map(str, allowed))}")
+
+
+def positive(value: float | int | None, key: str, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    require(value is not None and value > 0, key, f"must be > 0, got {value!r}")
+
+
+def non_negative(value: float | int | None, key: str) -> None:
+    require(value is not None and value >= 0, key, f"must be >= 0, got {value!r}")
+
+
+def typed(schema: type[T], node: DictConfig | dict, prefix: str) -> T:
+    """Merge ``node`` into the dataclass ``schema`` and return the dataclass instance.
+
+    ``prefix`` is the dotted path of ``node`` in the full config (``"model"``), used so
+    that error messages name the key as the user typed it (``model.latent_dim``).
+    """
+    try:
+        base = OmegaConf.structured(schema)
+        merged = OmegaConf.merge(base, node)
+        return OmegaConf.to_object(merged)  # runs __post_init__ checks
+    except ConfigError as err:
+        key = f"{prefix}.{err.key}" if err.key and not err.key.startswith(prefix + ".") else err.key
+        raise ConfigError(key, str(err).split(": ", 1)[-1]) from None
+    except OmegaConfBaseException as err:
+        full_key = getattr(err, "full_key", None) or ""
+        key = f"{prefix}.{full_key}" if full_key else prefix
+        reason = str(err).splitlines()[0]
+        if "not in struct" in reason or ("Key '" in reason and "not in" in reason):
+            parent, owner = _owner_of(schema, full_key, prefix)
+            reason = f"unknown key; the keys of {parent} are: {', '.join(keys_of(owner))}"
+        elif "missing mandatory value" in reason.lower():
+            reason = "has no value; set it in the YAML or on the command line"
+        else:
+            hint = next((hint.format(key=key) for needle, hint in _TYPE_HINTS if needle in reason), "")
+            reason = reason.rstrip(".") + hint if hint else reason
+        raise ConfigError(key, reason) from None
+
+
+_TYPE_HINTS = (  # what to do, after OmegaConf's own words for a value of the wrong type
+    ("converted to Integer", "; set {key} to a whole number"),
+    ("converted to Float", "; set {key} to a number, e.g. {key}=0.001 or {key}=1e-3"),
+    ("not a valid bool", "; set {key} to true or false"),
+    ("is not a ListConfig", "; give a list in brackets, e.g. {key}=[a,b] (quote the override in the shell)"),
+    ("Incompatible value 'None'", "; {key} cannot be null, give it a value"),
+)
+
+
+def _owner_of(schema: type, full_key: str, prefix: str) -> tuple[str, type]:
+    """The dataclass that holds the last part of ``full_key``, and its dotted path."""
+    owner, path = schema, prefix
+    for part in full_key.split(".")[:-1]:
+        nested = typing.get_type_hints(owner).get(part)
+        if not dataclasses.is_dataclass(nested):
+            break
+        owner, path = nested, f"{path}.{part}"
+    return path, owner
+
+
+def keys_of(schema: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(schema)]

@@ -1,0 +1,208 @@
+"""The whole run's config, typed and checked before any data is loaded or model built.
+
+``validate`` turns the composed Hydra config into a ``RunConfig``: each group is merged into
+its dataclass (the family's, the dataset's, the optimizer's, and the four below, read from
+``configs/{trainer,log,checkpoint,eval}/default.yaml``), then the checks that span groups run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from ..data import dataset_schema
+from ..models import FamilyConfig, family_class
+from ..models.nets import check_image_size
+from ..training.device import AMP_MODES
+from ..training.optim import OptimizerConfig, check_networks
+from .checks import ConfigError, non_negative, one_of, positive, require, typed
+
+NONFINITE_POLICIES = ("stop", "skip", "rollback")
+TOP_LEVEL_KEYS = ("seed", "device", "resume", "model", "dataset", "optimizer", "trainer", "log", "checkpoint", "eval")
+
+
+@dataclass
+class TrainerConfig:
+    max_steps: int | None = MISSING  # null: no step limit
+    max_epochs: int | None = MISSING  # null: no epoch limit (one of the two must be set)
+    batch_size: int = MISSING
+    amp: str = MISSING  # off | bf16 | fp16 (CUDA only)
+    deterministic: bool = MISSING  # torch.use_deterministic_algorithms
+    grad_clip: float | None = MISSING  # max gradient norm per network; null: no clipping
+    on_nonfinite: str = MISSING  # stop | skip | rollback
+    max_skips: int = MISSING  # skip: steps in a row that may be skipped before stopping
+    max_rollbacks: int = MISSING  # rollback: how many times per run
+    rollback_lr_factor: float = MISSING  # rollback: every learning rate is multiplied by this
+    compile: bool = MISSING  # torch.compile each network
+    channels_last: bool = MISSING  # NHWC memory layout for the conv networks
+    sync_batchnorm: bool = MISSING  # torchrun on CUDA: batch statistics over all ranks
+
+    def __post_init__(self):
+        if self.amp is False or self.amp in ("false", "none", "no"):  # YAML reads a bare `off` as false
+            self.amp = "off"
+        one_of(self.amp, AMP_MODES, "amp")
+        positive(self.batch_size, "batch_size")
+        positive(self.max_steps, "max_steps", allow_none=True)
+        positive(self.max_epochs, "max_epochs", allow_none=True)
+        require(
+            self.max_steps is not None or self.max_epochs is not None,
+            "max_steps",
+            "trainer.max_steps and trainer.max_epochs are both null; set at least one",
+        )
+        positive(self.grad_clip, "grad_clip", allow_none=True)
+        one_of(self.on_nonfinite, NONFINITE_POLICIES, "on_nonfinite")
+        non_negative(self.max_skips, "max_skips")
+        non_negative(self.max_rollbacks, "max_rollbacks")
+        require(
+            0 < self.rollback_lr_factor <= 1, "rollback_lr_factor", f"must be in (0, 1], got {self.rollback_lr_factor}"
+        )
+
+
+@dataclass
+class LogConfig:
+    every_n_steps: int = MISSING  # scalars (mean over the interval)
+    image_every_n_steps: int = MISSING  # sample and reconstruction grids
+    n_samples: int = MISSING  # images in the fixed-latent sample grid
+    progress_bar: bool = MISSING
+
+    def __post_init__(self):
+        positive(self.every_n_steps, "every_n_steps")
+        positive(self.image_every_n_steps, "image_every_n_steps")
+        positive(self.n_samples, "n_samples")
+
+
+@dataclass
+class CheckpointConfig:
+    every_n_steps: int = MISSING
+    keep_last: int = MISSING  # older checkpoints are deleted once a newer one is on disk
+    keep_best: bool = MISSING  # also keep the state at the best eval.optimized_metric as best.pt
+
+    def __post_init__(self):
+        positive(self.every_n_steps, "every_n_steps")
+        positive(self.keep_last, "keep_last")
+
+
+@dataclass
+class EvalConfig:
+    every_n_steps: int = MISSING  # held-out evaluation during training
+    max_images: int = MISSING  # images used by each evaluation during training
+    final_max_images: int | None = MISSING  # at the end; null: the whole held-out split
+    batch_size: int = MISSING
+    metrics: list[str] = MISSING  # sample metrics during training (metrics/<value>)
+    n_samples: int = MISSING  # generated images per evaluation during training
+    final_metrics: list[str] = MISSING  # at the end: metrics.json and the HPARAMS tab
+    final_n_samples: int = MISSING
+    inception_on_cpu: bool = MISSING  # run Inception FID on CPU too (slow)
+    iwae_k: int = MISSING  # importance samples of the IWAE bound
+    probe_max_images: int | None = MISSING  # training codes for the linear probe; null: all
+    optimized_metric: str = MISSING  # the final value train.py returns to a sweeper
+    cache_dir: str = MISSING  # domain classifiers and reference statistics
+
+    def __post_init__(self):
+        from ..metrics.registry import METRIC_NAMES, METRICS
+
+        positive(self.every_n_steps, "every_n_steps")
+        positive(self.max_images, "max_images")
+        positive(self.final_max_images, "final_max_images", allow_none=True)
+        positive(self.batch_size, "batch_size")
+        for key in ("metrics", "final_metrics"):
+            for name in getattr(self, key):
+                one_of(name, METRIC_NAMES, key)
+        positive(self.n_samples, "n_samples")
+        positive(self.final_n_samples, "final_n_samples")
+        require(self.iwae_k >= 1, "iwae_k", f"must be >= 1, got {self.iwae_k}")
+        positive(self.probe_max_images, "probe_max_images", allow_none=True)
+        reported = [value for name in self.final_metrics for value in METRICS[name].values]
+        require(
+            self.optimized_metric in reported,
+            "optimized_metric",
+            f"got {self.optimized_metric!r}, which eval.final_metrics does not report; "
+            f"allowed: {', '.join(reported) or '(eval.final_metrics is empty)'}",
+        )
+
+
+def check_optimized_metric(run: RunConfig, family) -> None:
+    """The value a sweeper minimises must be one this family can produce."""
+    from ..metrics.registry import METRICS, VALUE_NAMES, unmet_need
+
+    name = run.eval.optimized_metric
+    metric = METRICS[VALUE_NAMES[name]]
+    reason = unmet_need(metric, family_cls=family, has_labels=None, inception=True)
+    if reason is None and name == "inception_fid" and run.device == "cpu" and not run.eval.inception_on_cpu:
+        reason = "Inception FID is skipped on CPU unless eval.inception_on_cpu=true"
+    require(
+        reason is None,
+        "eval.optimized_metric",
+        f"{name} cannot be computed for model={run.model.name}: "
+        f"{reason}; pick a value of another metric (domain_fid works for every family on labelled data)",
+    )
+
+
+@dataclass
+class RunConfig:
+    seed: int
+    device: str
+    resume: str | None
+    model: FamilyConfig
+    dataset: Any
+    optimizer: OptimizerConfig
+    trainer: TrainerConfig
+    log: LogConfig
+    checkpoint: CheckpointConfig
+    eval: EvalConfig
+    resolved: dict  # the plain resolved config, stored in checkpoints
+
+
+def validate(cfg: DictConfig) -> RunConfig:
+    """Check the composed config; raise ConfigError naming the first bad key."""
+    try:
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as err:
+        raise ConfigError(
+            getattr(err, "full_key", "") or "config", f"cannot be resolved: {str(err).splitlines()[0]}"
+        ) from None
+    unknown = sorted(set(resolved) - set(TOP_LEVEL_KEYS))
+    require(
+        not unknown,
+        unknown[0] if unknown else "",
+        f"unknown top-level key; the top-level keys are: {', '.join(TOP_LEVEL_KEYS)}",
+    )
+    for key in TOP_LEVEL_KEYS[3:]:
+        require(isinstance(resolved.get(key), dict), key, f"missing config group {key}")
+    require(
+        isinstance(resolved.get("seed"), int) and not isinstance(resolved["seed"], bool),
+        "seed",
+        f"must be an integer, got {resolved.get('seed')!r}",
+    )
+    require(isinstance(resolved.get("device"), str), "device", "must be a string (auto, cpu, cuda, cuda:N, mps)")
+    require(
+        resolved.get("resume") is None or isinstance(resolved["resume"], str),
+        "resume",
+        "must be auto, a checkpoint file or a run directory path",
+    )
+
+    family = family_class(str(resolved["model"].get("name")))
+    model = typed(family.config_class, resolved["model"], "model")
+    dataset = typed(dataset_schema(str(resolved["dataset"].get("name"))), resolved["dataset"], "dataset")
+    run = RunConfig(
+        seed=resolved["seed"],
+        device=resolved["device"],
+        resume=resolved["resume"],
+        model=model,
+        dataset=dataset,
+        optimizer=typed(OptimizerConfig, resolved["optimizer"], "optimizer"),
+        trainer=typed(TrainerConfig, resolved["trainer"], "trainer"),
+        log=typed(LogConfig, resolved["log"], "log"),
+        checkpoint=typed(CheckpointConfig, resolved["checkpoint"], "checkpoint"),
+        eval=typed(EvalConfig, resolved["eval"], "eval"),
+        resolved=resolved,
+    )
+    check_image_size(model.net, dataset.image_size)
+    if hasattr(model, "check_image_size"):  # a family's own size-dependent checks (VAE-GAN's feature_layer)
+        model.check_image_size(dataset.image_size)
+    check_networks(run.optimizer, model.name, family.network_names)
+    check_optimized_metric(run, family)
+    return run

@@ -1,0 +1,147 @@
+"""The training loop. It knows phases, networks and optimizers, never a family by name.
+
+``fit`` reads top to bottom: set up (the phase runner, resume, the log, snapshots, held-out
+evaluation, checkpoints, the non-finite policy), then for each batch run the family's phases
+that are due, then log, snapshot, evaluate and checkpoint on their schedules; ``finish``
+evaluates on the held-out split and writes ``samples.png``, a last checkpoint and
+``metrics.json``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..config.checks import ConfigError
+from ..config.schema import RunConfig
+from ..data import ImageData
+from ..data.pixels import to_pixels as scale_images
+from ..models import Family
+from .checkpoint import Checkpoint
+from .distributed import Distributed
+from .held_out import HeldOut
+from .nonfinite import NonFinitePolicy
+from .phase_runner import NonFiniteStep, PhaseRunner
+from .run_checkpoints import RunCheckpoints
+from .run_log import RunLog
+from .run_record import finished_results, hparam_values, write_metrics_json
+from .snapshots import Snapshots
+from .stopping import Interrupted, StopRequest
+
+
+def epoch_length(data: ImageData, batch_size: int) -> int:
+    """Steps per epoch; a batch larger than the training split is refused."""
+    steps = data.train.num_batches(batch_size)
+    if steps == 0:
+        raise ConfigError(
+            "trainer.batch_size",
+            f"{batch_size} is larger than the {len(data.train)} training images of dataset={data.name}",
+        )
+    return steps
+
+
+def total_steps(run: RunConfig, steps_per_epoch: int) -> int:
+    limits = [run.trainer.max_steps, run.trainer.max_epochs and run.trainer.max_epochs * steps_per_epoch]
+    return min(n for n in limits if n)
+
+
+def fit(
+    run: RunConfig,
+    family: Family,
+    data: ImageData,
+    run_dir: Path,
+    resume: Checkpoint | None = None,
+    dist: Distributed | None = None,
+    stop: StopRequest | None = None,
+) -> dict[str, float]:
+    """Train ``family`` on ``data`` (continuing from ``resume``); returns the final held-out
+    evaluation (``eval/<name>``) and the final metrics (by value name). Under ``torchrun`` every
+    rank calls this; rank 0 alone logs, evaluates and writes files, the others return {}."""
+    dist = dist or Distributed()
+    device, batch_size = family.device, run.trainer.batch_size
+    shard = dist.shard(batch_size)
+    steps_per_epoch = epoch_length(data, batch_size)
+    total = total_steps(run, steps_per_epoch)
+    runner = PhaseRunner.for_run(run, family, dist, total)
+    checkpoints = RunCheckpoints(run, family, runner, data, run_dir, dist)
+    step, rollbacks = 0, 0
+    if resume is not None:
+        step, rollbacks = checkpoints.restore(resume)
+        if step >= total and (run_dir / "metrics.json").is_file():
+            return finished_results(run_dir / "metrics.json")
+        if dist.rank:  # rank 0 continues the saved RNG stream; the others get their own
+            torch.manual_seed(run.seed + 1_000_003 * dist.rank + step)
+    log = RunLog(run_dir if dist.is_main else None, step, total, run.log.progress_bar, reduce=dist.mean)
+    snapshots = Snapshots(family, data, log, run.log.n_samples, run.seed, run.log.image_every_n_steps)
+    held_out = HeldOut(run.eval, family, data, log)
+    nonfinite = NonFinitePolicy(run.trainer, runner, checkpoints, log, rollbacks)
+    if run.trainer.on_nonfinite == "rollback" and checkpoints.last() is None:
+        checkpoints.save(step, rollbacks)  # something to roll back to before the first scheduled checkpoint
+
+    family.train()
+    while step < total:
+        epoch, start = divmod(step, steps_per_epoch)
+        for images, _ in data.train.batches(batch_size, epoch=epoch, seed=run.seed, start=start, shard=shard):
+            x = scale_images(images, family.pixel_range)
+            try:
+                runner.run_due(family.phases, x, step, log)
+            except NonFiniteStep as bad:
+                rolled_back_to = nonfinite.handle(bad, step)  # raises Diverged when it gives up
+                if rolled_back_to is not None:
+                    step = rolled_back_to
+                    break  # the batches again from the restored step
+            step += 1
+            runner.end_step()
+            log.step_done(x.shape[0] * dist.world_size)
+            if step % run.log.every_n_steps == 0 or step == total:
+                log.flush(step, epoch, runner.learning_rates())
+            log.pause()
+            if dist.is_main and step % run.log.image_every_n_steps == 0:
+                snapshots.write(step)
+            if dist.is_main and step % run.eval.every_n_steps == 0 and step < total:
+                checkpoints.consider_best(step, nonfinite.rollbacks, held_out.during_training(step))
+            if step % run.checkpoint.every_n_steps == 0 or step == total:
+                checkpoints.save(step, nonfinite.rollbacks)
+            if stop is not None and dist.any(stop.requested, device):
+                checkpoint = checkpoints.save_unless_saved(step, nonfinite.rollbacks)
+                log.close()
+                raise Interrupted(stop.signal_name or "a signal on another rank", step, checkpoint)
+            log.resume()
+            if step >= total:
+                break
+
+    if not dist.is_main:
+        log.close()
+        return {}
+    return finish(run, step, nonfinite.rollbacks, log, snapshots, held_out, checkpoints)
+
+
+def finish(
+    run: RunConfig,
+    step: int,
+    rollbacks: int,
+    log: RunLog,
+    snapshots: Snapshots,
+    held_out: HeldOut,
+    checkpoints: RunCheckpoints,
+) -> dict[str, float]:
+    """After the last step (rank 0): the held-out evaluation, ``samples.png``, a last
+    checkpoint, the final metrics, ``metrics.json`` and the HPARAMS row; returns what ``fit`` does."""
+    run_dir = checkpoints.run_dir
+    if step % run.eval.every_n_steps == 0:  # the last point of the metrics/ curves (eval/ follows)
+        checkpoints.consider_best(step, rollbacks, held_out.during_training(step, family_scalars=False))
+    final = held_out.final_scalars(step)
+    snapshots.save_samples(run_dir / "samples.png", step)
+    checkpoints.save_unless_saved(step, rollbacks)
+    results = held_out.final_metrics(step)
+    log.hparams(hparam_values(run.resolved), {f"final/{k}": v for k, v in results.values.items()})
+    write_metrics_json(
+        run_dir / "metrics.json", step, step * run.trainer.batch_size, held_out.final_images, final, results
+    )
+    for name, reason in results.skipped.items():
+        log.write(f"metric {name} not computed: {reason}")
+    summary = ", ".join(f"{k}={v:.4g}" for k, v in {**final, **results.values}.items())
+    log.write(f"step {step}: held-out {summary}" if summary else f"step {step}: done")
+    log.close()
+    return {**{f"eval/{k}": v for k, v in final.items()}, **results.values}

@@ -1,0 +1,93 @@
+"""Which checkpoint a run continues from: ``resume=auto``, a run directory, or a file.
+
+``resume=auto`` looks where an earlier life of the same run would be: the other run
+directories next to this one (``outputs/<model>-<dataset>/*``) and, for a multirun job, the
+job of the same name in earlier sweeps (``outputs/multirun/*/<job>``). A directory qualifies
+when its newest readable checkpoint was trained with the same settings: the same seed,
+model, dataset, optimizer and trainer keys, except the ones that only say how long to train
+or how fast (``TRAINING_LENGTH_AND_SPEED``), so a finished run can also be extended. The most
+recently written one wins; with none, the run starts fresh.
+
+A corrupt or truncated newest checkpoint in a directory is skipped with a warning and the
+one before it is used; a checkpoint named as a file must be readable.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+
+from ..config.checks import ConfigError
+from .checkpoint import CHECKPOINT_DIR, Checkpoint, find_checkpoint, list_checkpoints, read_checkpoint
+
+log = logging.getLogger("vaegan_runner")
+IDENTITY_GROUPS = ("seed", "model", "dataset", "optimizer", "trainer")
+TRAINING_LENGTH_AND_SPEED = {
+    ("trainer", "max_steps"),
+    ("trainer", "max_epochs"),
+    ("trainer", "compile"),
+    ("trainer", "channels_last"),
+    ("dataset", "root"),
+    ("dataset", "cache_dir"),
+    ("dataset", "download"),
+}
+
+
+def run_identity(resolved: dict) -> dict:
+    """The settings that make two runs the same training run."""
+    identity = {key: copy.deepcopy(resolved.get(key)) for key in IDENTITY_GROUPS}
+    for group, key in TRAINING_LENGTH_AND_SPEED:
+        if isinstance(identity.get(group), dict):
+            identity[group].pop(key, None)
+    return identity
+
+
+def newest_readable(run_dir: Path) -> tuple[Path, Checkpoint] | None:
+    """The newest checkpoint of ``run_dir`` that loads, warning about any newer broken ones."""
+    for path in reversed(list_checkpoints(run_dir / CHECKPOINT_DIR)):
+        try:
+            return path, read_checkpoint(path)
+        except ConfigError as err:
+            log.warning("skipping a broken checkpoint: %s", str(err).split(": ", 1)[-1])
+    return None
+
+
+def candidate_dirs(output_dir: Path, multirun: bool) -> list[Path]:
+    siblings = [p for p in output_dir.parent.iterdir() if p.is_dir()] if output_dir.parent.is_dir() else []
+    if not multirun:
+        return siblings + [output_dir]
+    sweeps = output_dir.parent.parent
+    return [p / output_dir.name for p in sweeps.iterdir() if (p / output_dir.name).is_dir()] if sweeps.is_dir() else []
+
+
+def find_auto(output_dir: Path, resolved: dict, multirun: bool) -> tuple[Path, Checkpoint] | None:
+    """The newest checkpoint of an earlier life of this run, or None."""
+    wanted = run_identity(resolved)
+    best: tuple[float, Path, Checkpoint] | None = None
+    for run_dir in set(candidate_dirs(output_dir, multirun)):
+        found = newest_readable(run_dir)
+        if found is None or run_identity(found[1].config) != wanted:
+            continue
+        written = found[0].stat().st_mtime
+        if best is None or written > best[0]:
+            best = (written, *found)
+    return None if best is None else best[1:]
+
+
+def resolve_resume(target: str, output_dir: Path, resolved: dict, multirun: bool) -> tuple[Path, Checkpoint] | None:
+    """(checkpoint file, its contents) to continue from, or None to start fresh."""
+    if target == "auto":
+        found = find_auto(output_dir, resolved, multirun)
+        if found is None:
+            log.info("resume=auto: no earlier run with these settings; starting fresh")
+        return found
+    path = Path(target).expanduser()
+    if path.is_dir():
+        found = newest_readable(path)
+        if found is None:
+            find_checkpoint(path)  # raises: no checkpoint at all
+            raise ConfigError("resume", f"no readable checkpoint in {path}: every one is truncated or corrupt")
+        return found
+    checkpoint = find_checkpoint(path)
+    return checkpoint, read_checkpoint(checkpoint)

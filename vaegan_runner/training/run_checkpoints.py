@@ -1,0 +1,127 @@
+"""A training run's checkpoints: its live state written as a ``Checkpoint``, and read back.
+
+The live state is the family's weights, the phase runner's optimizers, schedules and loss
+scaler, every RNG state, the step and the rollbacks used so far; rank 0 alone writes. With
+``checkpoint.keep_best``, the state at the best ``eval.optimized_metric`` seen during training is
+also kept as ``checkpoints/best.pt``, which ``checkpoint.keep_last`` never deletes.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..data import ImageData
+from ..models import Family
+from .checkpoint import (
+    CHECKPOINT_DIR,
+    Checkpoint,
+    RunMeta,
+    best_path,
+    checkpoint_path,
+    list_checkpoints,
+    read_checkpoint,
+    restore_rng_state,
+    rng_state,
+    save_checkpoint,
+)
+from .distributed import Distributed
+from .phase_runner import PhaseRunner
+
+
+class RunCheckpoints:
+    """Saves ``family`` and ``runner`` to ``run_dir/checkpoints`` and restores them from a checkpoint."""
+
+    def __init__(self, run, family: Family, runner: PhaseRunner, data: ImageData, run_dir: Path, dist: Distributed):
+        self.family, self.runner, self.run_dir, self.dist = family, runner, Path(run_dir), dist
+        self.config, self.keep_last = run.resolved, run.checkpoint.keep_last
+        self.keep_best, self.metric = run.checkpoint.keep_best, run.eval.optimized_metric
+        self.best: dict | None = None  # {"metric", "value", "step"} of best.pt
+        if self.keep_best and dist.is_main and self.metric not in during_training_values(run.eval.metrics):
+            logging.getLogger("vaegan_runner").warning(
+                "checkpoint.keep_best: eval.optimized_metric=%s is not computed during training (eval.metrics: %s), "
+                "so no best checkpoint will be kept",
+                self.metric,
+                ", ".join(run.eval.metrics),
+            )
+        self.meta = RunMeta(
+            model=run.model.name,
+            dataset=data.name,
+            channels=data.channels,
+            image_size=data.image_size,
+            latent_dim=family.latent_dim,
+        )
+
+    def record(self, step: int, rollbacks: int) -> Checkpoint:
+        optimizers, scaler, schedulers = self.runner.state_dicts()
+        return Checkpoint(
+            family=self.family.state_dict(),
+            config=self.config,
+            step=step,
+            optimizers=optimizers,
+            scaler=scaler,
+            rng=rng_state(),
+            meta=self.meta,
+            rollbacks=rollbacks,
+            schedulers=schedulers,
+            best=self.best,
+        )
+
+    def save(self, step: int, rollbacks: int) -> Path | None:
+        """Write the checkpoint of ``step`` (rank 0; the others write nothing and get None)."""
+        if not self.dist.is_main:
+            return None
+        path = checkpoint_path(self.run_dir, step)
+        save_checkpoint(self.record(step, rollbacks), path, self.keep_last)
+        return path
+
+    def save_unless_saved(self, step: int, rollbacks: int) -> Path:
+        """The checkpoint of ``step``, written now unless it already was."""
+        path = checkpoint_path(self.run_dir, step)
+        if not path.is_file():
+            self.save(step, rollbacks)
+        return path
+
+    def last(self) -> Path | None:
+        found = list_checkpoints(self.run_dir / CHECKPOINT_DIR)
+        return found[-1] if found else None
+
+    def restore(self, saved: Checkpoint) -> tuple[int, int]:
+        """Load ``saved`` into the live objects; returns (the step to continue from, the
+        rollbacks used so far)."""
+        self.family.load_state_dict(saved.family)
+        self.runner.load_state_dicts(saved.optimizers, saved.scaler, saved.schedulers)
+        restore_rng_state(saved.rng)
+        self.best = saved.best if saved.best and saved.best.get("metric") == self.metric else None
+        return saved.step, saved.rollbacks
+
+    def consider_best(self, step: int, rollbacks: int, values: dict[str, float]) -> Path | None:
+        """Keep the state at ``step`` as ``best.pt`` when ``values`` (the metrics of an evaluation
+        during training) hold a better ``eval.optimized_metric`` than any before; the path, if written."""
+        from ..metrics.registry import lower_is_better
+
+        value = values.get(self.metric)
+        if not (self.keep_best and self.dist.is_main) or value is None or value != value:  # NaN: never best
+            return None
+        if self.best is not None:
+            better = value < self.best["value"] if lower_is_better(self.metric) else value > self.best["value"]
+            if not better:
+                return None
+        self.best = {"metric": self.metric, "value": float(value), "step": step}
+        path = best_path(self.run_dir)
+        save_checkpoint(self.record(step, rollbacks), path, self.keep_last)
+        return path
+
+    def roll_back(self, path: Path, lr_factor: float) -> int:
+        """Load the checkpoint at ``path`` and scale every learning rate by ``lr_factor``;
+        returns its step."""
+        step, _ = self.restore(read_checkpoint(path))
+        self.runner.scale_learning_rates(lr_factor)
+        return step
+
+
+def during_training_values(metric_names: list[str]) -> set[str]:
+    """The value names that the metrics ``metric_names`` (``eval.metrics``) report."""
+    from ..metrics.registry import METRICS
+
+    return {value for name in metric_names for value in METRICS[name].values}

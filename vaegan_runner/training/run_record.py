@@ -1,0 +1,61 @@
+"""A run's record of itself: ``metrics.json`` (its final numbers) and its settings as the flat
+scalars of TensorBoard's HPARAMS tab."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..metrics.context import MetricResults
+
+HPARAM_GROUPS = ("model", "dataset", "optimizer", "trainer")
+
+
+def write_metrics_json(
+    path: Path, step: int, images_seen: int, eval_images: int, final: dict[str, float], results: MetricResults
+) -> None:
+    """The run's final numbers: family scalars (``eval/``), metrics (``metrics/``), and for each
+    metric what it was computed on (FID depends on the sample count)."""
+    path.write_text(
+        json.dumps(
+            {
+                "step": step,
+                "images_seen": images_seen,
+                "eval_images": eval_images,
+                **{f"eval/{k}" if "/" not in k else k: v for k, v in final.items()},
+                **{f"metrics/{k}": v for k, v in results.values.items()},
+                "metric_counts": results.counts,
+                "metric_seconds": {k: round(v, 2) for k, v in results.seconds.items()},
+                "metrics_skipped": results.skipped,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+
+
+def finished_results(path: Path) -> dict[str, float]:
+    """What ``fit`` returned when the run finished, read back from its ``metrics.json``:
+    resuming a finished run (``resume=auto`` over a sweep that was interrupted part-way) does
+    not train or evaluate it again."""
+    saved = json.loads(path.read_text())
+    return {
+        **{k: v for k, v in saved.items() if k.startswith("eval/")},
+        **{k.removeprefix("metrics/"): v for k, v in saved.items() if k.startswith("metrics/")},
+    }
+
+
+def hparam_values(resolved: dict) -> dict[str, float | int | str | bool]:
+    """The run's settings as flat ``group.key`` scalars for TensorBoard's HPARAMS tab."""
+    flat: dict[str, float | int | str | bool] = {"seed": resolved["seed"]}
+    for group in HPARAM_GROUPS:
+        _flatten(group, resolved[group], flat)
+    return flat
+
+
+def _flatten(prefix: str, node, flat: dict) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            _flatten(f"{prefix}.{key}", value, flat)
+    elif prefix not in ("dataset.root", "dataset.cache_dir"):
+        flat[prefix] = node if isinstance(node, (int, float, str, bool)) else str(node)

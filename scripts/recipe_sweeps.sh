@@ -30,11 +30,14 @@ declare -A SETTINGS=(  # name -> overrides; the old defaults are the *-old setti
   [vae-lr2e-3-z32]="model=vae dataset.binarize=true optimizer.lr=2e-3 optimizer.betas=[0.9,0.999] model.latent_dim=32"
   [gan-sn]="model=gan model.discriminator.spectral_norm=true"
   [aae-adv5]="model=aae model.adversarial_weight=5"
+  [vae-lr5e-3-b0.9]="model=vae dataset.binarize=true optimizer.lr=5e-3 optimizer.betas=[0.9,0.999]"
+  [gan-sn-ttur]="model=gan model.discriminator.spectral_norm=true optimizer.discriminator.lr=4e-4"
   [bigan-old]="model=bigan"
   [vaegan-old]="model=vaegan"
 )
 ORDER=(vae-old vae-lr1e-3-b0.9 gan-old gan-ttur aae-old aae-lr1e-3-b0.9 vae-lr2e-3-b0.9 gan-hinge-ttur
-       vae-lr2e-3-z8 vae-lr3e-3-b0.9 gan-sn aae-adv5 vae-lr2e-3-z32 bigan-old vaegan-old)
+       vae-lr2e-3-z8 vae-lr3e-3-b0.9 gan-sn aae-adv5 vae-lr2e-3-z32 bigan-old vaegan-old vae-lr5e-3-b0.9
+       gan-sn-ttur)
 
 for name in "${@:-${ORDER[@]}}"; do
   [ -n "${SETTINGS[$name]:-}" ] || { echo "unknown setting $name; known: ${ORDER[*]}" >&2; exit 2; }

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import errno
+import json
 import logging
 import os
 import pickle
@@ -240,6 +241,47 @@ def test_image_folder_with_some_corrupt_files_trains_with_one_warning(tmp_path, 
 def test_a_held_out_split_smaller_than_a_grid_row_does_not_crash(tmp_path):
     results = vaegan_runner.train.run(compose_config(quick("dataset.n_test=4", "model=vae")), tmp_path / "run")
     assert results["recon_mse"] >= 0
+
+
+@pytest.mark.parametrize("model", ["gan", "vae"])
+def test_a_held_out_split_too_small_for_the_optimized_metric_is_refused_before_training(tmp_path, model, monkeypatch):
+    monkeypatch.setattr(vaegan_runner.train, "build_family", lambda *a: pytest.fail("family built"))
+    run_dir = tmp_path / "run"
+    overrides = [
+        f"model={model}",
+        "dataset.n_test=1",
+        "eval.optimized_metric=domain_fid",
+        "eval.final_metrics=[domain_fid]",
+    ]
+    with pytest.raises(ConfigError) as caught:
+        vaegan_runner.train.run(compose_config(quick(*overrides)), run_dir)
+    err = caught.value
+    assert not list(run_dir.rglob("*"))  # made (and probed) before the data could say; the CLI removes it
+    assert err.key == "dataset.n_test" and "held-out split has 1 images" in str(err) and "at least 4" in str(err)
+
+
+def test_metrics_that_need_more_held_out_images_are_skipped_with_the_reason(tmp_path):
+    results = vaegan_runner.train.run(
+        compose_config(
+            quick(
+                "dataset.n_test=2",
+                "model=gan",
+                "eval.final_metrics=[classifier_score,domain_fid]",
+                "eval.optimized_metric=classifier_score",
+            )
+        ),
+        tmp_path / "run",
+    )
+    assert "classifier_score" in results and "domain_fid" not in results
+    skipped = json.loads((tmp_path / "run" / "metrics.json").read_text())["metrics_skipped"]
+    assert skipped["domain_fid"] == "the held-out split has 2 images; comparing samples with it needs at least 4"
+
+
+@pytest.mark.slow
+def test_a_multirun_of_config_errors_reports_each_job_in_one_line_and_leaves_nothing(tmp_path):
+    result = run_cli(["-m", "model=vae,gan", "trainer.batch_size=0"], cwd=tmp_path, timeout=240)
+    assert_refused(result, 2, "job 0 (model=vae trainer.batch_size=0)", "job 1 (model=gan", cwd=tmp_path)
+    assert result.stderr.count("trainer.batch_size: must be > 0, got 0") >= 2
 
 
 @pytest.mark.slow

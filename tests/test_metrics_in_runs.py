@@ -77,10 +77,14 @@ def test_gan_has_no_encoder_metrics(gan_run):
     assert "has no encoder" in metrics["metrics_skipped"]["recon_mse"]
 
 
-def test_cli_returns_the_optimized_metric(tmp_path):
+def test_cli_returns_the_optimized_metric_and_train_log_holds_what_the_console_shows(tmp_path):
     result = run_cli(["model=vae", *RUN, "eval.optimized_metric=recon_mse", "hydra.run.dir=run"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["metrics/recon_mse"] > 0
+    log = (tmp_path / "run" / "train.log").read_text()
+    console = result.stdout + result.stderr
+    for line in ("metric inception_fid not computed: skipped on CPU", "step 20: held-out recon="):
+        assert line in console and line in log, (line, log[-2000:])
 
 
 def test_optimized_metric_the_family_cannot_compute_is_refused_before_work(tmp_path):
@@ -146,3 +150,83 @@ def test_vaegan_sample_refuses_encoder_modes_without_an_encoder(gan_run, capsys)
     run_dir, _ = gan_run
     assert sample_main([str(run_dir), "mode=reconstruct"]) == 2
     assert "mode=reconstruct needs an encoder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "setting,words",
+    [
+        ("n_samples=-5", ["n_samples: must be a positive integer, got -5"]),
+        ("n_samples=0", ["n_samples: must be a positive integer, got 0"]),
+        ("max_images=-1", ["max_images: must be a positive integer"]),
+        ("iwae_k=0", ["iwae_k: must be a positive integer, got 0"]),
+        ("metrics=", ["metrics: names no metric", "domain_fid"]),
+        ("dataset.image_size=64", ["dataset.image_size", "built for dataset.image_size=28, got 64"]),
+    ],
+)
+def test_vaegan_eval_refuses_impossible_settings_before_work(vae_run, tmp_path, capsys, setting, words):
+    run_dir, _ = vae_run
+    out = tmp_path / "eval.json"
+    assert eval_main([str(run_dir), setting, f"out={out}"]) == 2
+    err = capsys.readouterr().err
+    assert all(word in err for word in words) and "Traceback" not in err, err
+    assert not out.exists()
+
+
+def test_vaegan_eval_of_metrics_none_of_which_can_run_is_an_error(gan_run, tmp_path, capsys):
+    run_dir, _ = gan_run
+    assert eval_main([str(run_dir), "metrics=iwae", f"out={tmp_path / 'e.json'}"]) == 2
+    assert "none of the metrics asked for can be computed here (iwae: GAN defines no likelihood)" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "e.json").exists()
+
+
+@pytest.mark.parametrize(
+    "out,written",
+    [
+        ("grids", ["grids/step_00000020-sample.png", "grids/step_00000020-sample.npz"]),  # a new folder
+        ("existing", ["existing/step_00000020-sample.png", "existing/step_00000020-sample.npz"]),
+        ("x.npz", ["x.png", "x.npz"]),
+        ("y.png", ["y.png", "y.npz"]),
+    ],
+)
+def test_vaegan_sample_out_takes_a_file_or_a_folder(vae_run, tmp_path, out, written):
+    run_dir, _ = vae_run
+    (tmp_path / "existing").mkdir()
+    assert sample_main([str(run_dir), "n=4", f"out={tmp_path / out}"]) == 0
+    assert all((tmp_path / path).is_file() for path in written), sorted(tmp_path.rglob("*"))
+
+
+def test_vaegan_sample_refuses_an_out_it_cannot_write(vae_run, tmp_path, capsys):
+    run_dir, _ = vae_run
+    assert sample_main([str(run_dir), f"out={tmp_path / 'grid.jpg'}"]) == 2
+    assert "give a .png or .npz file name or a folder" in capsys.readouterr().err
+    (tmp_path / "file.png").write_bytes(b"")
+    assert sample_main([str(run_dir), "format=png", f"out={tmp_path / 'file.png'}"]) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert sample_main([str(run_dir), "format=jpeg"]) == 2
+    assert "format: got 'jpeg'; allowed: grid, png" in capsys.readouterr().err
+
+
+def test_vaegan_sample_png_format_writes_one_file_per_image(vae_run, tmp_path, capsys):
+    run_dir, _ = vae_run
+    folder = tmp_path / "fakes"
+    assert sample_main([str(run_dir), "n=5", "format=png", f"out={folder}"]) == 0
+    files = sorted(p.name for p in folder.iterdir())
+    assert files == [f"{i:06d}.png" for i in range(5)]
+    grid = tmp_path / "grid.png"
+    assert sample_main([str(run_dir), "n=5", f"out={grid}"]) == 0
+    same = np.load(grid.with_suffix(".npz"))["images"]  # the same seed: the grid's images, one per file
+    assert all(np.array_equal(np.array(Image.open(folder / f))[None], image) for f, image in zip(files, same))
+    assert sample_main([str(run_dir), "n=5", "format=png", f"out={folder}"]) == 2  # never mixes two sets
+    assert "already holds PNG files" in capsys.readouterr().err
+
+
+def test_vaegan_sample_says_when_the_split_has_fewer_images_than_asked(vae_run, tmp_path, capsys):
+    run_dir, _ = vae_run
+    out = tmp_path / "r.png"
+    assert sample_main([str(run_dir), "mode=reconstruct", "n=500", f"out={out}"]) == 0
+    assert "n=500, but the held-out split has 128 images: 128 images to reconstruct" in capsys.readouterr().err
+    assert np.load(out.with_suffix(".npz"))["reconstructions"].shape[0] == 128
+    assert sample_main([str(run_dir), "mode=interpolate", "dataset.n_test=1"]) == 2
+    assert "the held-out split has 1; use mode=sample" in capsys.readouterr().err

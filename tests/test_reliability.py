@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -179,6 +180,31 @@ def test_nonfinite_stop_names_the_loss_and_keeps_the_last_good_checkpoint(tmp_pa
     assert state["step"] == 10
     assert all(torch.isfinite(t).all() for t in state["family"].values() if t.is_floating_point())
     assert not (run_dir / "metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_the_divergence_advice_works_as_written(tmp_path, monkeypatch):
+    """The message says: lower optimizer.lr and add resume=<run dir>; doing exactly that
+    continues the diverged run from its last good checkpoint at the new learning rate."""
+    monkeypatch.setattr(VAE, "elbo_losses", nan_at({12}, times=1))
+    run_dir = tmp_path / "run"
+    with pytest.raises(Diverged) as err:
+        train_run(compose_config([*CURVE, "trainer.max_steps=30", "optimizer.lr=0.002"]), run_dir)
+    advice = re.search(r"add (resume=\S+) to the same command", str(err.value))
+    assert advice and advice.group(1) == f"resume={run_dir}", str(err.value)
+    command = [*CURVE, "trainer.max_steps=30", "optimizer.lr=0.0005", advice.group(1)]
+    results = train_run(compose_config(command), tmp_path / "unused")
+    assert results["eval/neg_elbo"] > 0 and not (tmp_path / "unused").exists()
+    lr = series(run_dir, "lr/encoder")
+    assert lr[10] == pytest.approx(0.002) and lr[15] == pytest.approx(0.0005) and lr[30] == pytest.approx(0.0005)
+    assert load_checkpoint(list_checkpoints(run_dir / "checkpoints")[-1])["step"] == 30
+
+
+def test_a_divergence_before_any_checkpoint_says_there_is_nothing_to_resume(tmp_path, monkeypatch):
+    monkeypatch.setattr(VAE, "elbo_losses", nan_at({3}))
+    with pytest.raises(Diverged, match="nothing to resume") as err:
+        train_run(compose_config([*CURVE, "trainer.max_steps=30"]), tmp_path / "run")
+    assert "resume=" not in str(err.value)
 
 
 @pytest.mark.slow

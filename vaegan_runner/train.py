@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 from .config.checks import ConfigError
 from .config.run_dir import remove_if_empty_run
 from .config.sweep_dir import register as register_sweep_resolver
+from .config.sweep_failures import record_failure
 
 log = logging.getLogger("vaegan_runner")
 
@@ -35,7 +36,7 @@ def run(cfg: DictConfig, output_dir: Path, multirun: bool = False, stop=None) ->
     # Imports here keep `vaegan-train --help` and config errors fast.
     from .config.schema import validate
     from .data import load_data
-    from .metrics.registry import metric_needs
+    from .metrics.registry import MIN_REFERENCE, metric_needs
     from .training.checkpoint import check_resumable, run_dir_of
     from .training.device import resolve_device, seed_everything
     from .training.distributed import from_environment
@@ -66,6 +67,14 @@ def run(cfg: DictConfig, output_dir: Path, multirun: bool = False, stop=None) ->
                 f"{run_cfg.eval.optimized_metric} needs class labels, "
                 f"and dataset={data.name} has none here; use e.g. eval.optimized_metric=recon_mse "
                 "or inception_fid",
+            )
+        if "reference" in metric_needs(run_cfg.eval.optimized_metric) and len(data.test) < MIN_REFERENCE:
+            key = "dataset.n_test" if hasattr(run_cfg.dataset, "n_test") else "dataset.val_fraction"
+            raise ConfigError(
+                key,
+                f"the held-out split has {len(data.test)} images, and eval.optimized_metric="
+                f"{run_cfg.eval.optimized_metric} compares samples with at least {MIN_REFERENCE}; "
+                f"hold out more images ({key}), or optimize a value that needs no held-out images (classifier_score)",
             )
         family = build_family(run_cfg, data, device, dist)
         log.info(
@@ -150,35 +159,35 @@ def main(cfg: DictConfig) -> float:
         with StopRequest() as stop:
             results = run(cfg, output_dir, multirun=multirun, stop=stop)
     except ConfigError as err:
-        fail(output_dir, f"vaegan-train: error: {err}", EXIT_CONFIG_ERROR, multirun)
+        return fail(hydra_cfg, f"vaegan-train: error: {err}", EXIT_CONFIG_ERROR)
     except Interrupted as err:
-        fail(output_dir, f"vaegan-train: {err}", EXIT_INTERRUPTED, multirun=False)  # stops a sweep too
+        return fail(hydra_cfg, f"vaegan-train: {err}", EXIT_INTERRUPTED, whole_command=True)  # stops a sweep too
     except Diverged as err:
-        fail(output_dir, f"vaegan-train: diverged: {err}", EXIT_DIVERGED, multirun)
+        return fail(hydra_cfg, f"vaegan-train: diverged: {err}", EXIT_DIVERGED)
     remove_if_empty_run(output_dir)  # a resumed run wrote into its original directory
     name = cfg.eval.optimized_metric
     if name in results:
         return results[name]
     if not results:  # a rank other than 0 under torchrun
         return float("nan")
-    fail(
-        output_dir,
+    return fail(
+        hydra_cfg,
         f"vaegan-train: error: eval.optimized_metric={name} was not computed: see metrics.json's metrics_skipped",
         EXIT_CONFIG_ERROR,
-        multirun,
     )
 
 
-class JobFailed(RuntimeError):
-    """One multirun job failed; Hydra records it and the sweep (or Optuna search) goes on."""
+def fail(hydra_cfg, message: str, code: int, whole_command: bool = False) -> float:
+    """End the command with ``message`` and exit ``code``. In a multirun, end only this job:
+    record it for the sweep's report (``config/sweep_failures.py``) and return NaN, so the
+    sweep (or Optuna search, which counts the trial as failed) goes on."""
+    from hydra.types import RunMode
 
-
-def fail(output_dir: Path, message: str, code: int, multirun: bool) -> None:
-    """End the command with ``message`` and exit ``code``; in a multirun, end only this job."""
-    remove_if_empty_run(output_dir)
-    if multirun:
+    remove_if_empty_run(Path(hydra_cfg.runtime.output_dir))
+    if hydra_cfg.mode == RunMode.MULTIRUN and not whole_command:
         log.error(message)
-        raise JobFailed(message)
+        record_failure(hydra_cfg.sweep.dir, hydra_cfg.job.num, list(hydra_cfg.overrides.task), message, code)
+        return float("nan")
     logging.shutdown()
     print(message, file=sys.stderr)
     sys.exit(code)

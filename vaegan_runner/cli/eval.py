@@ -40,6 +40,13 @@ def evaluate_checkpoint(target: str, pairs: list[str]) -> tuple[dict, Path]:
     for name in settings["metrics"] or []:
         if name not in METRIC_NAMES:
             raise ConfigError("metrics", f"unknown metric {name!r}; allowed: {', '.join(METRIC_NAMES)}")
+    for key in ("n_samples", "max_images", "iwae_k"):
+        if settings[key] is not None and settings[key] <= 0:
+            raise ConfigError(
+                key, f"must be a positive integer, got {settings[key]}; leave it out for the run's own setting"
+            )
+    if settings["metrics"] == []:
+        raise ConfigError("metrics", f"names no metric; allowed: {', '.join(METRIC_NAMES)}")
     saved = load_saved_run(target, overrides, settings["device"], which=settings["checkpoint"])
     cfg = saved.run.eval
     if settings["iwae_k"] is not None:
@@ -56,6 +63,9 @@ def evaluate_checkpoint(target: str, pairs: list[str]) -> tuple[dict, Path]:
         max_images=max_images,
         inception_on_cpu=cfg.inception_on_cpu or "inception_fid" in (settings["metrics"] or []),
     )
+    if settings["metrics"] and not results.values:  # asked for by name, and none could run
+        reasons = "; ".join(f"{name}: {reason}" for name, reason in results.skipped.items())
+        raise ConfigError("metrics", f"none of the metrics asked for can be computed here ({reasons})")
     report = {
         "checkpoint": str(saved.checkpoint),
         "step": saved.step,

@@ -4,11 +4,14 @@
     vaegan-sample run_dir mode=reconstruct n=32 out=recon.png
     vaegan-sample run_dir mode=interpolate n=8 steps=12
     vaegan-sample run_dir mode=traverse n=10 steps=9   # one row per latent dimension
+    vaegan-sample run_dir n=10000 format=png out=fakes/  # one PNG per image (torch-fidelity, clean-fid)
 
 Modes: ``sample`` (prior draws, every family); ``reconstruct``, ``interpolate`` and
 ``traverse`` (held-out images through the encoder, families with an encoder). The same seed
-gives the same images. The .npz holds uint8 ``images`` [N, C, H, W] and what made them
-(``z``, or the held-out ``inputs`` and ``labels``).
+gives the same images. ``format=grid`` (default) writes a PNG grid and an .npz of uint8
+``images`` [N, C, H, W] with what made them (``z``, or the held-out ``inputs`` and
+``labels``); ``out`` is the grid's file name, or a folder to write it in. ``format=png``
+writes one PNG per image, ``000000.png`` on, into the folder ``out``.
 """
 
 from __future__ import annotations
@@ -23,13 +26,15 @@ from ..config.checks import ConfigError, one_of
 from .args import parse_settings
 
 MODES = ("sample", "reconstruct", "interpolate", "traverse")
+FORMATS = ("grid", "png")
 SETTINGS = {
     "mode": (str, "sample"),
     "n": (int, 64),  # samples; images to reconstruct; pairs to interpolate; dimensions to traverse
     "steps": (int, 10),  # images per interpolation or traversal row
     "seed": (int, 0),
     "device": (str, None),
-    "out": (str, None),  # the PNG; the .npz goes next to it
+    "out": (str, None),  # grid: the PNG (or a folder for it), the .npz goes next to it; png: the folder
+    "format": (str, "grid"),
     "checkpoint": (str, "last"),  # of a run directory: its newest checkpoint, or best.pt (checkpoint.keep_best)
 }
 
@@ -62,6 +67,20 @@ def make_images(saved, mode: str, n: int, steps: int, seed: int) -> tuple:
         )
     wanted = {"reconstruct": n, "interpolate": 2 * n, "traverse": 1}[mode]
     inputs, labels = saved.data.test.take(wanted)
+    if mode == "interpolate" and inputs.shape[0] < 2:
+        raise ConfigError(
+            "mode",
+            f"mode=interpolate walks between pairs of held-out images, and the held-out split has "
+            f"{inputs.shape[0]}; use mode=sample, reconstruct or traverse",
+        )
+    if inputs.shape[0] < wanted:
+        what = {"reconstruct": "images to reconstruct", "interpolate": "pairs"}[mode]
+        print(
+            f"vaegan-sample: n={n}, but the held-out split has {inputs.shape[0]} images: "
+            f"{inputs.shape[0] if mode == 'reconstruct' else inputs.shape[0] // 2} {what}",
+            file=sys.stderr,
+        )
+        n = inputs.shape[0] if mode == "reconstruct" else inputs.shape[0] // 2
     x = to_pixels(inputs, family.pixel_range)
     codes = family.encode(x)
     extra = {"inputs": inputs.cpu().numpy(), "labels": labels.cpu().numpy()}
@@ -78,25 +97,67 @@ def make_images(saved, mode: str, n: int, steps: int, seed: int) -> tuple:
     return unit(traverse(family, codes[0], dims, steps)), steps, extra
 
 
-def sample_checkpoint(target: str, pairs: list[str]) -> tuple[Path, Path, int]:
+def grid_path(out: str | None, default: Path) -> Path:
+    """Where the grid goes: ``out`` as a .png file, the .png beside an .npz name, or a folder
+    (an existing one, or a name without a suffix) holding the default file name."""
+    if not out:
+        return default
+    path = Path(out).expanduser()
+    if path.is_dir() or not path.suffix:
+        return path / default.name
+    if path.suffix.lower() in (".png", ".npz"):
+        return path.with_suffix(".png")
+    raise ConfigError(
+        "out",
+        f"format=grid writes a PNG and an .npz beside it, got {out!r}; give a .png or .npz file "
+        "name or a folder (format=png writes one PNG per image into a folder)",
+    )
+
+
+def png_folder(out: str | None, default: Path) -> Path:
+    if not out:
+        return default
+    path = Path(out).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ConfigError("out", f"format=png writes one file per image into a folder, and {out} is a file")
+    if path.is_dir() and any(path.glob("*.png")):
+        raise ConfigError(
+            "out", f"{out} already holds PNG files; give an empty or new folder, so no image set mixes two runs"
+        )
+    return path
+
+
+def write_pngs(images, folder: Path) -> Path:
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(as_uint8(images)):
+        pixels = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
+        Image.fromarray(pixels).save(folder / f"{i:06d}.png")
+    return folder
+
+
+def sample_checkpoint(target: str, pairs: list[str]) -> tuple[Path, Path | None, int]:
     from torchvision.utils import save_image
 
     from .saved_run import load_saved_run
 
     settings, overrides = parse_settings(pairs, SETTINGS)
     one_of(settings["mode"], MODES, "mode")
+    one_of(settings["format"], FORMATS, "format")
     for key in ("n", "steps"):
         if settings[key] <= 0:
             raise ConfigError(key, f"must be > 0, got {settings[key]}")
     saved = load_saved_run(
         target, overrides, settings["device"], with_data=settings["mode"] != "sample", which=settings["checkpoint"]
     )
+    default = saved.run_dir / "samples" / f"step_{saved.step:08d}-{settings['mode']}"
+    if settings["format"] == "png":
+        folder = png_folder(settings["out"], default)
+        images, _, _ = make_images(saved, settings["mode"], settings["n"], settings["steps"], settings["seed"])
+        return write_pngs(images, folder), None, images.shape[0]
+    out = grid_path(settings["out"], default.with_suffix(".png"))
     images, row, arrays = make_images(saved, settings["mode"], settings["n"], settings["steps"], settings["seed"])
-    out = (
-        Path(settings["out"])
-        if settings["out"]
-        else saved.run_dir / "samples" / f"step_{saved.step:08d}-{settings['mode']}.png"
-    )
     out.parent.mkdir(parents=True, exist_ok=True)
     save_image(images.float().cpu(), out, nrow=row, padding=2, pad_value=1.0)
     npz = out.with_suffix(".npz")
@@ -108,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="vaegan-sample",
         description=__doc__.split("\n\n")[0],
-        epilog=f"settings: {', '.join(f'{k}=' for k in SETTINGS)}, dataset.<key>=; modes: {', '.join(MODES)}",
+        epilog=f"settings: {', '.join(f'{k}=' for k in SETTINGS)}, dataset.<key>=; modes: {', '.join(MODES)}; "
+        f"formats: {', '.join(FORMATS)}",
     )
     parser.add_argument("target", help="a run directory or a checkpoint file")
     parser.add_argument("settings", nargs="*", help="key=value")
@@ -118,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, OSError) as err:
         print(f"vaegan-sample: error: {err}", file=sys.stderr)
         return 2
-    print(f"{count} images: {png} and {npz}")
+    print(f"{count} images: {png} and {npz}" if npz else f"{count} images in {png}")
     return 0
 
 

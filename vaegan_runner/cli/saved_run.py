@@ -76,6 +76,21 @@ def checkpoint_file(target: str, which: str) -> Path:
     return best
 
 
+def check_same_shape(run, meta) -> None:
+    """A ``dataset.`` override may say where the data lives, not change the image shape the
+    checkpoint's networks were built for."""
+    from ..config.checks import ConfigError
+
+    for key, trained in (("image_size", meta.image_size), ("channels", meta.channels)):
+        asked = getattr(run.dataset, key)
+        if trained is not None and asked != trained:
+            raise ConfigError(
+                f"dataset.{key}",
+                f"the checkpoint's networks were built for dataset.{key}={trained}, got {asked}; "
+                f"a checkpoint evaluates and samples at its own size: drop dataset.{key}=",
+            )
+
+
 def load_saved_run(
     target: str, overrides: list[str], device: str | None, with_data: bool = True, which: str = "last"
 ) -> SavedRun:
@@ -91,6 +106,7 @@ def load_saved_run(
     saved = read_checkpoint(checkpoint, key="checkpoint")
     cfg = OmegaConf.merge(OmegaConf.create(with_added_keys(saved.config)), OmegaConf.from_dotlist(overrides))
     run = validate(cfg)  # an unknown key in an override is refused here, by name
+    check_same_shape(run, saved.meta)
     torch_device = resolve_device(device or run.device)
     family = family_class(run.model.name)(run.model, saved.meta.channels, saved.meta.image_size).to(torch_device)
     family.load_state_dict(saved.family)

@@ -276,6 +276,7 @@ def evaluate_metrics(
                     metric,
                     family_cls=type(family),
                     has_labels=resources.data.num_classes is not None,
+                    held_out=len(resources.data.test),
                     inception="inception" not in metric.needs or inception_installed(),
                 )
                 if reason is None and name == "inception_fid" and family.device.type == "cpu" and not inception_on_cpu:

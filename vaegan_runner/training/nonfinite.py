@@ -61,9 +61,15 @@ def diverged_message(bad: NonFiniteStep, policy: str, trainer, last_good: Path |
         if last_good is not None
         else "no checkpoint to roll back to",
     }[policy]
-    kept = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written yet"
+    remedies = "lower optimizer.lr, set trainer.grad_clip, or try trainer.on_nonfinite=rollback"
+    if last_good is None:
+        return (
+            f"{bad}; stopping: {reason}. No checkpoint was written yet, so there is nothing to "
+            f"resume (the run folder holds only its log and events): {remedies}, and start again"
+        )
     return (
-        f"{bad}; stopping: {reason}. Nothing non-finite reached the weights; {kept}. Lower "
-        f"optimizer.lr, set trainer.grad_clip, or try trainer.on_nonfinite=rollback, then continue "
-        f"with resume=auto"
+        f"{bad}; stopping: {reason}. Nothing non-finite reached the weights; the last good "
+        f"checkpoint is {last_good}. To continue from it, {remedies}, and add "
+        f"resume={last_good.parent.parent} to the same command (resume=auto looks for a run with "
+        f"the changed settings and would start a fresh one)"
     )

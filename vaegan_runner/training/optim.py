@@ -124,6 +124,13 @@ def check_networks(cfg: OptimizerConfig, family: str, networks: tuple[str, ...])
             )
 
 
+def configured_lr(optimizer: dict, network: str) -> float:
+    """The base lr that ``optimizer`` (a resolved ``optimizer`` config, as a checkpoint holds
+    it) gives ``network``: its own ``optimizer.<network>.lr``, else the top-level ``lr``."""
+    own = (optimizer.get(network) or {}).get("lr")
+    return own if own is not None else optimizer["lr"]
+
+
 def build_optimizer(cfg: OptimizerConfig, network: str, params) -> torch.optim.Optimizer:
     override = getattr(cfg, network)
     lr = override.lr if override.lr is not None else cfg.lr

@@ -124,13 +124,15 @@ class PhaseRunner:
     def learning_rates(self) -> dict[str, float]:
         return {name: optimizer.param_groups[0]["lr"] for name, optimizer in self.optimizers.items()}
 
-    def scale_learning_rates(self, factor: float) -> None:
-        """Multiply every learning rate, and the rest of its schedule, by ``factor`` (a rollback)."""
+    def scale_learning_rates(self, factor: float, networks: list[str] | None = None) -> None:
+        """Multiply the learning rate of ``networks`` (default: all), and the rest of its
+        schedule, by ``factor`` (a rollback, or a resume with another ``optimizer.lr``)."""
+        names = list(self.optimizers) if networks is None else networks
         if self.schedulers:
-            scale_base_lrs(self.schedulers, factor)
+            scale_base_lrs({name: self.schedulers[name] for name in names}, factor)
             return
-        for optimizer in self.optimizers.values():
-            for group in optimizer.param_groups:
+        for name in names:
+            for group in self.optimizers[name].param_groups:
                 group["lr"] *= factor
 
     def state_dicts(self) -> tuple[dict[str, dict], dict, dict[str, dict]]:

@@ -26,6 +26,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .distributed import Distributed
+from .optim import configured_lr
 from .phase_runner import PhaseRunner
 
 
@@ -91,9 +92,24 @@ class RunCheckpoints:
         rollbacks used so far)."""
         self.family.load_state_dict(saved.family)
         self.runner.load_state_dicts(saved.optimizers, saved.scaler, saved.schedulers)
+        self.apply_changed_learning_rates(saved.config.get("optimizer", {}))
         restore_rng_state(saved.rng)
         self.best = saved.best if saved.best and saved.best.get("metric") == self.metric else None
         return saved.step, saved.rollbacks
+
+    def apply_changed_learning_rates(self, saved_optimizer: dict) -> None:
+        """A run resumed with another ``optimizer.lr`` (or ``optimizer.<network>.lr``) than its
+        checkpoint's, as after a divergence, trains on at the new rate: the restored rate and
+        the rest of its schedule (rollback factors included) are scaled by new / old."""
+        if "lr" not in saved_optimizer:
+            return
+        for network in self.runner.optimizers:
+            old, new = configured_lr(saved_optimizer, network), configured_lr(self.config["optimizer"], network)
+            if new != old:
+                self.runner.scale_learning_rates(new / old, [network])
+                logging.getLogger("vaegan_runner").info(
+                    "resumed with the %s's learning rate %g (the checkpoint's run had %g)", network, new, old
+                )
 
     def consider_best(self, step: int, rollbacks: int, values: dict[str, float]) -> Path | None:
         """Keep the state at ``step`` as ``best.pt`` when ``values`` (the metrics of an evaluation

@@ -7,6 +7,7 @@ mean over the interval.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -20,6 +21,15 @@ from tqdm.auto import tqdm
 def tag_of(name: str, prefix: str) -> str:
     """``neg_elbo`` -> ``loss/neg_elbo``; a name with a slash (``acc/d_real``) stays as it is."""
     return name if "/" in name else f"{prefix}/{name}"
+
+
+def to_log_files(message: str, level: int = logging.INFO) -> None:
+    """Append ``message`` to the log files (``train.log``) only: the console has it already,
+    written above the progress bar."""
+    record = logging.LogRecord("vaegan_runner", level, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler) and level >= handler.level:
+            handler.handle(record)
 
 
 class RunLog:
@@ -138,10 +148,13 @@ class RunLog:
         if self.writer is None:
             return
         self.bar.write(f"warning: step {step}: {message}")
+        to_log_files(f"step {step}: {message}", logging.WARNING)
         self.writer.add_text("warnings", message, step)
 
     def write(self, message: str) -> None:
+        """A line on the console (above the progress bar) and in the run's ``train.log``."""
         self.bar.write(message)
+        to_log_files(message)
 
     def close(self) -> None:
         self.bar.close()

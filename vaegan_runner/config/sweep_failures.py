@@ -1,0 +1,75 @@
+"""How a multirun reports its failed jobs: one line each, then one exit code.
+
+A job that fails (a config error, a divergence, a metric that could not be computed) writes
+one record into ``<sweep dir>/.failed/`` and returns NaN, so the sweep goes on with the other
+jobs (an Optuna search counts the trial as failed) instead of ending in a traceback. When the
+sweep is over, the ``SweepFailures`` callback prints one line per failed job and exits with
+their exit code (the largest, if they differ). A sweep whose every job failed before writing
+anything leaves no folder behind: its ``multirun.yaml`` and the records go, and the folder
+too when this command made it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from .run_dir import remove_if_empty_run
+
+RECORDS = ".failed"
+
+
+def record_failure(sweep_dir: str | Path, job_num: int, overrides: list[str], message: str, code: int) -> None:
+    folder = Path(sweep_dir) / RECORDS
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {"job": job_num, "overrides": list(overrides), "message": message, "code": code}
+    path = folder / f"{job_num}.json"
+    path.with_suffix(".tmp").write_text(json.dumps(record))
+    os.replace(path.with_suffix(".tmp"), path)
+
+
+def read_failures(sweep_dir: str | Path) -> list[dict]:
+    folder = Path(sweep_dir) / RECORDS
+    records = [json.loads(p.read_text()) for p in folder.glob("*.json")] if folder.is_dir() else []
+    return sorted(records, key=lambda r: r["job"])
+
+
+def report_failures(sweep_dir: str | Path) -> int:
+    """Print one line per failed job of the sweep in ``sweep_dir``; their exit code, or 0."""
+    sweep_dir = Path(sweep_dir)
+    failures = read_failures(sweep_dir)
+    if not failures:
+        return 0
+    for record in failures:
+        print(f"job {record['job']} ({' '.join(record['overrides'])}): {record['message']}", file=sys.stderr)
+    shutil.rmtree(sweep_dir / RECORDS, ignore_errors=True)
+    if not any(p.is_dir() for p in sweep_dir.iterdir()):  # no job left a run directory: nothing to keep
+        (sweep_dir / "multirun.yaml").unlink(missing_ok=True)
+        remove_if_empty_run(sweep_dir)
+    print(f"vaegan-train: {len(failures)} of the sweep's jobs failed (above)", file=sys.stderr)
+    return max(record["code"] for record in failures)
+
+
+class SweepFailures:
+    """A Hydra callback (``hydra.callbacks.sweep_failures``): after the sweep, one line per
+    failed job and the exit code. Hydra turns a callback's exceptions into warnings, so this
+    exits itself."""
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        code = report_failures(config.hydra.sweep.dir)
+        if code:
+            sys.stderr.flush()
+            sys.exit(code)
+
+    def on_run_start(self, config, **kwargs) -> None: ...
+
+    def on_run_end(self, config, **kwargs) -> None: ...
+
+    def on_multirun_start(self, config, **kwargs) -> None: ...
+
+    def on_job_start(self, config, **kwargs) -> None: ...
+
+    def on_job_end(self, config, **kwargs) -> None: ...

@@ -51,6 +51,14 @@ def test_metrics_are_logged_during_training_and_at_the_end(vae_run):
         assert math.isfinite(metrics[f"metrics/{value}"]) and results[value] == metrics[f"metrics/{value}"]
         assert scalar_series(events, f"final/{value}")[0][0] == 20
     assert metrics["metric_counts"]["domain_fid"] == {"samples": 128, "reference": 128}
+    # KID: subsets as large as the smaller side (128 < 1000), 100 of them, an unbiased estimate
+    assert metrics["metric_counts"]["domain_kid"] == {
+        "samples": 128,
+        "reference": 128,
+        "subsets": 100,
+        "subset_size": 128,
+    }
+    assert metrics["metrics/domain_kid_std"] > 0 and math.isfinite(metrics["metrics/domain_kid"])
     assert metrics["metric_counts"]["iwae"] == {"images": 128, "k": 4}
     assert "inception_fid" in metrics["metrics_skipped"]  # CPU: skipped unless asked for
     assert 0 <= metrics["metrics/precision"] <= 1 and 1 - 1e-9 <= metrics["metrics/classifier_score"] <= 3

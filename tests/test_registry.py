@@ -118,6 +118,7 @@ def test_metric_values_and_directions_are_the_documented_ones():
         "classifier_score",
         "class_coverage",
         "precision_recall",
+        "domain_kid",
         "diversity",
         "inception_fid",
         "neg_elbo",
@@ -129,6 +130,8 @@ def test_metric_values_and_directions_are_the_documented_ones():
     assert METRICS.get("precision_recall").values == ("precision", "recall")
     assert [v for v in VALUE_NAMES if lower_is_better(v)] == [
         "domain_fid",
+        "domain_kid",
+        "domain_kid_std",
         "inception_fid",
         "neg_elbo",
         "iwae_nll",

@@ -4,7 +4,7 @@ A metric is a small function of a ``MetricContext`` (``context.py``), which gene
 samples, extracts features and holds the reference statistics once per evaluation, so that
 five metrics on the same 10k samples cost one generation pass and one feature pass. The math
 lives in its own modules: ``frechet.py``, ``precision_recall.py``, ``classifier_score.py``,
-``probe.py``; the feature extractors in ``domain_classifier.py`` and ``inception.py``.
+``probe.py``, ``kid.py``; the feature extractors in ``domain_classifier.py`` and ``inception.py``.
 Each function is registered where it is defined, with the values it reports, its needs and
 whether lower is better: ``@METRICS.register("iwae", values=("iwae_nll",), ...)``.
 
@@ -28,6 +28,7 @@ import torch
 from ..registry import Registry
 from .classifier_score import class_coverage, classifier_score
 from .frechet import frechet_distance
+from .kid import KID_SUBSETS, kernel_distance
 from .precision_recall import precision_recall
 
 if TYPE_CHECKING:
@@ -92,6 +93,20 @@ def _precision_recall(ctx: MetricContext) -> dict[str, float]:
     ctx.note("precision_recall", samples=ctx.n_samples, reference=real.shape[0], k=PR_NEIGHBOURS)
     precision, recall = precision_recall(real, ctx.domain_samples()[0], k=PR_NEIGHBOURS)
     return {"precision": precision, "recall": recall}
+
+
+@METRICS.register(
+    "domain_kid",
+    values=("domain_kid", "domain_kid_std"),
+    needs=("labels", "reference"),
+    lower_is_better=(True, True),
+)
+def _domain_kid(ctx: MetricContext) -> dict[str, float]:
+    """KID in the domain classifier's features: samples against the whole held-out split."""
+    real = ctx.domain_reference_features(ctx.domain_reference_stats().count)
+    mean, std, size = kernel_distance(real, ctx.domain_samples()[0], subsets=KID_SUBSETS, seed=0)
+    ctx.note("domain_kid", samples=ctx.n_samples, reference=real.shape[0], subsets=KID_SUBSETS, subset_size=size)
+    return {"domain_kid": mean, "domain_kid_std": std}
 
 
 def mean_pairwise_distance(features: torch.Tensor) -> float:

@@ -191,3 +191,22 @@ def test_probe_on_random_labels_is_at_chance_and_deterministic():
     accuracy = linear_probe_accuracy(*args, num_classes=10)
     assert abs(accuracy - 0.1) < 0.04
     assert linear_probe_accuracy(*args, num_classes=10) == accuracy
+
+
+# ----------------------------------------------------------------------------- protocol stamp
+def test_the_weights_digest_names_exactly_one_set_of_weights():
+    from vaegan_runner.metrics.context import module_digest
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+    digest = module_digest(net)
+    assert digest.startswith("sha256:") and len(digest) == len("sha256:") + 12
+    twin = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+    twin.load_state_dict(net.state_dict())
+    assert module_digest(twin) == digest
+    with torch.no_grad():
+        twin[0].weight[0, 0] += 1e-6
+    assert module_digest(twin) != digest
+    twin.load_state_dict(net.state_dict())
+    twin[1].running_mean += 1  # buffers count: they change the features too
+    assert module_digest(twin) != digest

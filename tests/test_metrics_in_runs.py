@@ -50,14 +50,25 @@ def test_metrics_are_logged_during_training_and_at_the_end(vae_run):
     for value in ["domain_fid", "precision", "recall", "neg_elbo", "iwae_nll", "recon_mse", "probe_acc"]:
         assert math.isfinite(metrics[f"metrics/{value}"]) and results[value] == metrics[f"metrics/{value}"]
         assert scalar_series(events, f"final/{value}")[0][0] == 20
-    assert metrics["metric_counts"]["domain_fid"] == {"samples": 128, "reference": 128}
-    # KID: subsets as large as the smaller side (128 < 1000), 100 of them, an unbiased estimate
-    assert metrics["metric_counts"]["domain_kid"] == {
+    stamp = metrics["metric_counts"]["domain_fid"]  # the protocol stamp: values with other stamps do not compare
+    assert stamp["features"] == "domain classifier of shapes (1x28x28, 128-d)" and stamp["weights"].startswith(
+        "sha256:"
+    )
+    assert {k: stamp[k] for k in ("resize", "samples", "reference", "reference_split", "seed")} == {
+        "resize": "none",
         "samples": 128,
         "reference": 128,
+        "reference_split": "held-out (128 images)",
+        "seed": 0,
+    }
+    # KID: subsets as large as the smaller side (128 < 1000), 100 of them, an unbiased estimate
+    kid = metrics["metric_counts"]["domain_kid"]
+    assert {k: kid[k] for k in ("samples", "subsets", "subset_size")} == {
+        "samples": 128,
         "subsets": 100,
         "subset_size": 128,
     }
+    assert kid["weights"] == stamp["weights"]
     assert metrics["metrics/domain_kid_std"] > 0 and math.isfinite(metrics["metrics/domain_kid"])
     assert metrics["metric_counts"]["iwae"] == {"images": 128, "k": 4}
     assert "inception_fid" in metrics["metrics_skipped"]  # CPU: skipped unless asked for
@@ -75,6 +86,8 @@ def test_hparams_tab_holds_settings_and_final_metrics(vae_run):
     vae_lr = compose_config(["model=vae"]).optimizer.lr  # the VAE's own default (configs/family_optimizer/)
     assert start.hparams["optimizer.lr"].number_value == pytest.approx(vae_lr)
     assert "final/domain_fid" in events.Tags()["scalars"]
+    protocol = start.hparams["protocol/domain_fid"].string_value
+    assert "features=domain classifier of shapes" in protocol and "samples=128" in protocol and "seed=0" in protocol
 
 
 def test_gan_has_no_encoder_metrics(gan_run):

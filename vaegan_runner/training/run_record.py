@@ -53,6 +53,12 @@ def hparam_values(resolved: dict) -> dict[str, float | int | str | bool]:
     return flat
 
 
+def protocol_hparams(counts: dict[str, dict]) -> dict[str, str]:
+    """Each final metric's stamp (what it was computed on, ``MetricResults.counts``) as one
+    HPARAMS text column, ``protocol/<metric>``: values with different stamps are not comparable."""
+    return {f"protocol/{name}": ", ".join(f"{k}={v}" for k, v in stamp.items()) for name, stamp in counts.items()}
+
+
 def _flatten(prefix: str, node, flat: dict) -> None:
     if isinstance(node, dict):
         for key, value in node.items():

@@ -67,3 +67,31 @@ def test_the_composed_config_names_the_recipe_it_used():
     with initialize_config_dir(config_dir=str(Path(CONFIGS)), version_base="1.3"):
         cfg = compose(config_name="train", overrides=["model=vae"], return_hydra_config=True)
     assert cfg.hydra.runtime.choices["family_optimizer@optimizer"] == "vae_adam"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("choice", ["vae_adam", "nope"])
+def test_a_family_optimizer_picked_on_the_command_line_is_refused(tmp_path, choice):
+    """model=gan family_optimizer@optimizer=vae_adam would train the GAN with the VAE's Adam;
+    a missing file would silently drop the VAE's own settings."""
+    from runner_utils import run_cli
+
+    model = "gan" if choice == "vae_adam" else "vae"
+    result = run_cli([f"model={model}", f"family_optimizer@optimizer={choice}", "dataset=shapes"], cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert f"family_optimizer: is chosen by model= and optimizer= ({model}_adam here" in result.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize(
+    "override,group_keys",
+    [("optimizer.schedule=cosine", "name, warmup_steps"), ("optimizer.generator=0.1", "lr, weight_decay")],
+)
+def test_a_value_given_to_a_group_of_keys_names_the_keys(override, group_keys):
+    from vaegan_runner.config.checks import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        validate(compose_config(["model=gan", override]))
+    key = override.split("=")[0]
+    assert err.value.key == key and f"is a group of keys ({group_keys}" in str(err.value)
+    assert f"e.g. {key}." in str(err.value)

@@ -251,3 +251,16 @@ def test_vaegan_sample_says_when_the_split_has_fewer_images_than_asked(vae_run, 
     assert np.load(out.with_suffix(".npz"))["reconstructions"].shape[0] == 128
     assert sample_main([str(run_dir), "mode=interpolate", "dataset.n_test=1"]) == 2
     assert "the held-out split has 1; use mode=sample" in capsys.readouterr().err
+
+
+def test_a_metric_value_does_not_depend_on_which_metrics_ran_before_it(vae_run, tmp_path):
+    """Each metric draws its noise from its own seeded stream: the negative ELBO is the same
+    alone and after the IWAE bound (which draws many samples), so a checkpoint evaluated during
+    training, at the end, or with vaegan-eval gives one number."""
+    run_dir, _ = vae_run
+    values = {}
+    for names in ("neg_elbo", "iwae,domain_fid,neg_elbo"):
+        out = tmp_path / f"{names}.json"
+        assert eval_main([str(run_dir), f"metrics={names}", f"out={out}"]) == 0
+        values[names] = json.loads(out.read_text())["metrics"]["neg_elbo"]
+    assert values["neg_elbo"] == values["iwae,domain_fid,neg_elbo"]

@@ -159,6 +159,41 @@ def test_training_resumes_from_the_best_checkpoint(best_run, tmp_path):
     assert json.loads((copy / "metrics.json").read_text())["step"] == 30
 
 
+def test_a_resumed_run_keeps_best_pt_unless_an_evaluation_beats_it(best_run, tmp_path, monkeypatch):
+    """The last checkpoint's copy of the best record can be older than best.pt (it is written
+    before the final evaluation); a resumed run compares with best.pt itself. Here that copy
+    is made as stale as it gets (infinitely bad) and every evaluation after the resume scores
+    worse than best.pt, so best.pt must stay as it was."""
+    import shutil
+
+    from vaegan_runner.training.held_out import HeldOut
+
+    copy = tmp_path / "run"
+    shutil.copytree(best_run, copy)
+    last = copy / "checkpoints" / "step_00000024.pt"
+    state = load_checkpoint(last)
+    state["best"] = {"metric": "recon_mse", "value": float("inf"), "step": 4}
+    torch.save(state, last)
+    before = load_checkpoint(copy / "checkpoints" / "best.pt")
+    monkeypatch.setattr(HeldOut, "during_training", lambda self, step, **kw: {"recon_mse": before["best"]["value"] + 1})
+    overrides = [
+        *FAST,
+        "model=vae",
+        "trainer.max_steps=32",
+        "eval.every_n_steps=4",
+        "eval.metrics=[recon_mse]",
+        "eval.optimized_metric=recon_mse",
+        "checkpoint.every_n_steps=4",
+        "checkpoint.keep_last=1",
+        "optimizer.lr=3e-3",
+        "log.image_every_n_steps=1000",
+        f"resume={copy}",
+    ]
+    train_run(compose_config(overrides), tmp_path / "new")
+    after = load_checkpoint(copy / "checkpoints" / "best.pt")
+    assert after["best"] == before["best"] and after["step"] == before["step"]
+
+
 def test_a_checkpoint_from_before_schedules_still_loads(best_run, tmp_path):
     state = load_checkpoint(best_run / "checkpoints" / "step_00000024.pt")
     del state["config"]["optimizer"]["schedule"], state["config"]["checkpoint"]["keep_best"]

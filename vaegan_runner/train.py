@@ -156,6 +156,7 @@ def main(cfg: DictConfig) -> float:
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     share_cores(hydra_cfg.launcher.get("n_jobs"))
     try:
+        check_family_optimizer_choice(hydra_cfg.runtime.choices, cfg)
         with StopRequest() as stop:
             results = run(cfg, output_dir, multirun=multirun, stop=stop)
     except ConfigError as err:
@@ -175,6 +176,22 @@ def main(cfg: DictConfig) -> float:
         f"vaegan-train: error: eval.optimized_metric={name} was not computed: see metrics.json's metrics_skipped",
         EXIT_CONFIG_ERROR,
     )
+
+
+FAMILY_OPTIMIZER = "family_optimizer@optimizer"
+
+
+def check_family_optimizer_choice(choices, cfg: DictConfig) -> None:
+    """``family_optimizer`` follows ``model=`` and ``optimizer=`` (``configs/train.yaml``); a
+    command line that picks it itself would silently train with another family's settings."""
+    chosen, expected = choices.get(FAMILY_OPTIMIZER), f"{cfg.model.name}_{cfg.optimizer.name}"
+    if chosen is not None and chosen != expected:
+        raise ConfigError(
+            "family_optimizer",
+            f"is chosen by model= and optimizer= ({expected} here, used when "
+            f"configs/family_optimizer/{expected}.yaml exists), got {chosen}; drop it and set "
+            "optimizer.lr=, optimizer.betas= or optimizer.<network>.lr= instead",
+        )
 
 
 def fail(hydra_cfg, message: str, code: int, whole_command: bool = False) -> float:

@@ -71,6 +71,12 @@ def typed(schema: type[T], node: DictConfig | dict, prefix: str) -> T:
             reason = f"unknown key; the keys of {parent} are: {', '.join(keys_of(owner))}"
         elif "missing mandatory value" in reason.lower():
             reason = "has no value; set it in the YAML or on the command line"
+        elif "is not a subclass of" in reason and (group := _nested_schema(schema, full_key)) is not None:
+            first = keys_of(group)[0]
+            reason = (
+                f"is a group of keys ({', '.join(keys_of(group))}), not one value; "
+                f"set one of them, e.g. {key}.{first}=..."
+            )
         else:
             hint = next((hint.format(key=key) for needle, hint in _TYPE_HINTS if needle in reason), "")
             reason = reason.rstrip(".") + hint if hint else reason
@@ -84,6 +90,14 @@ _TYPE_HINTS = (  # what to do, after OmegaConf's own words for a value of the wr
     ("is not a ListConfig", "; give a list in brackets, e.g. {key}=[a,b] (quote the override in the shell)"),
     ("Incompatible value 'None'", "; {key} cannot be null, give it a value"),
 )
+
+
+def _nested_schema(schema: type, full_key: str) -> type | None:
+    """The dataclass of the group at ``full_key`` (``schedule`` of the optimizer), if it is one."""
+    owner = schema
+    for part in full_key.split("."):
+        owner = typing.get_type_hints(owner).get(part) if dataclasses.is_dataclass(owner) else None
+    return owner if dataclasses.is_dataclass(owner) else None
 
 
 def _owner_of(schema: type, full_key: str, prefix: str) -> tuple[str, type]:

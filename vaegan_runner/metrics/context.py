@@ -316,8 +316,8 @@ def evaluate_metrics(
     devices = [family.device] if family.device.type == "cuda" else []
     try:
         with torch.random.fork_rng(devices=devices), torch.no_grad():
-            torch.manual_seed(SAMPLE_SEED)
             for name in names:
+                torch.manual_seed(SAMPLE_SEED)  # each metric's noise is its own: no order or cache effects
                 metric = METRICS[name]
                 reason = unmet_need(
                     metric,

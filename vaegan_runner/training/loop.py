@@ -142,7 +142,8 @@ def finish(
     )
     for name, reason in results.skipped.items():
         log.write(f"metric {name} not computed: {reason}")
-    summary = ", ".join(f"{k}={v:.4g}" for k, v in {**final, **results.values}.items())
+    shown = {**final, **{(f"metrics/{k}" if k in final else k): v for k, v in results.values.items()}}
+    summary = ", ".join(f"{k}={v:.4g}" for k, v in shown.items())  # eval/neg_elbo and metrics/neg_elbo differ
     log.write(f"step {step}: held-out {summary}" if summary else f"step {step}: done")
     log.close()
     return {**{f"eval/{k}": v for k, v in final.items()}, **results.values}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from ..config.checks import ConfigError
 from ..data import ImageData
 from ..models import Family
 from .checkpoint import (
@@ -94,8 +95,20 @@ class RunCheckpoints:
         self.runner.load_state_dicts(saved.optimizers, saved.scaler, saved.schedulers)
         self.apply_changed_learning_rates(saved.config.get("optimizer", {}))
         restore_rng_state(saved.rng)
-        self.best = saved.best if saved.best and saved.best.get("metric") == self.metric else None
+        self.best = self.best_on_disk(saved.best)
         return saved.step, saved.rollbacks
+
+    def best_on_disk(self, fallback: dict | None) -> dict | None:
+        """The record of ``best.pt`` as written (a checkpoint's own copy can be older: the last
+        step's checkpoint is written before the final evaluation), else ``fallback``; None when
+        it scores another metric than this run's ``eval.optimized_metric``."""
+        record, path = fallback, best_path(self.run_dir)
+        if path.is_file():
+            try:
+                record = read_checkpoint(path).best or record
+            except ConfigError:  # unreadable: the next better evaluation replaces it
+                record = None
+        return record if record and record.get("metric") == self.metric else None
 
     def apply_changed_learning_rates(self, saved_optimizer: dict) -> None:
         """A run resumed with another ``optimizer.lr`` (or ``optimizer.<network>.lr``) than its

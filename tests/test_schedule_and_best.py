@@ -82,26 +82,24 @@ def test_an_interrupted_scheduled_run_resumes_on_the_same_curve(tmp_path):
             assert resumed[step] == pytest.approx(expected[step], rel=1e-5), (tag, step)
 
 
+# A VAE evaluated (recon_mse) and checkpointed every 4 steps, keeping one step checkpoint and best.pt.
+BEST_RUN = [
+    *FAST,
+    "model=vae",
+    "eval.every_n_steps=4",
+    "eval.metrics=[recon_mse]",
+    "eval.optimized_metric=recon_mse",
+    "checkpoint.every_n_steps=4",
+    "checkpoint.keep_last=1",
+    "optimizer.lr=3e-3",
+    "log.image_every_n_steps=1000",
+]
+
+
 @pytest.fixture(scope="module")
 def best_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("best") / "run"
-    train_run(
-        compose_config(
-            [
-                *FAST,
-                "model=vae",
-                "trainer.max_steps=24",
-                "eval.every_n_steps=4",
-                "eval.metrics=[recon_mse]",
-                "eval.optimized_metric=recon_mse",
-                "checkpoint.every_n_steps=4",
-                "checkpoint.keep_last=1",
-                "optimizer.lr=3e-3",
-                "log.image_every_n_steps=1000",
-            ]
-        ),
-        run_dir,
-    )
+    train_run(compose_config([*BEST_RUN, "trainer.max_steps=24"]), run_dir)
     return run_dir
 
 
@@ -176,20 +174,7 @@ def test_a_resumed_run_keeps_best_pt_unless_an_evaluation_beats_it(best_run, tmp
     torch.save(state, last)
     before = load_checkpoint(copy / "checkpoints" / "best.pt")
     monkeypatch.setattr(HeldOut, "during_training", lambda self, step, **kw: {"recon_mse": before["best"]["value"] + 1})
-    overrides = [
-        *FAST,
-        "model=vae",
-        "trainer.max_steps=32",
-        "eval.every_n_steps=4",
-        "eval.metrics=[recon_mse]",
-        "eval.optimized_metric=recon_mse",
-        "checkpoint.every_n_steps=4",
-        "checkpoint.keep_last=1",
-        "optimizer.lr=3e-3",
-        "log.image_every_n_steps=1000",
-        f"resume={copy}",
-    ]
-    train_run(compose_config(overrides), tmp_path / "new")
+    train_run(compose_config([*BEST_RUN, "trainer.max_steps=32", f"resume={copy}"]), tmp_path / "new")
     after = load_checkpoint(copy / "checkpoints" / "best.pt")
     assert after["best"] == before["best"] and after["step"] == before["step"]
 

@@ -264,3 +264,78 @@ def test_a_metric_value_does_not_depend_on_which_metrics_ran_before_it(vae_run, 
         assert eval_main([str(run_dir), f"metrics={names}", f"out={out}"]) == 0
         values[names] = json.loads(out.read_text())["metrics"]["neg_elbo"]
     assert values["neg_elbo"] == values["iwae,domain_fid,neg_elbo"]
+
+
+def test_given_samples_score_like_the_run_that_made_them(vae_run, tmp_path):
+    """vaegan-sample writes a run's samples (PNG files, .npz); vaegan-eval samples= scores
+    them against the dataset with the same stamp and, up to the 8-bit rounding of the files,
+    the same value as the run's own evaluation of those samples."""
+    run_dir, _ = vae_run
+    data = ["dataset.n_train=512", "dataset.n_test=128"]  # the run's shapes dataset (FAST)
+    assert sample_main([str(run_dir), "n=128", "format=png", f"out={tmp_path / 'fakes'}"]) == 0
+    assert sample_main([str(run_dir), "n=128", f"out={tmp_path / 'fakes.npz'}"]) == 0
+    assert (
+        eval_main(
+            [str(run_dir), "metrics=domain_fid,precision_recall", "n_samples=128", f"out={tmp_path / 'run.json'}"]
+        )
+        == 0
+    )
+    run = json.loads((tmp_path / "run.json").read_text())
+    for source in ("fakes", "fakes.npz"):
+        out = tmp_path / f"{source}.json"
+        args = [
+            f"samples={tmp_path / source}",
+            "dataset=shapes",
+            *data,
+            "metrics=domain_fid,precision_recall",
+            f"out={out}",
+        ]
+        assert eval_main(args) == 0
+        given = json.loads(out.read_text())
+        assert given["images"] == 128 and given["metric_counts"] == run["metric_counts"]
+        assert given["metrics"]["domain_fid"] == pytest.approx(run["metrics"]["domain_fid"], rel=0.02)
+        assert given["metrics"]["recall"] == pytest.approx(run["metrics"]["recall"], abs=0.05)
+
+
+def test_given_samples_default_to_the_metrics_that_need_no_model(vae_run, tmp_path):
+    run_dir, _ = vae_run
+    assert sample_main([str(run_dir), "n=64", f"out={tmp_path / 'few.npz'}"]) == 0
+    out = tmp_path / "e.json"
+    args = [
+        f"samples={tmp_path / 'few.npz'}",
+        "dataset=shapes",
+        "dataset.n_train=512",
+        "dataset.n_test=128",
+        f"out={out}",
+    ]
+    assert eval_main(args) == 0
+    report = json.loads(out.read_text())
+    assert {"domain_fid", "domain_kid", "classifier_score", "precision", "diversity"} <= set(report["metrics"])
+    assert not {"neg_elbo", "iwae", "recon_mse", "linear_probe"} & set(report["metrics_skipped"])
+
+
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["samples={tmp}/fakes"], ["dataset: samples= needs the dataset"]),
+        (["samples={tmp}/missing", "dataset=shapes"], ["samples:", "neither a folder of images nor an .npz"]),
+        (["samples={tmp}/empty", "dataset=shapes"], ["samples:", "holds no image files"]),
+        (["samples={tmp}/fakes", "dataset=mnist", "dataset.image_size=32"], ["dataset.image_size"]),
+        (
+            ["samples={tmp}/fakes", "dataset=shapes", "dataset.image_size=32"],
+            ["are 1x28x28, the dataset's are 1x32x32"],
+        ),
+        (["samples={tmp}/fakes", "dataset=nope"], ["dataset:", "nope"]),
+        (["samples={tmp}/fakes", "dataset=shapes", "n_samples=99"], ["holds 8 images, fewer than n_samples=99"]),
+        (["samples={tmp}/fakes", "dataset=shapes", "metrics=iwae"], ["none of the metrics", "no likelihood"]),
+        ([], ["give a run directory or checkpoint file, or samples="]),
+    ],
+)
+def test_given_samples_bad_input_is_one_error(vae_run, tmp_path, capsys, args, words):
+    run_dir, _ = vae_run
+    assert sample_main([str(run_dir), "n=8", "format=png", f"out={tmp_path / 'fakes'}"]) == 0
+    (tmp_path / "empty").mkdir()
+    capsys.readouterr()
+    assert eval_main([a.format(tmp=tmp_path) for a in args]) == 2
+    err = capsys.readouterr().err
+    assert all(word in err for word in words) and "Traceback" not in err, err

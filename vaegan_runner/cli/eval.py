@@ -4,10 +4,13 @@
     vaegan-eval run_dir/checkpoints/step_00009370.pt metrics=domain_fid,precision_recall n_samples=10000
     vaegan-eval run_dir metrics=inception_fid device=cuda out=fid.json
     vaegan-eval run_dir checkpoint=best        # the best checkpoint (checkpoint.keep_best)
+    vaegan-eval samples=fakes/ dataset=mnist   # any samples: a folder of PNGs or an .npz
 
 Defaults come from the run's own ``eval`` settings (its ``final_metrics`` and
 ``final_n_samples``); metrics that cannot run for the family or data are listed with why.
-Naming ``inception_fid`` explicitly runs it on CPU too.
+Naming ``inception_fid`` explicitly runs it on CPU too. ``samples=`` scores images that did
+not come from a run (another tool's, a baseline's) against ``dataset``'s held-out split with
+every metric that needs no model, stamped the same way.
 """
 
 from __future__ import annotations
@@ -28,15 +31,15 @@ SETTINGS = {  # key -> (type, default; None: the run's own setting)
     "device": (str, None),
     "out": (str, None),
     "checkpoint": (str, "last"),  # of a run directory: its newest checkpoint, or best.pt (checkpoint.keep_best)
+    "samples": (str, None),  # instead of a run: a folder of image files or an .npz
+    "dataset": (str, None),  # with samples=: the dataset to compare them with
 }
+MODEL_NEEDS = ("encoder", "likelihood")  # what given samples lack
 
 
-def evaluate_checkpoint(target: str, pairs: list[str]) -> tuple[dict, Path]:
-    from ..metrics.context import MetricResources, evaluate_metrics
+def check_counts(settings: dict) -> None:
     from ..metrics.registry import METRIC_NAMES
-    from .saved_run import load_saved_run
 
-    settings, overrides = parse_settings(pairs, SETTINGS)
     for name in settings["metrics"] or []:
         if name not in METRIC_NAMES:
             raise ConfigError("metrics", f"unknown metric {name!r}; allowed: {', '.join(METRIC_NAMES)}")
@@ -47,6 +50,17 @@ def evaluate_checkpoint(target: str, pairs: list[str]) -> tuple[dict, Path]:
             )
     if settings["metrics"] == []:
         raise ConfigError("metrics", f"names no metric; allowed: {', '.join(METRIC_NAMES)}")
+
+
+def evaluate_checkpoint(target: str, pairs: list[str]) -> tuple[dict, Path]:
+    from ..metrics.context import MetricResources, evaluate_metrics
+    from .saved_run import load_saved_run
+
+    settings, overrides = parse_settings(pairs, SETTINGS)
+    check_counts(settings)
+    for key in ("samples", "dataset"):
+        if settings[key] is not None:
+            raise ConfigError(key, f"{key}= scores given samples and takes no run; give a run or samples=, not both")
     saved = load_saved_run(target, overrides, settings["device"], which=settings["checkpoint"])
     cfg = saved.run.eval
     if settings["iwae_k"] is not None:
@@ -80,11 +94,93 @@ def evaluate_checkpoint(target: str, pairs: list[str]) -> tuple[dict, Path]:
     return report, out
 
 
+def evaluate_samples(pairs: list[str]) -> tuple[dict, Path]:
+    """Score the images of ``samples=`` against the held-out split of ``dataset=``."""
+    from ..data import load_data
+    from ..metrics.context import MetricResources, evaluate_metrics
+    from ..metrics.given_samples import GivenSamples, load_samples
+    from ..metrics.registry import METRICS
+    from ..training.device import resolve_device
+
+    settings, overrides = parse_settings(pairs, SETTINGS)
+    check_counts(settings)
+    if not settings["dataset"]:
+        raise ConfigError("dataset", "samples= needs the dataset to compare them with, e.g. dataset=mnist")
+    if settings["checkpoint"] != "last" or settings["iwae_k"] is not None:
+        raise ConfigError("samples", "given samples have no checkpoint and no likelihood: drop checkpoint= and iwae_k=")
+    run = compose_dataset_run([f"dataset={settings['dataset']}", *overrides])
+    device = resolve_device(settings["device"] or "auto")
+    images = load_samples(settings["samples"], run.dataset.channels, run.dataset.image_size)
+    n_samples = settings["n_samples"] or len(images)
+    if n_samples > len(images):
+        raise ConfigError(
+            "n_samples", f"{settings['samples']} holds {len(images)} images, fewer than n_samples={n_samples}"
+        )
+    model_free = [name for name in run.eval.final_metrics if not set(METRICS[name].needs) & set(MODEL_NEEDS)]
+    names = settings["metrics"] or model_free
+    data = load_data(run.dataset, device)
+    resources = MetricResources(data, run.eval, device, lambda m: print(m, file=sys.stderr))
+    results = evaluate_metrics(
+        names,
+        GivenSamples(images, device),
+        resources,
+        n_samples=n_samples,
+        max_images=settings["max_images"] or run.eval.final_max_images,
+        inception_on_cpu=run.eval.inception_on_cpu or "inception_fid" in (settings["metrics"] or []),
+    )
+    if not results.values:
+        reasons = "; ".join(f"{name}: {reason}" for name, reason in results.skipped.items())
+        raise ConfigError("metrics", f"none of the metrics asked for can be computed for given samples ({reasons})")
+    source = Path(settings["samples"]).expanduser()
+    report = {
+        "samples": str(source),
+        "images": len(images),
+        "model": "samples",
+        "dataset": data.name,
+        "metrics": results.values,
+        "metric_counts": results.counts,
+        "metric_seconds": {k: round(v, 2) for k, v in results.seconds.items()},
+        "metrics_skipped": results.skipped,
+    }
+    default = source.parent / f"{source.stem if source.is_file() else source.name}.eval.json"
+    return report, Path(settings["out"]) if settings["out"] else default
+
+
+def compose_dataset_run(overrides: list[str]):
+    """The validated run config of the config tree with ``overrides`` (``dataset=mnist``)."""
+    from hydra import compose, initialize_config_dir, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+
+    from ..config.schema import validate
+    from ..train import config_dir
+
+    where = config_dir()
+    GlobalHydra.instance().clear()
+    if where.startswith("pkg://"):
+        context = initialize_config_module(where.removeprefix("pkg://"), version_base="1.3")
+    else:
+        context = initialize_config_dir(where, version_base="1.3")
+    try:
+        with context:
+            cfg = compose(config_name="train", overrides=overrides)
+    except HydraException as err:
+        raise ConfigError("dataset", str(err).splitlines()[0]) from None
+    finally:
+        GlobalHydra.instance().clear()
+    return validate(cfg)
+
+
 def format_table(report: dict) -> str:
     from ..metrics.registry import VALUE_NAMES
 
+    source = (
+        f"{report['images']} samples from {report['samples']}"
+        if "samples" in report
+        else f"{report['model']} at step {report['step']} ({report['checkpoint']})"
+    )
     lines = [
-        f"{report['model']} on {report['dataset']}, step {report['step']} ({report['checkpoint']})",
+        f"{source}, against the held-out split of {report['dataset']}",
         "",
         "| metric | value | computed on |",
         "|---|---:|---|",
@@ -103,11 +199,17 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.split("\n\n")[0],
         epilog=f"settings: {', '.join(f'{k}=' for k in SETTINGS)}, dataset.<key>=",
     )
-    parser.add_argument("target", help="a run directory or a checkpoint file")
+    parser.add_argument("target", nargs="?", help="a run directory or a checkpoint file (or samples= instead)")
     parser.add_argument("settings", nargs="*", help="key=value")
     args = parser.parse_args(argv)
     try:
-        report, out = evaluate_checkpoint(args.target, args.settings)
+        if args.target is None or args.target.startswith("samples="):
+            given = args.settings if args.target is None else [args.target, *args.settings]
+            if not any(pair.startswith("samples=") for pair in given):
+                raise ConfigError("target", "give a run directory or checkpoint file, or samples=<folder|.npz>")
+            report, out = evaluate_samples(given)
+        else:
+            report, out = evaluate_checkpoint(args.target, args.settings)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2) + "\n")
     except (ConfigError, OSError) as err:

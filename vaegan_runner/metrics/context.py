@@ -92,6 +92,7 @@ class MetricResources:
         self._domain_reference: tuple[torch.Tensor, FeatureStats] | None = None
         self._inception_reference: FeatureStats | None = None
         self._protocols: dict[str, dict[str, str]] = {}
+        self._inception_features: torch.Tensor | None = None
 
     @cached_property
     def domain_classifier(self):
@@ -161,6 +162,32 @@ class MetricResources:
                 )
         return self._inception_reference
 
+    def inception_reference_features(self) -> torch.Tensor:
+        """Inception features [N, 2048] of the whole held-out split (for KID), cached on disk by content."""
+        if self._inception_features is None:
+            key = f"{self.data.name}-{split_fingerprint(self.data.test, self.cfg.batch_size)}"
+            path = Path(self.cfg.cache_dir) / "inception_features" / f"v{REFERENCE_STATS_VERSION}-{key}.pt"
+            try:
+                self._inception_features = torch.load(path, map_location="cpu", weights_only=True)
+            except FileNotFoundError:
+                pass
+            except Exception as err:  # a torn or foreign file: compute again
+                self.log(f"ignoring unreadable reference features {path} ({type(err).__name__}); recomputing")
+            if self._inception_features is None:
+                parts = [
+                    self.inception.features(images.float() / 255).float().cpu()
+                    for images, _ in unit_batches(self.data.test, INCEPTION_BATCH, None)
+                ]
+                self._inception_features = torch.cat(parts)
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = path.with_suffix(f".tmp{os.getpid()}")
+                    torch.save(self._inception_features, tmp)
+                    os.replace(tmp, path)
+                except OSError as err:
+                    self.log(f"could not cache reference features in {path} ({err}); they will be recomputed")
+        return self._inception_features
+
     def _load_stats(self, path: Path) -> FeatureStats | None:
         if not path.is_file():
             return None
@@ -226,11 +253,21 @@ class MetricContext:
     def domain_reference_features(self, n: int) -> torch.Tensor:
         return self.resources.domain_reference()[0][:n]
 
+    @cached_property
+    def inception_samples(self) -> torch.Tensor:
+        """Inception features [n_samples, 2048] of the samples (float32, on the CPU)."""
+        inception = self.resources.inception
+        return torch.cat(
+            [
+                inception.features(part).float().cpu()
+                for images in self.sample_batches()
+                for part in images.split(INCEPTION_BATCH)
+            ]
+        )
+
     def inception_sample_stats(self) -> FeatureStats:
         accumulator = FeatureAccumulator()
-        for images in self.sample_batches():
-            for part in images.split(INCEPTION_BATCH):
-                accumulator.add(self.resources.inception.features(part))
+        accumulator.add(self.inception_samples)
         return accumulator.stats()
 
     def inception_reference_stats(self) -> FeatureStats:
@@ -326,7 +363,12 @@ def evaluate_metrics(
                     held_out=len(resources.data.test),
                     inception="inception" not in metric.needs or inception_installed(),
                 )
-                if reason is None and name == "inception_fid" and family.device.type == "cpu" and not inception_on_cpu:
+                if (
+                    reason is None
+                    and "inception" in metric.needs
+                    and family.device.type == "cpu"
+                    and not inception_on_cpu
+                ):
                     reason = "skipped on CPU (minutes per 1000 images); set eval.inception_on_cpu=true to run it"
                 if reason is not None:
                     results.skipped[name] = reason

@@ -136,6 +136,27 @@ def _inception_fid(ctx: MetricContext) -> dict[str, float]:
     return {"inception_fid": frechet_distance(ctx.inception_sample_stats(), reference)}
 
 
+@METRICS.register(
+    "inception_kid",
+    values=("inception_kid", "inception_kid_std"),
+    needs=("inception", "reference"),
+    lower_is_better=(True, True),
+)
+def _inception_kid(ctx: MetricContext) -> dict[str, float]:
+    """KID in Inception pool3 features (torch-fidelity's ``kid``), against the whole held-out split."""
+    real = ctx.resources.inception_reference_features()
+    mean, std, size = kernel_distance(real, ctx.inception_samples, subsets=KID_SUBSETS, seed=0)
+    ctx.note(
+        "inception_kid",
+        "inception",
+        samples=ctx.n_samples,
+        reference=real.shape[0],
+        subsets=KID_SUBSETS,
+        subset_size=size,
+    )
+    return {"inception_kid": mean, "inception_kid_std": std}
+
+
 @METRICS.register("neg_elbo", values=("neg_elbo",), needs=("likelihood",), lower_is_better=(True,))
 def _neg_elbo(ctx: MetricContext) -> dict[str, float]:
     value, images = ctx.negative_log_likelihood_bound(k=1)

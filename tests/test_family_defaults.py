@@ -95,3 +95,9 @@ def test_a_value_given_to_a_group_of_keys_names_the_keys(override, group_keys):
     key = override.split("=")[0]
     assert err.value.key == key and f"is a group of keys ({group_keys}" in str(err.value)
     assert f"e.g. {key}." in str(err.value)
+
+
+def test_the_vae_keeps_its_settings_under_adamw():
+    adam, adamw = compose_config(["model=vae"]).optimizer, compose_config(["model=vae", "optimizer=adamw"]).optimizer
+    assert adamw.name == "adamw" and adamw.lr == adam.lr and list(adamw.betas) == list(adam.betas)
+    assert adamw.weight_decay == optimizer_file("adamw")["weight_decay"]

@@ -130,3 +130,22 @@ def test_bad_schedules_name_the_key(kwargs, key):
     with pytest.raises(ConfigError) as err:
         schedule(**kwargs)
     assert err.value.key == key
+
+
+def test_a_warmup_as_long_as_the_run_is_a_warning(caplog, build_family):
+    import logging
+
+    from vaegan_runner.training.device import Precision
+    from vaegan_runner.training.optim import build_optimizers
+    from vaegan_runner.training.phase_runner import PhaseRunner
+
+    run, family = build_family("vae", "optimizer.schedule.name=cosine", "optimizer.schedule.warmup_steps=100")
+    with caplog.at_level(logging.WARNING, logger="vaegan_runner"):
+        PhaseRunner(
+            family,
+            build_optimizers(run.optimizer, family.networks()),
+            Precision("off", torch.device("cpu")),
+            schedule=run.optimizer.schedule,
+            total_steps=10,
+        )
+    assert any("warmup_steps=100 is not shorter than the run (10 steps)" in r.getMessage() for r in caplog.records)

@@ -7,6 +7,8 @@ fp16 loss scaling), gradient clipping and, under torchrun, gradient averaging ac
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from ..models import Family
@@ -45,6 +47,13 @@ class PhaseRunner:
         }
         constant = schedule is None or (schedule.name == "constant" and not schedule.warmup_steps)
         self.schedulers = {} if constant else build_schedulers(schedule, optimizers, total_steps)
+        if schedule is not None and total_steps and schedule.warmup_steps >= total_steps:
+            logging.getLogger("vaegan_runner").warning(
+                "optimizer.schedule.warmup_steps=%d is not shorter than the run (%d steps): the learning "
+                "rate never reaches its base value",
+                schedule.warmup_steps,
+                total_steps,
+            )
 
     @classmethod
     def for_run(

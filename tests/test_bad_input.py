@@ -257,7 +257,8 @@ def test_a_held_out_split_too_small_for_the_optimized_metric_is_refused_before_t
         vaegan_runner.train.run(compose_config(quick(*overrides)), run_dir)
     err = caught.value
     assert not list(run_dir.rglob("*"))  # made (and probed) before the data could say; the CLI removes it
-    assert err.key == "dataset.n_test" and "held-out split has 1 images" in str(err) and "at least 4" in str(err)
+    assert err.key == "eval.optimized_metric" and "there are 1 held-out image;" in str(err)
+    assert "at least 4 of each" in str(err) and "hold out more images: dataset.n_test" in str(err)
 
 
 def test_metrics_that_need_more_held_out_images_are_skipped_with_the_reason(tmp_path):
@@ -274,7 +275,9 @@ def test_metrics_that_need_more_held_out_images_are_skipped_with_the_reason(tmp_
     )
     assert "classifier_score" in results and "domain_fid" not in results
     skipped = json.loads((tmp_path / "run" / "metrics.json").read_text())["metrics_skipped"]
-    assert skipped["domain_fid"] == "the held-out split has 2 images; comparing samples with it needs at least 4"
+    assert skipped["domain_fid"] == (
+        "there are 2 held-out images; comparing samples with held-out images needs at least 4 of each"
+    )
 
 
 @pytest.mark.slow
@@ -300,8 +303,44 @@ def test_the_default_gan_command_finishes_on_an_unlabelled_folder(tmp_path):
     args += ["trainer.max_steps=3", "trainer.batch_size=4", "log.progress_bar=false", "hydra.run.dir=run"]
     result = run_cli(args, cwd=tmp_path, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "eval.optimized_metric=auto: nothing to optimize for model=gan" in result.stdout + result.stderr
+    said = result.stdout + result.stderr
+    assert "eval.optimized_metric=auto: nothing to optimize here (domain_fid: the dataset has no class labels" in said
+    assert "; inception_fid: " in said and "; recon_mse: GAN has no encoder)" in said
     assert (tmp_path / "run" / "metrics.json").is_file() and not (tmp_path / "run" / "checkpoints" / "best.pt").exists()
+
+
+def test_an_unlabelled_folder_of_one_image_blames_the_labels_for_domain_fid(tmp_path, monkeypatch):
+    """The first unmet need is the one to fix: no labels, before too few held-out images."""
+    monkeypatch.setattr(vaegan_runner.train, "build_family", lambda *a: pytest.fail("family built"))
+    folder = flat_folder(tmp_path / "images", n=6)
+    overrides = ["dataset=image_folder", f"dataset.path={folder}", "dataset.image_size=16", "dataset.val_fraction=0.2"]
+    overrides += ["model=gan", "eval.optimized_metric=domain_fid", "eval.final_metrics=[domain_fid]"]
+    with pytest.raises(ConfigError) as caught:
+        vaegan_runner.train.run(compose_config(quick(*overrides)), tmp_path / "run")
+    message = str(caught.value)
+    assert caught.value.key == "eval.optimized_metric" and "the dataset has no class labels" in message
+    assert "held-out" not in message
+
+
+@pytest.mark.parametrize(
+    "overrides,words",
+    [
+        (
+            ["eval.final_n_samples=3", "eval.final_metrics=[recon_mse,domain_fid]"],
+            ["eval.final_n_samples: must be >= 4 for eval.final_metrics domain_fid"],
+        ),
+        (["eval.n_samples=2", "eval.metrics=[domain_fid]"], ["eval.n_samples: must be >= 4 for eval.metrics"]),
+    ],
+)
+def test_too_few_samples_to_compare_is_refused_before_training(tmp_path, overrides, words):
+    err = refused_in_process(["model=vae", *overrides], tmp_path / "run")
+    assert all(word in str(err) for word in words), err
+
+
+def test_few_samples_are_fine_for_metrics_that_compare_nothing(tmp_path):
+    cfg = compose_config(quick("model=vae", "eval.final_n_samples=2", "eval.final_metrics=[recon_mse,classifier_score]"))
+    vaegan_runner.train.run(cfg, tmp_path / "run")
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["metrics/classifier_score"] >= 1
 
 
 @pytest.mark.parametrize(

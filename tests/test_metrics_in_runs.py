@@ -180,6 +180,7 @@ def test_vaegan_sample_refuses_encoder_modes_without_an_encoder(gan_run, capsys)
         ("n_samples=0", ["n_samples: must be a positive integer, got 0"]),
         ("max_images=-1", ["max_images: must be a positive integer"]),
         ("iwae_k=0", ["iwae_k: must be a positive integer, got 0"]),
+        ("n_samples=3", ["n_samples: must be >= 4 for domain_fid", "compare samples with held-out images"]),
         ("metrics=", ["metrics: names no metric", "domain_fid"]),
         ("dataset.image_size=64", ["dataset.image_size", "built for dataset.image_size=28, got 64"]),
     ],
@@ -328,12 +329,18 @@ def test_given_samples_default_to_the_metrics_that_need_no_model(vae_run, tmp_pa
         (["samples={tmp}/fakes", "dataset=nope"], ["dataset:", "nope"]),
         (["samples={tmp}/fakes", "dataset=shapes", "n_samples=99"], ["holds 8 images, fewer than n_samples=99"]),
         (["samples={tmp}/fakes", "dataset=shapes", "metrics=iwae"], ["none of the metrics", "no likelihood"]),
+        (["samples={tmp}/fakes", "dataset=shapes", "n_samples=2"], ["n_samples: must be >= 4 for domain_fid"]),
+        (
+            ["samples={tmp}/three", "dataset=shapes", "metrics=domain_fid,precision_recall"],
+            ["none of the metrics", "domain_fid: there are 3 samples;", "needs at least 4 of each"],
+        ),
         ([], ["give a run directory or checkpoint file, or samples="]),
     ],
 )
 def test_given_samples_bad_input_is_one_error(vae_run, tmp_path, capsys, args, words):
     run_dir, _ = vae_run
     assert sample_main([str(run_dir), "n=8", "format=png", f"out={tmp_path / 'fakes'}"]) == 0
+    assert sample_main([str(run_dir), "n=3", "format=png", f"out={tmp_path / 'three'}"]) == 0
     (tmp_path / "empty").mkdir()
     capsys.readouterr()
     assert eval_main([a.format(tmp=tmp_path) for a in args]) == 2

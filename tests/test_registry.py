@@ -19,7 +19,6 @@ from vaegan_runner.metrics.registry import (
     VALUE_NAMES,
     Metric,
     lower_is_better,
-    metric_needs,
 )
 from vaegan_runner.registry import Registry
 from vaegan_runner.training.optim import (
@@ -108,7 +107,6 @@ def test_every_metric_has_its_function_values_and_needs(name):
     assert set(metric.needs) <= set(NEEDS)
     for value in metric.values:
         assert VALUE_NAMES[value] == name
-        assert metric_needs(value) == metric.needs
         assert lower_is_better(value) == metric.lower_is_better[metric.values.index(value)]
 
 
@@ -140,7 +138,7 @@ def test_metric_values_and_directions_are_the_documented_ones():
         "iwae_nll",
         "recon_mse",
     ]
-    assert metric_needs("probe_acc") == ("encoder", "labels")
+    assert METRICS[VALUE_NAMES["probe_acc"]].needs == ("encoder", "labels")
 
 
 def test_unknown_metric_names_the_allowed_metrics():

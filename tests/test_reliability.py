@@ -241,13 +241,15 @@ def test_nonfinite_rollback_restores_the_checkpoint_with_a_lower_lr(tmp_path, mo
 @pytest.mark.slow
 def test_nonfinite_rollback_gives_up_after_max_rollbacks(tmp_path, monkeypatch):
     monkeypatch.setattr(VAE, "elbo_losses", nan_at(set(range(3, 100))))
-    with pytest.raises(Diverged, match="2 rollbacks used"):
+    with pytest.raises(Diverged, match="2 rollbacks used") as err:
         train_run(
             compose_config(
                 [*CURVE, "trainer.max_steps=30", "trainer.on_nonfinite=rollback", "trainer.max_rollbacks=2"]
             ),
             tmp_path / "run",
         )
+    advice = str(err.value)  # not the policy that just gave up
+    assert "allow more rollbacks (trainer.max_rollbacks)" in advice and "try trainer.on_nonfinite" not in advice
 
 
 @pytest.mark.slow

@@ -36,7 +36,6 @@ def run(cfg: DictConfig, output_dir: Path, multirun: bool = False, stop=None) ->
     # Imports here keep `vaegan-train --help` and config errors fast.
     from .config.schema import AUTO, choose_optimized_metric, validate
     from .data import load_data
-    from .metrics.registry import MIN_REFERENCE, metric_needs
     from .models import family_class
     from .training.checkpoint import check_resumable, run_dir_of
     from .training.device import resolve_device, seed_everything
@@ -62,28 +61,18 @@ def run(cfg: DictConfig, output_dir: Path, multirun: bool = False, stop=None) ->
 
         seed_everything(run_cfg.seed, run_cfg.trainer.deterministic)
         data = load_data(run_cfg.dataset, device)
-        optimized = run_cfg.eval.optimized_metric
-        if optimized != AUTO and "reference" in metric_needs(optimized) and len(data.test) < MIN_REFERENCE:
-            key = "dataset.n_test" if hasattr(run_cfg.dataset, "n_test") else "dataset.val_fraction"
-            raise ConfigError(
-                key,
-                f"the held-out split has {len(data.test)} images, and eval.optimized_metric="
-                f"{optimized} compares samples with at least {MIN_REFERENCE}; hold out more images ({key}), "
-                "or use eval.optimized_metric=auto",
-            )
-        chosen = choose_optimized_metric(
+        chosen, why = choose_optimized_metric(
             run_cfg,
             family_class(run_cfg.model.name),
             has_labels=data.num_classes is not None,
             held_out=len(data.test),
+            held_out_key="dataset.n_test" if hasattr(run_cfg.dataset, "n_test") else "dataset.val_fraction",
             on_cpu=device.type == "cpu",
         )
-        if optimized == AUTO:
+        if run_cfg.eval.optimized_metric == AUTO:
             log.info(
                 "eval.optimized_metric=auto: %s",
-                chosen
-                or f"nothing to optimize for model={run_cfg.model.name} on {data.name} here (no class labels, "
-                "no Inception FID on this device, no encoder); the run returns NaN to a sweeper and keeps no best.pt",
+                f"{chosen} ({why})" if chosen else f"{why}; the run returns NaN to a sweeper and keeps no best.pt",
             )
         run_cfg.eval.optimized_metric = cfg.eval.optimized_metric = chosen or NOTHING
         if chosen is None:

@@ -45,7 +45,7 @@ def names_inception(metrics: list[str] | None) -> bool:
 
 
 def check_counts(settings: dict) -> None:
-    from ..metrics.registry import METRIC_NAMES
+    from ..metrics.registry import METRIC_NAMES, METRICS, MIN_REFERENCE
 
     for name in settings["metrics"] or []:
         if name not in METRIC_NAMES:
@@ -57,6 +57,13 @@ def check_counts(settings: dict) -> None:
             )
     if settings["metrics"] == []:
         raise ConfigError("metrics", f"names no metric; allowed: {', '.join(METRIC_NAMES)}")
+    comparing = [name for name in settings["metrics"] or METRIC_NAMES if "reference" in METRICS[name].needs]
+    if settings["n_samples"] is not None and settings["n_samples"] < MIN_REFERENCE and comparing:
+        raise ConfigError(
+            "n_samples",
+            f"must be >= {MIN_REFERENCE} for {', '.join(comparing)} (they compare samples with held-out images), "
+            f"got {settings['n_samples']}",
+        )
 
 
 def evaluate_checkpoint(target: str, pairs: list[str]) -> tuple[dict, Path]:
@@ -87,16 +94,9 @@ def evaluate_checkpoint(target: str, pairs: list[str]) -> tuple[dict, Path]:
     if settings["metrics"] and not results.values:  # asked for by name, and none could run
         reasons = "; ".join(f"{name}: {reason}" for name, reason in results.skipped.items())
         raise ConfigError("metrics", f"none of the metrics asked for can be computed here ({reasons})")
-    report = {
-        "checkpoint": str(saved.checkpoint),
-        "step": saved.step,
-        "model": saved.run.model.name,
-        "dataset": saved.data.name,
-        "metrics": results.values,
-        "metric_counts": results.counts,
-        "metric_seconds": {k: round(v, 2) for k, v in results.seconds.items()},
-        "metrics_skipped": results.skipped,
-    }
+    report = report_of(
+        results, checkpoint=str(saved.checkpoint), step=saved.step, model=saved.run.model.name, dataset=saved.data.name
+    )
     out = Path(settings["out"]) if settings["out"] else saved.run_dir / f"eval_step_{saved.step:08d}.json"
     return report, out
 
@@ -139,18 +139,21 @@ def evaluate_samples(pairs: list[str]) -> tuple[dict, Path]:
         reasons = "; ".join(f"{name}: {reason}" for name, reason in results.skipped.items())
         raise ConfigError("metrics", f"none of the metrics asked for can be computed for given samples ({reasons})")
     source = Path(settings["samples"]).expanduser()
-    report = {
-        "samples": str(source),
-        "images": len(images),
-        "model": "samples",
-        "dataset": data.name,
+    report = report_of(results, samples=str(source), images=len(images), model="samples", dataset=data.name)
+    default = source.parent / f"{source.stem if source.is_file() else source.name}.eval.json"
+    return report, Path(settings["out"]) if settings["out"] else default
+
+
+def report_of(results, **source) -> dict:
+    """The JSON report: what was scored (``source``), then the values, their protocols, their
+    cost and what was skipped with why."""
+    return {
+        **source,
         "metrics": results.values,
         "metric_counts": results.counts,
         "metric_seconds": {k: round(v, 2) for k, v in results.seconds.items()},
         "metrics_skipped": results.skipped,
     }
-    default = source.parent / f"{source.stem if source.is_file() else source.name}.eval.json"
-    return report, Path(settings["out"]) if settings["out"] else default
 
 
 def compose_dataset_run(overrides: list[str]):

@@ -102,7 +102,7 @@ class EvalConfig:
     cache_dir: str = MISSING  # domain classifiers and reference statistics
 
     def __post_init__(self):
-        from ..metrics.registry import METRIC_NAMES, METRICS
+        from ..metrics.registry import METRIC_NAMES, METRICS, MIN_REFERENCE
 
         positive(self.every_n_steps, "every_n_steps")
         positive(self.max_images, "max_images")
@@ -113,6 +113,14 @@ class EvalConfig:
                 one_of(name, METRIC_NAMES, key)
         positive(self.n_samples, "n_samples")
         positive(self.final_n_samples, "final_n_samples")
+        for count_key, metrics_key in (("n_samples", "metrics"), ("final_n_samples", "final_metrics")):
+            comparing = [name for name in getattr(self, metrics_key) if "reference" in METRICS[name].needs]
+            require(
+                not comparing or getattr(self, count_key) >= MIN_REFERENCE,
+                count_key,
+                f"must be >= {MIN_REFERENCE} for eval.{metrics_key} {', '.join(comparing)} "
+                f"(they compare samples with held-out images), got {getattr(self, count_key)}",
+            )
         require(self.iwae_k >= 1, "iwae_k", f"must be >= 1, got {self.iwae_k}")
         positive(self.probe_max_images, "probe_max_images", allow_none=True)
         reported = [value for name in self.final_metrics for value in METRICS[name].values]
@@ -128,14 +136,17 @@ AUTO = "auto"  # eval.optimized_metric: chosen when the data is loaded (choose_o
 AUTO_ORDER = ("domain_fid", "inception_fid", "recon_mse")
 
 
-def choose_optimized_metric(run: RunConfig, family, *, has_labels: bool, held_out: int, on_cpu: bool) -> str | None:
-    """The value ``eval.optimized_metric`` stands for on this data and device: itself, checked
-    (a ConfigError before training when it cannot be computed here), or for ``auto`` the first
-    of ``AUTO_ORDER`` the final metrics report and this family, data and device allow: domain
-    FID on labelled data, else Inception FID (installed, and CUDA or ``eval.inception_on_cpu``),
-    else the reconstruction error; None when none of them can be computed."""
+def choose_optimized_metric(
+    run: RunConfig, family, *, has_labels: bool, held_out: int, held_out_key: str, on_cpu: bool
+) -> tuple[str | None, str]:
+    """The value ``eval.optimized_metric`` stands for on this data and device, and why: itself,
+    checked (a ConfigError before training when it cannot be computed here), or for ``auto`` the
+    first of ``AUTO_ORDER`` the final metrics report and this family, data and device allow:
+    domain FID on labelled data, else Inception FID (installed, and CUDA or
+    ``eval.inception_on_cpu``), else the reconstruction error; None, with each candidate's
+    reason, when none of them can be computed. ``held_out_key`` sets the held-out split's size."""
     from ..metrics.context import inception_installed
-    from ..metrics.registry import METRICS, VALUE_NAMES, unmet_need
+    from ..metrics.registry import METRICS, VALUE_NAMES, too_few_to_compare, unmet_need
 
     def why_not(name: str) -> str | None:
         metric = METRICS[VALUE_NAMES[name]]
@@ -150,8 +161,11 @@ def choose_optimized_metric(run: RunConfig, family, *, has_labels: bool, held_ou
         )
         if reason is None and "inception" in metric.needs and on_cpu and not run.eval.inception_on_cpu:
             reason = "Inception metrics are skipped on the CPU unless eval.inception_on_cpu=true (about 4 images/s)"
+        if reason is not None and reason == too_few_to_compare(held_out=held_out, n_samples=None):
+            reason += f" (hold out more images: {held_out_key})"
         return reason
 
+    auto = next((name for name in AUTO_ORDER if why_not(name) is None), None)
     name = run.eval.optimized_metric
     if name != AUTO:
         reason = why_not(name)
@@ -159,14 +173,12 @@ def choose_optimized_metric(run: RunConfig, family, *, has_labels: bool, held_ou
             reason is None,
             "eval.optimized_metric",
             f"{name} cannot be computed for model={run.model.name} on this data: {reason}; "
-            f"use eval.optimized_metric=auto (here: {choose_auto(why_not) or 'nothing'}) or another value",
+            f"use eval.optimized_metric=auto (here: {auto or 'nothing'}) or another value",
         )
-        return name
-    return choose_auto(why_not)
-
-
-def choose_auto(why_not) -> str | None:
-    return next((name for name in AUTO_ORDER if why_not(name) is None), None)
+        return name, "as set"
+    if auto is not None:
+        return auto, "the first of " + ", ".join(AUTO_ORDER) + " computable here"
+    return None, "nothing to optimize here (" + "; ".join(f"{n}: {why_not(n)}" for n in AUTO_ORDER) + ")"
 
 
 def check_optimized_metric(run: RunConfig, family) -> None:

@@ -32,7 +32,7 @@ from .registry import METRICS, unmet_need
 
 INCEPTION_BATCH = 50
 SAMPLE_SEED = 0  # the latents of every evaluation's samples, and the RNG of the evaluation itself
-REFERENCE_STATS_VERSION = 1
+REFERENCE_FEATURES_VERSION = 1
 
 
 @dataclass
@@ -143,68 +143,51 @@ class MetricResources:
         return self._domain_reference
 
     def inception_reference(self) -> FeatureStats:
-        """Inception statistics of the whole held-out split, cached on disk by content."""
+        """Inception statistics of the whole held-out split (from its cached features)."""
         if self._inception_reference is None:
-            key = f"{self.data.name}-{split_fingerprint(self.data.test, self.cfg.batch_size)}"
-            path = Path(self.cfg.cache_dir) / "inception_stats" / f"v{REFERENCE_STATS_VERSION}-{key}.pt"
-            self._inception_reference = self._load_stats(path)
-            if self._inception_reference is None:
-                started = time.perf_counter()
-                accumulator = FeatureAccumulator()
-                for images, _ in unit_batches(self.data.test, INCEPTION_BATCH, None):
-                    accumulator.add(self.inception.features(images.float() / 255))
-                self._inception_reference = accumulator.stats()
-                self._save_stats(path, self._inception_reference)
-                self.log(
-                    f"Inception reference statistics of {self.data.name}'s held-out split "
-                    f"({accumulator.count} images) took {time.perf_counter() - started:.0f} s; "
-                    f"cached in {path}"
-                )
+            self._inception_reference = FeatureStats.from_features(self.inception_reference_features())
         return self._inception_reference
 
     def inception_reference_features(self) -> torch.Tensor:
-        """Inception features [N, 2048] of the whole held-out split (for KID), cached on disk by content."""
+        """Inception features [N, 2048] of the whole held-out split, cached on disk by content."""
         if self._inception_features is None:
             key = f"{self.data.name}-{split_fingerprint(self.data.test, self.cfg.batch_size)}"
-            path = Path(self.cfg.cache_dir) / "inception_features" / f"v{REFERENCE_STATS_VERSION}-{key}.pt"
-            try:
-                self._inception_features = torch.load(path, map_location="cpu", weights_only=True)
-            except FileNotFoundError:
-                pass
-            except Exception as err:  # a torn or foreign file: compute again
-                self.log(f"ignoring unreadable reference features {path} ({type(err).__name__}); recomputing")
+            path = Path(self.cfg.cache_dir) / "inception_features" / f"v{REFERENCE_FEATURES_VERSION}-{key}.pt"
+            self._inception_features = self._load_features(path)
             if self._inception_features is None:
+                started = time.perf_counter()
                 parts = [
                     self.inception.features(images.float() / 255).float().cpu()
                     for images, _ in unit_batches(self.data.test, INCEPTION_BATCH, None)
                 ]
                 self._inception_features = torch.cat(parts)
-                try:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = path.with_suffix(f".tmp{os.getpid()}")
-                    torch.save(self._inception_features, tmp)
-                    os.replace(tmp, path)
-                except OSError as err:
-                    self.log(f"could not cache reference features in {path} ({err}); they will be recomputed")
+                self._save_features(path, self._inception_features)
+                self.log(
+                    f"Inception features of {self.data.name}'s held-out split ({len(self._inception_features)} "
+                    f"images) took {time.perf_counter() - started:.0f} s; cached in {path}"
+                )
         return self._inception_features
 
-    def _load_stats(self, path: Path) -> FeatureStats | None:
+    def _load_features(self, path: Path) -> torch.Tensor | None:
         if not path.is_file():
             return None
         try:
-            return FeatureStats.from_dict(torch.load(path, map_location="cpu", weights_only=True))
+            features = torch.load(path, map_location="cpu", weights_only=True)
+            if isinstance(features, torch.Tensor) and features.ndim == 2 and len(features) == len(self.data.test):
+                return features
+            self.log(f"ignoring reference features {path} of another shape; recomputing")
         except Exception as err:  # a torn or foreign file: compute again
-            self.log(f"ignoring unreadable reference statistics {path} ({type(err).__name__}); recomputing")
-            return None
+            self.log(f"ignoring unreadable reference features {path} ({type(err).__name__}); recomputing")
+        return None
 
-    def _save_stats(self, path: Path, stats: FeatureStats) -> None:
+    def _save_features(self, path: Path, features: torch.Tensor) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            torch.save(stats.to_dict(), tmp)
+            torch.save(features, tmp)
             os.replace(tmp, path)
         except OSError as err:
-            self.log(f"could not cache reference statistics in {path} ({err}); they will be recomputed")
+            self.log(f"could not cache reference features in {path} ({err}); they will be recomputed")
 
 
 class MetricContext:
@@ -361,6 +344,7 @@ def evaluate_metrics(
                     family_cls=type(family),
                     has_labels=resources.data.num_classes is not None,
                     held_out=len(resources.data.test),
+                    n_samples=n_samples,
                     inception="inception" not in metric.needs or inception_installed(),
                 )
                 if (

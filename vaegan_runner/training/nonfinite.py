@@ -61,7 +61,11 @@ def diverged_message(bad: NonFiniteStep, policy: str, trainer, last_good: Path |
         if last_good is not None
         else "no checkpoint to roll back to",
     }[policy]
-    remedies = "lower optimizer.lr, set trainer.grad_clip, or try trainer.on_nonfinite=rollback"
+    remedies = "lower optimizer.lr, set trainer.grad_clip, or " + (
+        "allow more rollbacks (trainer.max_rollbacks) with a smaller trainer.rollback_lr_factor"
+        if policy == "rollback"
+        else "try trainer.on_nonfinite=rollback"
+    )
     if last_good is None:
         return (
             f"{bad}; stopping: {reason}. No checkpoint was written yet, so there is nothing to "

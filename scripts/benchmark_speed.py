@@ -146,9 +146,9 @@ def runner_steps(run, family, data, log_dir: Path) -> Steps:
     try:
         while True:
             epoch = step // steps_per_epoch
-            for images, _ in data.train.batches(batch_size, epoch=epoch, seed=run.seed):
+            for images, labels in data.train.batches(batch_size, epoch=epoch, seed=run.seed):
                 x = to_pixels(images, family.pixel_range)
-                runner.run_due(family.phases, x, step, log)
+                runner.run_due(family.phases, x, labels, step, log)
                 step += 1
                 runner.end_step()
                 log.step_done(x.shape[0])

@@ -31,7 +31,7 @@ def _build_family(model: str, *overrides: str, channels: int = 1, image_size: in
     """(run config, family) of ``model`` on the shapes dataset with narrow networks, seeded."""
     import torch
 
-    from runner_utils import compose_config
+    from runner_utils import SHAPES_CLASSES, compose_config
     from vaegan_runner.config.schema import validate
     from vaegan_runner.models import family_class
 
@@ -48,7 +48,7 @@ def _build_family(model: str, *overrides: str, channels: int = 1, image_size: in
         )
     )
     torch.manual_seed(0)
-    return run, family_class(model)(run.model, channels, image_size)
+    return run, family_class(model)(run.model, channels, image_size, SHAPES_CLASSES)
 
 
 def _phase_runner(run, family):

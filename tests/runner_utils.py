@@ -14,6 +14,8 @@ REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"
 
 # Small, fast settings for runs on the generated shapes dataset.
+SHAPES_CLASSES = 3  # ellipse, rectangle, triangle (vaegan_runner/data/shapes.py)
+
 FAST = [
     "dataset=shapes",
     "dataset.n_train=512",

@@ -25,9 +25,9 @@ def test_wgan_gp_families_evaluate_held_out_images(model):
     if cfg.model.pixel_range == "symmetric":
         x = 2 * x - 1
     penalised = [phase for phase in family.phases if "discriminator" in phase.networks]
-    _, logs = penalised[0].losses(x, 0)
+    _, logs = penalised[0].losses(x, torch.zeros(8, dtype=torch.long), 0)
     assert logs["gp"] >= 0  # the penalty is part of D's training loss
     family.eval()
-    held_out = family.evaluate(x)
+    held_out = family.evaluate(x, torch.zeros(8, dtype=torch.long))
     assert {"d_acc_real", "d_acc_fake"} <= set(held_out)
     assert all(torch.isfinite(v) for v in held_out.values())

@@ -338,7 +338,9 @@ def test_too_few_samples_to_compare_is_refused_before_training(tmp_path, overrid
 
 
 def test_few_samples_are_fine_for_metrics_that_compare_nothing(tmp_path):
-    cfg = compose_config(quick("model=vae", "eval.final_n_samples=2", "eval.final_metrics=[recon_mse,classifier_score]"))
+    cfg = compose_config(
+        quick("model=vae", "eval.final_n_samples=2", "eval.final_metrics=[recon_mse,classifier_score]")
+    )
     vaegan_runner.train.run(cfg, tmp_path / "run")
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["metrics/classifier_score"] >= 1
 

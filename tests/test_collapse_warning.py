@@ -54,7 +54,7 @@ def test_a_collapsing_generator_leaves_a_warning_in_tensorboard(tmp_path, monkey
         if step >= 15:
             collapsed.append(step)
 
-    def generate(self, z):
+    def generate(self, z, y=None):
         images = real[torch.arange(z.shape[0]) % real.shape[0]]
         return images[:1].expand_as(images).clone() if collapsed else images
 

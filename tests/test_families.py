@@ -17,20 +17,27 @@ def params_of(family):
     return {net: [p.detach().clone() for p in module.parameters()] for net, module in family.networks().items()}
 
 
+def labels_for(x: torch.Tensor) -> torch.Tensor:
+    """Labels for a test batch: classes 0, 1, 2, 0, ... (read only by conditional families)."""
+    return torch.arange(x.shape[0]) % 3
+
+
 def phase_named(family, name: str):
     return next(phase for phase in family.phases if phase.name == name)
 
 
+@pytest.mark.parametrize("conditional", [False, True])
 @pytest.mark.parametrize("model", family_names())
-def test_each_phase_changes_only_its_networks(model, build_family, phase_runner):
-    run, family = build_family(model)
+def test_each_phase_changes_only_its_networks(model, conditional, build_family, phase_runner):
+    run, family = build_family(model, f"model.conditional={str(conditional).lower()}")
+    assert family.conditional == conditional
     runner = phase_runner(run, family)  # the loop's own update code, one phase at a time
     params = {n: list(m.parameters()) for n, m in family.networks().items()}
     x = batch(family)
     for phase in list(family.phases):
         family.zero_grad(set_to_none=True)
         before = params_of(family)
-        logs = runner.run(phase, x, 0)
+        logs = runner.run(phase, x, labels_for(x), 0)
         after = params_of(family)
         for net in family.networks():
             changed = any(not torch.equal(a, b) for a, b in zip(before[net], after[net]))
@@ -64,7 +71,7 @@ def test_sample_and_reconstruct_shapes_and_range(model, channels, image_size, ar
 def test_gan_loss_variants_run(loss, build_family):
     extra = ["model.discriminator.norm=layer"] if loss == "wgan-gp" else []
     _, family = build_family("gan", f"model.loss={loss}", "model.discriminator.spectral_norm=true", *extra)
-    losses, logs = phase_named(family, "discriminator").losses(batch(family), 0)
+    losses, logs = phase_named(family, "discriminator").losses(x := batch(family), labels_for(x), 0)
     assert torch.isfinite(losses["discriminator"])
     assert ("gp" in logs) == (loss == "wgan-gp")
     assert 0.0 <= logs["acc/d_real"] <= 1.0

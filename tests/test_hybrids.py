@@ -45,7 +45,8 @@ def run_phase(phase_runner):
     def one_phase(run, family, name: str, x: torch.Tensor, seed: int = 7) -> dict[str, torch.Tensor]:
         runner = phase_runner(run, family)
         torch.manual_seed(seed)
-        return runner.run(next(p for p in family.phases if p.name == name), x, 0)
+        labels = torch.zeros(x.shape[0], dtype=torch.long)
+        return runner.run(next(p for p in family.phases if p.name == name), x, labels, 0)
 
     return one_phase
 

@@ -157,8 +157,8 @@ def nan_at(steps, times=None):
     original = VAE.elbo_losses
     left = [times if times is not None else float("inf")]
 
-    def elbo_losses(self, x, step):
-        losses, logs = original(self, x, step)
+    def elbo_losses(self, x, y, step):
+        losses, logs = original(self, x, y, step)
         if step in steps and left[0] > 0:
             left[0] -= 1
             bad = losses["encoder"] * float("nan")
@@ -212,10 +212,10 @@ def test_nonfinite_skip_leaves_the_weights_untouched(tmp_path, monkeypatch):
     seen = {}
     original = nan_at({6})
 
-    def elbo_losses(self, x, step):
+    def elbo_losses(self, x, y, step):
         if step in (6, 7):
             seen[step] = {k: v.detach().clone() for k, v in self.encoder.named_parameters()}
-        return original(self, x, step)
+        return original(self, x, y, step)
 
     monkeypatch.setattr(VAE, "elbo_losses", elbo_losses)
     results = train_run(compose_config([*CURVE, "trainer.max_steps=20", "trainer.on_nonfinite=skip"]), tmp_path / "run")

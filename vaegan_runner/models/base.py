@@ -17,9 +17,10 @@ import torch
 from omegaconf import MISSING
 from torch import nn
 
-from ..config.checks import one_of, positive
+from ..config.checks import ConfigError, one_of, positive
 from ..data.pixels import PIXEL_RANGES
 from ..registry import Registry
+from .conditioning import balanced_labels
 from .nets import NetConfig
 
 NETWORK_NAMES = ("encoder", "decoder", "generator", "discriminator")
@@ -32,6 +33,7 @@ class FamilyConfig:
     name: str = MISSING
     latent_dim: int = MISSING
     pixel_range: str = MISSING  # unit = [0,1] (sigmoid output), symmetric = [-1,1] (tanh output)
+    conditional: bool = MISSING  # class-conditional networks (models/conditioning.py); needs labelled data
     net: NetConfig = MISSING
 
     def __post_init__(self):
@@ -46,15 +48,16 @@ Losses = dict[str, torch.Tensor]
 class Phase:
     """One update: the networks it trains, on steps where ``step % interval == 0``.
 
-    ``losses(x, step)`` takes a batch ``x`` (pixels in ``pixel_range``) and returns the loss
-    each network of the phase minimises, and the scalars to log: ``loss/<name>`` in
+    ``losses(x, y, step)`` takes a batch ``x`` (pixels in ``pixel_range``) and its labels ``y``
+    (int64; all 0 for unlabelled data; a family reads them only when class-conditional) and
+    returns the loss each network of the phase minimises, and the scalars to log: ``loss/<name>`` in
     TensorBoard, or the name as it is when it has a slash (``acc/d_real``). ``after(step)``,
     if given, runs after the phase's optimizer steps (an EMA update, say).
     """
 
     name: str
     networks: tuple[str, ...]
-    losses: Callable[[torch.Tensor, int], tuple[Losses, Losses]]
+    losses: Callable[[torch.Tensor, torch.Tensor, int], tuple[Losses, Losses]]
     interval: int = 1
     after: Callable[[int], None] | None = None
 
@@ -66,13 +69,16 @@ class Family(nn.Module):
     network_names: ClassVar[tuple[str, ...]] = ()
     has_likelihood: ClassVar[bool] = False  # defines log_importance_weights (IWAE, test ELBO)
 
-    def __init__(self, cfg: FamilyConfig, channels: int, image_size: int):
+    def __init__(self, cfg: FamilyConfig, channels: int, image_size: int, num_classes: int | None = None):
         super().__init__()
+        if cfg.conditional and not num_classes:
+            raise ConfigError("model.conditional", "a class-conditional model needs a dataset with class labels")
         self.cfg = cfg
         self.channels = channels
         self.image_size = image_size
         self.latent_dim = cfg.latent_dim
         self.pixel_range = cfg.pixel_range
+        self.num_classes = num_classes if cfg.conditional else None  # None: the labels are ignored
         self.phases: list[Phase] = []
 
     # --- what the loop needs -------------------------------------------------------------
@@ -80,9 +86,13 @@ class Family(nn.Module):
         """The networks that get an optimizer, by name."""
         return {name: getattr(self, name) for name in self.network_names}
 
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes is not None
+
     @torch.no_grad()
-    def evaluate(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Held-out scalars for one batch, averaged by the loop (``eval/<name>``)."""
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Held-out scalars for one batch and its labels, averaged by the loop (``eval/<name>``)."""
         return {}
 
     # --- sampling and encoding ------------------------------------------------------------
@@ -90,22 +100,36 @@ class Family(nn.Module):
         """n draws from the prior p(z)."""
         return torch.randn(n, self.latent_dim, generator=generator, device=self.device)
 
-    def generate(self, z: torch.Tensor) -> torch.Tensor:
-        """Images in ``pixel_range`` for latent codes ``z``."""
+    def sample_labels(self, n: int, offset: int = 0) -> torch.Tensor | None:
+        """Labels for n samples of a conditional family, every class equally often (from class
+        ``offset % num_classes``); None for an unconditional one."""
+        if not self.conditional:
+            return None
+        return balanced_labels(n, self.num_classes, self.device, offset)
+
+    def generate(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Images in ``pixel_range`` for latent codes ``z`` (and, conditional, labels ``y``;
+        None: ``sample_labels``)."""
         raise NotImplementedError
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor | None:
-        """A latent code for each image (the posterior mean, for stochastic encoders);
-        None for families without an encoder."""
+    def labels_or_balanced(self, n: int, y: torch.Tensor | None) -> torch.Tensor | None:
+        """``y`` for a conditional family (``sample_labels(n)`` when None), None otherwise."""
+        if not self.conditional:
+            return None
+        return self.sample_labels(n) if y is None else y
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor | None:
+        """A latent code for each image (the posterior mean, for stochastic encoders); None for
+        families without an encoder. ``y``: the images' labels (a conditional encoder needs them)."""
         return None
 
     @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor | None:
-        """``generate(encode(x))``; None for families without an encoder."""
-        z = self.encode(x)
-        return None if z is None else self.generate(z)
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor | None:
+        """``generate(encode(x, y), y)``; None for families without an encoder."""
+        z = self.encode(x, y)
+        return None if z is None else self.generate(z, y)
 
-    def log_importance_weights(self, x: torch.Tensor, k: int) -> torch.Tensor:
+    def log_importance_weights(self, x: torch.Tensor, k: int, y: torch.Tensor | None = None) -> torch.Tensor:
         """[k, B] values of log p(x, z_i) - log q(z_i|x) for z_i ~ q(z|x), in nats: their mean
         is an ELBO, their log-mean-exp the IWAE bound (families with ``has_likelihood``)."""
         raise NotImplementedError(f"{type(self).__name__} defines no likelihood")

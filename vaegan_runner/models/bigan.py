@@ -8,6 +8,10 @@
 
 At the optimum the two joint distributions match, so E inverts G; nothing trains the
 reconstruction G(E(x)) directly, which is why its quality is worth watching.
+
+Class-conditional (``model.conditional=true``): G(z, y) takes the one-hot label with z, and the
+label joins x and z in D's joint head, D(x, z, y), as in the conditional ALI of Dumoulin et al.
+(2017, section 4.4); E(x) stays label-free, so at the optimum it inverts G for every class.
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ from torch import nn
 from ..config.checks import one_of, positive, require
 from .adversarial import AdversarialConfig, discriminator_terms
 from .base import FAMILIES, Family, Phase
+from .conditioning import decoder_for, one_hot, run
 from .encoders import ENCODER_TYPES, SwitchableEncoder
 from .losses import discriminator_loss, pixel_mse
-from .nets import DiscriminatorConfig, NetConfig, build_decoder, build_encoder, vector_mlp
+from .nets import DiscriminatorConfig, NetConfig, build_encoder, vector_mlp
 
 
 @dataclass
@@ -50,19 +55,32 @@ class BiGANConfig(AdversarialConfig):
 
 
 class JointDiscriminator(nn.Module):
-    """D(x, z): a conv (or MLP) branch on x and an MLP branch on z, joined by an MLP head."""
+    """D(x, z): a conv (or MLP) branch on x and an MLP branch on z, joined by an MLP head; with
+    ``num_classes``, D(x, z, y): the one-hot label joins the two branches' outputs."""
 
-    def __init__(self, net: NetConfig, cfg: JointDiscriminatorConfig, channels: int, image_size: int, latent_dim: int):
+    def __init__(
+        self,
+        net: NetConfig,
+        cfg: JointDiscriminatorConfig,
+        channels: int,
+        image_size: int,
+        latent_dim: int,
+        num_classes: int | None = None,
+    ):
         super().__init__()
         h, sn = cfg.hidden, cfg.spectral_norm
+        self.num_classes = num_classes
         self.x_branch = build_encoder(net, channels, image_size, h, cfg.norm, sn)
         self.z_branch = vector_mlp([latent_dim, h, h], cfg.dropout, sn)
         self.joint = nn.Sequential(
-            nn.LeakyReLU(0.2), nn.Dropout(cfg.dropout), vector_mlp([2 * h, h, 1], cfg.dropout, sn)
+            nn.LeakyReLU(0.2), nn.Dropout(cfg.dropout), vector_mlp([2 * h + (num_classes or 0), h, 1], cfg.dropout, sn)
         )
 
-    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        return self.joint(torch.cat([self.x_branch(x), self.z_branch(z)], dim=1))
+    def forward(self, x: torch.Tensor, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        parts = [self.x_branch(x), self.z_branch(z)]
+        if self.num_classes:
+            parts.append(one_hot(y, self.num_classes).to(parts[0].dtype))
+        return self.joint(torch.cat(parts, dim=1))
 
 
 @FAMILIES.register("bigan")
@@ -70,62 +88,65 @@ class BiGAN(SwitchableEncoder, Family):
     config_class = BiGANConfig
     network_names = ("generator", "encoder", "discriminator")
 
-    def __init__(self, cfg: BiGANConfig, channels: int, image_size: int):
-        super().__init__(cfg, channels, image_size)
-        self.generator = build_decoder(cfg.net, channels, image_size, cfg.latent_dim)
+    def __init__(self, cfg: BiGANConfig, channels: int, image_size: int, num_classes: int | None = None):
+        super().__init__(cfg, channels, image_size, num_classes)
+        self.generator = decoder_for(cfg.net, channels, image_size, cfg.latent_dim, self.num_classes)
         self.encoder = build_encoder(cfg.net, channels, image_size, self.encoder_out_dim())
-        self.discriminator = JointDiscriminator(cfg.net, cfg.discriminator, channels, image_size, cfg.latent_dim)
+        self.discriminator = JointDiscriminator(
+            cfg.net, cfg.discriminator, channels, image_size, cfg.latent_dim, self.num_classes
+        )
         self.phases = [
             Phase("discriminator", ("discriminator",), self.discriminator_losses),
             Phase("generator", ("generator", "encoder"), self.generator_encoder_losses, interval=cfg.n_critic),
         ]
 
-    def pairs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(x, E(x)) and (G(z), z) for a batch of real images x."""
+    def pairs(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(x, E(x)) and (G(z), z) for a batch of real images x (fakes drawn for their labels y,
+        which only a conditional G reads)."""
         z = self.sample_latent(x.shape[0])
-        return x, self.code(x), self.activate(self.generator(z)), z
+        return x, self.code(x), self.activate(run(self.generator, z, y)), z
 
-    def discriminator_losses(self, x, step):
+    def discriminator_losses(self, x, y, step):
         with torch.no_grad():
-            x, x_code, fake, z = self.pairs(x)
+            x, x_code, fake, z = self.pairs(x, y)
         loss, logs = discriminator_terms(
             self.cfg,
-            self.discriminator(x, x_code),
-            self.discriminator(fake, z),
-            penalty=lambda: self.joint_gradient_penalty(x, x_code, fake, z),
+            self.discriminator(x, x_code, y),
+            self.discriminator(fake, z, y),
+            penalty=lambda: self.joint_gradient_penalty(x, x_code, fake, z, y),
         )
         return {"discriminator": loss}, logs
 
-    def generator_encoder_losses(self, x, step):
-        x, x_code, fake, z = self.pairs(x)
+    def generator_encoder_losses(self, x, y, step):
+        x, x_code, fake, z = self.pairs(x, y)
         # Swapped labels: G and E minimise D's own loss with real and fake exchanged. It is one
         # tensor for both, so the loop back-propagates it once into G's and E's parameters.
-        loss = discriminator_loss(self.cfg.loss, self.discriminator(fake, z), self.discriminator(x, x_code))
+        loss = discriminator_loss(self.cfg.loss, self.discriminator(fake, z, y), self.discriminator(x, x_code, y))
         return {"generator": loss, "encoder": loss}, {"ge": loss}
 
-    def joint_gradient_penalty(self, x, x_code, fake, z) -> torch.Tensor:
+    def joint_gradient_penalty(self, x, x_code, fake, z, y) -> torch.Tensor:
         """WGAN-GP on random interpolates of the pairs, the gradient taken w.r.t. (x, z) jointly."""
         n = x.shape[0]
         alpha = torch.rand(n, 1, device=x.device, dtype=x.dtype)
         x_hat = (alpha.view(n, 1, 1, 1) * x + (1 - alpha.view(n, 1, 1, 1)) * fake).requires_grad_(True)
         z_hat = (alpha * x_code + (1 - alpha) * z).requires_grad_(True)
-        grads = torch.autograd.grad(self.discriminator(x_hat, z_hat).sum(), (x_hat, z_hat), create_graph=True)
+        grads = torch.autograd.grad(self.discriminator(x_hat, z_hat, y).sum(), (x_hat, z_hat), create_graph=True)
         norm = torch.cat([g.flatten(1) for g in grads], dim=1).norm(2, dim=1)
         return ((norm - 1.0) ** 2).mean()
 
     @torch.no_grad()
-    def evaluate(self, x):
+    def evaluate(self, x, y):
         """D on held-out pairs, and how close G(E(x)) comes to x ([0,1] scale, per pixel),
         a check that E learned to invert G though nothing trains it to."""
-        x, x_code, fake, z = self.pairs(x)
-        _, logs = discriminator_terms(self.cfg, self.discriminator(x, x_code), self.discriminator(fake, z))
+        x, x_code, fake, z = self.pairs(x, y)
+        _, logs = discriminator_terms(self.cfg, self.discriminator(x, x_code, y), self.discriminator(fake, z, y))
         return {
             "d": logs["d"],
             "d_acc_real": logs["acc/d_real"],
             "d_acc_fake": logs["acc/d_fake"],
-            "recon_mse": pixel_mse(self.generate(self.encode(x)), x, self.pixel_range),
+            "recon_mse": pixel_mse(self.reconstruct(x, y), x, self.pixel_range),
         }
 
     @torch.no_grad()
-    def generate(self, z):
-        return self.activate(self.generator(z))
+    def generate(self, z, y=None):
+        return self.activate(run(self.generator, z, self.labels_or_balanced(z.shape[0], y)))

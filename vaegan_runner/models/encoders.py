@@ -14,14 +14,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .conditioning import run
 from .losses import reparameterize
 
 ENCODER_TYPES = ("deterministic", "gaussian")
 
 
-def gaussian_posterior(encoder: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mu, logvar) of q(z|x) from an encoder whose output is the two halves side by side."""
-    mu, logvar = encoder(x).chunk(2, dim=1)
+def gaussian_posterior(
+    encoder: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mu, logvar) of q(z|x) (or q(z|x, y), for an encoder that takes labels) from an encoder
+    whose output is the two halves side by side."""
+    mu, logvar = run(encoder, x, y).chunk(2, dim=1)
     return mu, logvar.clamp(-30.0, 20.0)
 
 
@@ -30,12 +34,12 @@ class GaussianAutoencoder:
     (VAE, VAE-GAN): codes are posterior means, images are decoded pixels."""
 
     @torch.no_grad()
-    def generate(self, z):
-        return self.activate(self.decoder(z))
+    def generate(self, z, y=None):
+        return self.activate(run(self.decoder, z, self.labels_or_balanced(z.shape[0], y)))
 
     @torch.no_grad()
-    def encode(self, x):
-        return gaussian_posterior(self.encoder, x)[0]
+    def encode(self, x, y=None):
+        return gaussian_posterior(self.encoder, x, y)[0]
 
 
 class SwitchableEncoder:
@@ -52,8 +56,8 @@ class SwitchableEncoder:
         return reparameterize(*gaussian_posterior(self.encoder, x))
 
     @torch.no_grad()
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """E(x), or the posterior mean."""
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """E(x), or the posterior mean (the encoder takes no labels: ``y`` is not read)."""
         if self.cfg.encoder_type == "deterministic":
             return self.encoder(x)
         return gaussian_posterior(self.encoder, x)[0]

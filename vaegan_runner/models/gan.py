@@ -5,6 +5,10 @@
 
 with L the loss variant of ``model.loss``: nonsaturating (default), hinge, lsgan, wgan-gp.
 Optionally spectral norm in D, and an exponential moving average of G used for samples.
+
+Class-conditional (``model.conditional=true``): G(z, y) takes the one-hot label with z
+(Mirza & Osindero 2014), and D(x, y) is the projection discriminator (Miyato & Koyama 2018);
+fakes are drawn for the labels of the real batch, so both see the data's class frequencies.
 """
 
 from __future__ import annotations
@@ -17,9 +21,10 @@ from omegaconf import MISSING
 from ..config.checks import non_negative, positive, require
 from .adversarial import AdversarialConfig, discriminator_terms
 from .base import FAMILIES, Family, Phase
+from .conditioning import decoder_for, discriminator_for, run
 from .ema import ema_copy, ema_update
 from .losses import generator_loss, gradient_penalty
-from .nets import DiscriminatorConfig, build_decoder, build_encoder
+from .nets import DiscriminatorConfig
 
 
 @dataclass
@@ -49,34 +54,37 @@ class GAN(Family):
     config_class = GANConfig
     network_names = ("generator", "discriminator")
 
-    def __init__(self, cfg: GANConfig, channels: int, image_size: int):
-        super().__init__(cfg, channels, image_size)
-        self.generator = build_decoder(cfg.net, channels, image_size, cfg.latent_dim)
-        self.discriminator = build_encoder(
-            cfg.net, channels, image_size, 1, cfg.discriminator.norm, cfg.discriminator.spectral_norm
-        )
+    def __init__(self, cfg: GANConfig, channels: int, image_size: int, num_classes: int | None = None):
+        super().__init__(cfg, channels, image_size, num_classes)
+        self.generator = decoder_for(cfg.net, channels, image_size, cfg.latent_dim, self.num_classes)
+        d = cfg.discriminator
+        self.discriminator = discriminator_for(cfg.net, channels, image_size, d.norm, d.spectral_norm, self.num_classes)
         self.generator_ema = ema_copy(self.generator) if cfg.ema.enabled else None
         self.phases = [
             Phase("discriminator", ("discriminator",), self.discriminator_losses),
             Phase("generator", ("generator",), self.generator_losses, interval=cfg.n_critic, after=self.update_ema),
         ]
 
-    def fake(self, n: int) -> torch.Tensor:
-        return self.activate(self.generator(self.sample_latent(n)))
+    def fake(self, y: torch.Tensor) -> torch.Tensor:
+        """G(z) for one z per label (the labels are read only when conditional)."""
+        return self.activate(run(self.generator, self.sample_latent(y.shape[0]), y))
 
-    def discriminator_losses(self, x, step):
+    def d_logits(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return run(self.discriminator, x, y)
+
+    def discriminator_losses(self, x, y, step):
         with torch.no_grad():
-            fake = self.fake(x.shape[0])
+            fake = self.fake(y)
         loss, logs = discriminator_terms(
             self.cfg,
-            self.discriminator(x),
-            self.discriminator(fake),
-            penalty=lambda: gradient_penalty(self.discriminator, x, fake),
+            self.d_logits(x, y),
+            self.d_logits(fake, y),
+            penalty=lambda: gradient_penalty(lambda v: self.d_logits(v, y), x, fake),
         )
         return {"discriminator": loss}, logs
 
-    def generator_losses(self, x, step):
-        loss = generator_loss(self.cfg.loss, self.discriminator(self.fake(x.shape[0])))
+    def generator_losses(self, x, y, step):
+        loss = generator_loss(self.cfg.loss, self.d_logits(self.fake(y), y))
         return {"generator": loss}, {"g": loss}
 
     def update_ema(self, step):
@@ -85,13 +93,13 @@ class GAN(Family):
             ema_update(self.generator_ema, self.generator, decay)
 
     @torch.no_grad()
-    def evaluate(self, x):
+    def evaluate(self, x, y):
         """D on held-out real images: ``eval/d_acc_real`` well below the training ``acc/d_real``
         means D memorises the training images."""
-        _, logs = discriminator_terms(self.cfg, self.discriminator(x), self.discriminator(self.fake(x.shape[0])))
+        _, logs = discriminator_terms(self.cfg, self.d_logits(x, y), self.d_logits(self.fake(y), y))
         return {"d": logs["d"], "d_acc_real": logs["acc/d_real"], "d_acc_fake": logs["acc/d_fake"]}
 
     @torch.no_grad()
-    def generate(self, z):
+    def generate(self, z, y=None):
         net = self.generator_ema if self.generator_ema is not None else self.generator
-        return self.activate(net(z))
+        return self.activate(run(net, z, self.labels_or_balanced(z.shape[0], y)))

@@ -7,6 +7,10 @@
 
 The negative ELBO (beta = 1) is logged on its own, in nats per image, for training batches
 and for the held-out split.
+
+Class-conditional (``model.conditional=true``): the CVAE of Sohn et al. (2015), q(z|x, y) and
+p(x|z, y) with the one-hot label at both networks' inputs, p(z) unchanged; the bounds are then
+on log p(x|y).
 """
 
 from __future__ import annotations
@@ -19,9 +23,9 @@ from torch import nn
 
 from ..config.checks import non_negative, one_of, positive, require
 from .base import FAMILIES, Family, FamilyConfig, Phase
+from .conditioning import decoder_for, encoder_for, run
 from .encoders import GaussianAutoencoder, gaussian_posterior
 from .losses import bernoulli_nll, diagonal_gaussian_log_density, gaussian_nll, kl_to_standard_normal, reparameterize
-from .nets import build_decoder, build_encoder
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 
@@ -53,10 +57,10 @@ class VAE(GaussianAutoencoder, Family):
     network_names = ("encoder", "decoder")
     has_likelihood = True
 
-    def __init__(self, cfg: VAEConfig, channels: int, image_size: int):
-        super().__init__(cfg, channels, image_size)
-        self.encoder = build_encoder(cfg.net, channels, image_size, 2 * cfg.latent_dim)
-        self.decoder = build_decoder(cfg.net, channels, image_size, cfg.latent_dim)
+    def __init__(self, cfg: VAEConfig, channels: int, image_size: int, num_classes: int | None = None):
+        super().__init__(cfg, channels, image_size, num_classes)
+        self.encoder = encoder_for(cfg.net, channels, image_size, 2 * cfg.latent_dim, self.num_classes)
+        self.decoder = decoder_for(cfg.net, channels, image_size, cfg.latent_dim, self.num_classes)
         if cfg.likelihood == "gaussian" and cfg.decoder_std is None:
             self.decoder.register_parameter("log_std", nn.Parameter(torch.zeros(1)))
         self.phases = [Phase("elbo", ("encoder", "decoder"), self.elbo_losses)]
@@ -69,36 +73,36 @@ class VAE(GaussianAutoencoder, Family):
         log_std = self.decoder.log_std if fixed is None else logits.new_tensor(fixed).log()
         return gaussian_nll(self.activate(logits), log_std, x)
 
-    def elbo_terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def elbo_terms(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-image reconstruction NLL and KL, from one posterior sample."""
-        mu, logvar = gaussian_posterior(self.encoder, x)
-        logits = self.decoder(reparameterize(mu, logvar))
+        mu, logvar = gaussian_posterior(self.encoder, x, y)
+        logits = run(self.decoder, reparameterize(mu, logvar), y)
         return self.nll(logits, x), kl_to_standard_normal(mu, logvar)
 
     def beta_at(self, step: int) -> float:
         warmup = self.cfg.kl_warmup_steps
         return self.cfg.beta * (min(1.0, step / warmup) if warmup else 1.0)
 
-    def elbo_losses(self, x, step):
-        recon, kl = self.elbo_terms(x)
+    def elbo_losses(self, x, y, step):
+        recon, kl = self.elbo_terms(x, y)
         loss = (recon + self.beta_at(step) * kl).mean()
         logs = {"recon": recon.mean(), "kl": kl.mean(), "neg_elbo": (recon + kl).mean()}
         return {"encoder": loss, "decoder": loss}, logs
 
     @torch.no_grad()
-    def evaluate(self, x):
-        recon, kl = self.elbo_terms(x)
+    def evaluate(self, x, y):
+        recon, kl = self.elbo_terms(x, y)
         return {"recon": recon.mean(), "kl": kl.mean(), "neg_elbo": (recon + kl).mean()}
 
     @torch.no_grad()
-    def log_importance_weights(self, x, k):
+    def log_importance_weights(self, x, k, y=None):
         """log p(x|z) + log p(z) - log q(z|x) for k posterior draws per image (Burda et al. 2016)."""
-        mu, logvar = gaussian_posterior(self.encoder, x)
+        mu, logvar = gaussian_posterior(self.encoder, x, y)
         weights = []
         for _ in range(k):
             z = reparameterize(mu, logvar)
             weights.append(
-                -self.nll(self.decoder(z), x)
+                -self.nll(run(self.decoder, z, y), x)
                 + diagonal_gaussian_log_density(z)
                 - diagonal_gaussian_log_density(z, mu, logvar)
             )

@@ -14,6 +14,11 @@ All three losses come from one forward pass, and the three networks step togethe
 gradients taken at the same pre-update weights (the paper's Algorithm 1); the loop sends each
 loss into its own network's parameters only. Optional equilibrium gating (Larsen's code):
 D's update is skipped while D is too good, the decoder's GAN term while D is too bad.
+
+Class-conditional (``model.conditional=true``): encoder and decoder as in the CVAE (Sohn et
+al. 2015, the one-hot label at both inputs), D the projection discriminator (Miyato & Koyama
+2018); prior draws x_p are decoded with the batch's labels. L_llike compares D's label-free
+features.
 """
 
 from __future__ import annotations
@@ -27,9 +32,10 @@ from omegaconf import MISSING
 from ..config.checks import ConfigError, non_negative, positive, require
 from .adversarial import AdversarialConfig, discriminator_terms
 from .base import FAMILIES, Family, Phase
+from .conditioning import decoder_for, discriminator_for, encoder_for, run
 from .encoders import GaussianAutoencoder, gaussian_posterior
 from .losses import generator_loss, gradient_penalty, kl_to_standard_normal, pixel_mse, reparameterize
-from .nets import DiscriminatorConfig, body_blocks, build_decoder, build_encoder, sizes_with_blocks
+from .nets import DiscriminatorConfig, body_blocks, sizes_with_blocks
 
 
 @dataclass
@@ -103,24 +109,28 @@ class VAEGAN(GaussianAutoencoder, Family):
     config_class = VAEGANConfig
     network_names = ("encoder", "decoder", "discriminator")
 
-    def __init__(self, cfg: VAEGANConfig, channels: int, image_size: int):
-        super().__init__(cfg, channels, image_size)
+    def __init__(self, cfg: VAEGANConfig, channels: int, image_size: int, num_classes: int | None = None):
+        super().__init__(cfg, channels, image_size, num_classes)
         check_feature_layer(cfg, image_size)  # normally already done by config.schema.validate
-        self.encoder = build_encoder(cfg.net, channels, image_size, 2 * cfg.latent_dim)
-        self.decoder = build_decoder(cfg.net, channels, image_size, cfg.latent_dim)
-        self.discriminator = build_encoder(
-            cfg.net, channels, image_size, 1, cfg.discriminator.norm, cfg.discriminator.spectral_norm
-        )
-        assert len(self.discriminator.blocks) in body_blocks(cfg.net, image_size)
+        k = self.num_classes
+        self.encoder = encoder_for(cfg.net, channels, image_size, 2 * cfg.latent_dim, k)
+        self.decoder = decoder_for(cfg.net, channels, image_size, cfg.latent_dim, k)
+        d = cfg.discriminator
+        self.discriminator = discriminator_for(cfg.net, channels, image_size, d.norm, d.spectral_norm, k)
+        body = self.discriminator.body if self.conditional else self.discriminator
+        assert len(body.blocks) in body_blocks(cfg.net, image_size)
         self.phases = [Phase("vaegan", ("encoder", "decoder", "discriminator"), self.all_losses)]
 
-    def discriminate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def discriminate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(activations of block ``feature_layer`` flattened, logits) from one pass through D."""
         feats = self.discriminator.features(x)
-        logits = self.discriminator.head(feats[-1].flatten(1))
+        last = feats[-1].flatten(1)
+        logits = self.discriminator.logits(last, y) if self.conditional else self.discriminator.head(last)
         return feats[self.cfg.feature_layer].flatten(1), logits
 
-    def terms(self, x: torch.Tensor, with_penalty: bool = True) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    def terms(
+        self, x: torch.Tensor, y: torch.Tensor, with_penalty: bool = True
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Every loss term of one forward pass (batch means of per-image sums), and D's loss L_GAN
         (with the weighted gradient penalty, for wgan-gp, unless ``with_penalty`` is false: the
         penalty needs gradients, which held-out evaluation does not take).
@@ -129,17 +139,23 @@ class VAEGAN(GaussianAutoencoder, Family):
         and the features compared in L_llike are shared by real images and reconstructions.
         """
         n = x.shape[0]
-        mu, logvar = gaussian_posterior(self.encoder, x)
+        mu, logvar = gaussian_posterior(self.encoder, x, y)
         z_prior = self.sample_latent(n)
-        logits = self.decoder(torch.cat([reparameterize(mu, logvar), z_prior]))
+        logits = run(self.decoder, torch.cat([reparameterize(mu, logvar), z_prior]), torch.cat([y, y]))
         x_rec, x_prior = self.activate(logits).split(n)
-        feats, d_logits = self.discriminate(torch.cat([x, x_rec, x_prior]))
+        feats, d_logits = self.discriminate(torch.cat([x, x_rec, x_prior]), torch.cat([y, y, y]))
         real_logits, fake_logits = d_logits[:n], d_logits[n:]
         l_dis, d_terms = discriminator_terms(
             self.cfg,
             real_logits,
             fake_logits,
-            penalty=(lambda: gradient_penalty(self.discriminator, torch.cat([x, x]), torch.cat([x_rec, x_prior])))
+            penalty=(
+                lambda: gradient_penalty(
+                    lambda v: run(self.discriminator, v, torch.cat([y, y])),
+                    torch.cat([x, x]),
+                    torch.cat([x_rec, x_prior]),
+                )
+            )
             if with_penalty
             else None,
         )
@@ -166,9 +182,9 @@ class VAEGAN(GaussianAutoencoder, Family):
         too_good, too_bad = (real < low) | (fake < low), (real > high) | (fake > high)
         return (too_good & ~too_bad).float(), (too_bad & ~too_good).float()
 
-    def all_losses(self, x, step):
+    def all_losses(self, x, y, step):
         """The three networks' losses from one forward pass (``terms``)."""
-        terms, l_dis = self.terms(x)
+        terms, l_dis = self.terms(x, y)
         llike = terms["feature_rec"] + self.cfg.pixel_weight * terms["pixel_rec"]
         skip_d, skip_gan = self.gates(terms)
         losses = {
@@ -182,15 +198,15 @@ class VAEGAN(GaussianAutoencoder, Family):
         return losses, logs
 
     @torch.no_grad()
-    def evaluate(self, x):
+    def evaluate(self, x, y):
         """Held-out KL, reconstruction in D's features and in pixels ([0,1] scale, per pixel),
         and D's accuracy on held-out real images and on reconstructions + prior samples."""
-        terms, _ = self.terms(x, with_penalty=False)
-        mu, _ = gaussian_posterior(self.encoder, x)
+        terms, _ = self.terms(x, y, with_penalty=False)
+        mu, _ = gaussian_posterior(self.encoder, x, y)
         return {
             "kl": terms["kl"],
             "feature_rec": terms["feature_rec"],
-            "recon_mse": pixel_mse(self.generate(mu), x, self.pixel_range),
+            "recon_mse": pixel_mse(self.generate(mu, y), x, self.pixel_range),
             "d": terms["d"],
             "d_acc_real": terms["acc/d_real"],
             "d_acc_fake": terms["acc/d_fake"],

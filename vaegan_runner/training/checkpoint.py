@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 
 from ..config.checks import ConfigError
 
@@ -33,6 +34,29 @@ class CheckpointWriteError(ConfigError):
     """A checkpoint could not be written (a full disk, a vanished mount); earlier ones are intact."""
 
 
+ADDED_KEYS = {  # key added since the first checkpoints -> the value that behaves as before it existed
+    "optimizer.schedule": {
+        "name": "constant",
+        "warmup_steps": 0,
+        "final_factor": 0.0,
+        "step_every": None,
+        "milestones": None,
+        "gamma": 0.5,
+    },
+    "checkpoint.keep_best": False,
+    "model.conditional": False,
+}
+
+
+def with_added_keys(config: dict) -> dict:
+    """``config`` (a resolved run config) with every key of ``ADDED_KEYS`` it lacks."""
+    config = OmegaConf.create(config)
+    for key, value in ADDED_KEYS.items():
+        if OmegaConf.select(config, key, default="<absent>") == "<absent>":
+            OmegaConf.update(config, key, value, force_add=True)
+    return OmegaConf.to_container(config)
+
+
 @dataclass(frozen=True)
 class RunMeta:
     """What the checkpoint was trained on, checked before resuming (None: not recorded)."""
@@ -42,6 +66,8 @@ class RunMeta:
     channels: int | None = None
     image_size: int | None = None
     latent_dim: int | None = None
+    num_classes: int | None = None  # the dataset's classes (a conditional family's networks depend on them)
+    conditional: bool | None = None  # model.conditional
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -85,7 +111,7 @@ class Checkpoint:
     def from_dict(cls, state: dict) -> Checkpoint:
         return cls(
             family=state["family"],
-            config=state["config"],
+            config=with_added_keys(state["config"]),
             step=int(state["step"]),
             optimizers=state.get("optimizers", {}),
             scaler=state.get("scaler", {}),
@@ -259,6 +285,7 @@ def check_resumable(saved: Checkpoint | dict, run_cfg) -> None:
         "image_size": run_cfg.dataset.image_size,
         "channels": run_cfg.dataset.channels,
         "latent_dim": run_cfg.model.latent_dim,
+        "conditional": run_cfg.model.conditional,
     }
     option = {
         "model": "model",
@@ -266,6 +293,7 @@ def check_resumable(saved: Checkpoint | dict, run_cfg) -> None:
         "image_size": "dataset.image_size",
         "channels": "dataset.channels",
         "latent_dim": "model.latent_dim",
+        "conditional": "model.conditional",
     }
     differ = [key for key, value in here.items() if key in meta and meta[key] != value]
     if differ:
@@ -278,7 +306,9 @@ def check_resumable(saved: Checkpoint | dict, run_cfg) -> None:
             f"with the checkpoint's settings ({same}), or start a fresh run without resume=",
         )
     with torch.device("meta"):
-        family = family_class(run_cfg.model.name)(run_cfg.model, run_cfg.dataset.channels, run_cfg.dataset.image_size)
+        family = family_class(run_cfg.model.name)(
+            run_cfg.model, run_cfg.dataset.channels, run_cfg.dataset.image_size, saved.meta.num_classes
+        )
     wanted = {name: tuple(getattr(t, "shape", ())) for name, t in family.state_dict().items()}
     in_checkpoint = {name: tuple(getattr(t, "shape", ())) for name, t in saved.family.items()}
     if wanted == in_checkpoint:

@@ -84,9 +84,9 @@ def held_out_scalars(family: Family, data: ImageData, max_images: int | None, ba
     devices = [family.device] if family.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(0)
-        for images, _ in data.test.batches(batch_size, epoch=0, seed=0, shuffle=False, drop_last=False):
-            images = images[: limit - seen]
-            for name, value in family.evaluate(scale_images(images, family.pixel_range)).items():
+        for images, labels in data.test.batches(batch_size, epoch=0, seed=0, shuffle=False, drop_last=False):
+            images, labels = images[: limit - seen], labels[: limit - seen]
+            for name, value in family.evaluate(scale_images(images, family.pixel_range), labels).items():
                 sums[name] = sums.get(name, 0) + value.float() * images.shape[0]
             seen += images.shape[0]
             if seen >= limit:

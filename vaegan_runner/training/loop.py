@@ -82,10 +82,10 @@ def fit(
     family.train()
     while step < total:
         epoch, start = divmod(step, steps_per_epoch)
-        for images, _ in data.train.batches(batch_size, epoch=epoch, seed=run.seed, start=start, shard=shard):
+        for images, labels in data.train.batches(batch_size, epoch=epoch, seed=run.seed, start=start, shard=shard):
             x = scale_images(images, family.pixel_range)
             try:
-                runner.run_due(family.phases, x, step, log)
+                runner.run_due(family.phases, x, labels, step, log)
             except NonFiniteStep as bad:
                 rolled_back_to = nonfinite.handle(bad, step)  # raises Diverged when it gives up
                 if rolled_back_to is not None:

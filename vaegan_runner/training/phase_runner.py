@@ -72,14 +72,15 @@ class PhaseRunner:
             total_steps,
         )
 
-    def run_due(self, phases: list[Phase], x: torch.Tensor, step: int, log) -> None:
-        """Run each phase due at ``step`` on batch ``x``, adding its logs to ``log`` (a RunLog)."""
+    def run_due(self, phases: list[Phase], x: torch.Tensor, y: torch.Tensor, step: int, log) -> None:
+        """Run each phase due at ``step`` on batch ``x`` with labels ``y``, adding its logs to
+        ``log`` (a RunLog)."""
         for phase in phases:
             if step % phase.interval == 0:
-                log.add(self.run(phase, x, step))
+                log.add(self.run(phase, x, y, step))
 
-    def run(self, phase: Phase, x: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
-        """One update of ``phase``'s networks on batch ``x``; returns the phase's logs.
+    def run(self, phase: Phase, x: torch.Tensor, y: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        """One update of ``phase``'s networks on batch ``x`` (labels ``y``); returns the phase's logs.
 
         Before any optimizer steps, the phase's losses and gradient norms are checked (one host
         sync per phase); a non-finite one raises ``NonFiniteStep``. With an fp16 loss scaler the
@@ -87,7 +88,7 @@ class PhaseRunner:
         """
         scaler = self.precision.scaler
         with self.precision.autocast():
-            losses, logs = phase.losses(x, step)
+            losses, logs = phase.losses(x, y, step)
         if set(losses) != set(phase.networks):
             raise RuntimeError(
                 f"{type(self.family).__name__} phase {phase.name!r} returned losses for "

@@ -52,6 +52,8 @@ class RunCheckpoints:
             channels=data.channels,
             image_size=data.image_size,
             latent_dim=family.latent_dim,
+            num_classes=data.num_classes,
+            conditional=family.conditional,
         )
 
     def record(self, step: int, rollbacks: int) -> Checkpoint:

@@ -1,0 +1,265 @@
+"""Class-conditional models (``model.conditional=true``): where the label goes, what it does,
+sampling by class, the metrics that check it, and the inputs a hurried user gets wrong."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from runner_utils import FAST, SHAPES_CLASSES, compose_config, read_events, run_cli
+from vaegan_runner.cli.eval import main as eval_main
+from vaegan_runner.cli.sample import main as sample_main
+from vaegan_runner.cli.saved_run import load_saved_run
+from vaegan_runner.config.checks import ConfigError
+from vaegan_runner.data.pixels import to_pixels
+from vaegan_runner.metrics.conditional import intra_fid, label_accuracy
+from vaegan_runner.models import family_names
+from vaegan_runner.train import run as train_run
+from vaegan_runner.training.checkpoint import list_checkpoints, load_checkpoint
+
+# The networks each family's literature gives the label to (the family files say why).
+TAKES_LABELS = {
+    "vae": {"encoder", "decoder"},  # CVAE: q(z|x,y), p(x|z,y)
+    "gan": {"generator", "discriminator"},  # G(z,y), projection D(x,y)
+    "vaegan": {"encoder", "decoder", "discriminator"},
+    "aae": {"decoder"},  # supervised AAE: the code holds style only
+    "bigan": {"generator", "discriminator"},  # G(z,y), D(x,z,y); E(x) label-free
+}
+
+
+def batch(family, n: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.rand(n, family.channels, family.image_size, family.image_size)
+    return to_pixels((x * 255).to(torch.uint8), family.pixel_range), torch.arange(n) % SHAPES_CLASSES
+
+
+def record_inputs(family) -> tuple[dict[str, list[torch.Tensor]], list]:
+    """Every tensor that enters a layer of each network, call by call, as the phases run (layer
+    hooks see the label wherever it goes in: a one-hot input, an embedding lookup); and the
+    hook handles."""
+    seen: dict[str, list[torch.Tensor]] = {name: [] for name in family.networks()}
+    handles = []
+    for name, net in family.networks().items():
+        for layer in net.modules():
+            if not list(layer.children()):
+
+                def hook(_, args, name=name):
+                    seen[name].extend(a.detach().clone() for a in args if isinstance(a, torch.Tensor))
+
+                handles.append(layer.register_forward_pre_hook(hook))
+    return seen, handles
+
+
+def test_every_family_is_covered():
+    assert set(TAKES_LABELS) == set(family_names())
+
+
+@pytest.mark.parametrize("model", family_names())
+def test_the_label_reaches_exactly_the_networks_that_should_take_it(model, build_family):
+    """Run every phase twice on the same images and noise with two different label batches:
+    a network that takes the label sees it (and its output moves with it); a network that
+    should not take it sees exactly the same inputs both times."""
+    _, family = build_family(model, "model.conditional=true")
+    x, y = batch(family)
+    runs = []
+    for labels in (y, (y + 1) % SHAPES_CLASSES):
+        seen, handles = record_inputs(family)
+        torch.manual_seed(0)
+        for phase in family.phases:
+            phase.losses(x, labels, 0)
+        runs.append(seen)
+        for handle in handles:
+            handle.remove()
+    for name, net in family.networks().items():
+        first, second = runs[0][name], runs[1][name]
+        assert first and len(first) == len(second), f"{model}: {name} never ran"
+        declared = getattr(net, "takes_labels", False) or bool(getattr(net, "num_classes", None))
+        moved = any(not torch.equal(a, b) for a, b in zip(first, second))
+        assert declared == moved == (name in TAKES_LABELS[model]), f"{model}: {name} {declared=} {moved=}"
+
+
+@pytest.mark.parametrize("model", family_names())
+def test_a_conditional_family_draws_what_the_label_asks(model, build_family):
+    _, family = build_family(model, "model.conditional=true")
+    family.eval()
+    z = family.sample_latent(6)
+    a = family.generate(z, torch.zeros(6, dtype=torch.long))
+    b = family.generate(z, torch.ones(6, dtype=torch.long))
+    assert a.shape == b.shape == (6, family.channels, family.image_size, family.image_size)
+    assert not torch.equal(a, b)  # the same codes, another class
+    assert torch.equal(family.generate(z), family.generate(z, family.sample_labels(6)))  # balanced by default
+    assert family.sample_labels(7).tolist() == [0, 1, 2, 0, 1, 2, 0]
+
+
+@pytest.mark.parametrize("model", family_names())
+def test_unconditional_families_keep_their_networks_and_ignore_labels(model, build_family):
+    _, plain = build_family(model)
+    _, conditional = build_family(model, "model.conditional=true")
+    assert not plain.conditional and plain.sample_labels(4) is None
+    added = set(conditional.state_dict()) - set(plain.state_dict())
+    assert added and not any(".decoder.decoder." in k or "embed" in k for k in plain.state_dict())
+    plain.eval()
+    z = plain.sample_latent(4)
+    torch.manual_seed(0)
+    assert torch.equal(plain.generate(z), plain.generate(z, torch.ones(4, dtype=torch.long)))
+
+
+def test_label_accuracy_and_intra_fid_math():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 0.0], [0.0, 2.0]])
+    assert label_accuracy(logits, torch.tensor([0, 1, 1, 1])) == 0.75
+    gen = torch.Generator().manual_seed(0)
+    real = torch.randn(400, 3, generator=gen)
+    real_labels = torch.arange(400) % 2
+    real[real_labels == 1] += 5.0
+    fake, fake_labels = real.clone(), real_labels.clone()
+    matched, used = intra_fid(fake, fake_labels, real, real_labels, 2, min_count=4)
+    swapped, _ = intra_fid(fake, 1 - fake_labels, real, real_labels, 2, min_count=4)
+    assert used == 2 and matched == pytest.approx(0.0, abs=1e-6) and swapped > 70  # 3 dims * 5^2 shift, twice
+    assert np.isnan(intra_fid(fake[:3], fake_labels[:3], real, real_labels, 2, min_count=4)[0])
+
+
+# --- a conditional run, end to end ----------------------------------------------------------
+COND_RUN = [
+    *FAST,
+    "model=vae",
+    "model.conditional=true",
+    "trainer.max_steps=12",
+    "eval.every_n_steps=6",
+    "log.image_every_n_steps=6",
+    "eval.metrics=[label_accuracy]",
+    "eval.final_metrics=[label_accuracy,intra_fid,domain_fid,class_coverage]",
+    "eval.final_n_samples=60",
+]
+
+
+@pytest.fixture(scope="module")
+def cond_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("cond") / "run"
+    results = train_run(compose_config(COND_RUN), run_dir)
+    return run_dir, results
+
+
+def test_a_conditional_run_scores_its_labels_and_shows_a_grid_per_class(cond_run):
+    run_dir, results = cond_run
+    assert 0.0 <= results["label_accuracy"] <= 1.0 and results["intra_fid"] >= 0
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["metric_counts"]["label_accuracy"]["samples"] == 60
+    assert metrics["metric_counts"]["intra_fid"]["classes"] == SHAPES_CLASSES
+    events = read_events(run_dir)
+    assert "samples_by_class" in events.Tags()["images"] and "metrics/label_accuracy" in events.Tags()["scalars"]
+    assert load_checkpoint(list_checkpoints(run_dir / "checkpoints")[-1])["meta"]["num_classes"] == SHAPES_CLASSES
+
+
+def test_vaegan_sample_by_label_by_class_and_style_transfer(cond_run, tmp_path):
+    run_dir, _ = cond_run
+    assert sample_main([str(run_dir), "label=2", "n=5", f"out={tmp_path / 'twos.png'}"]) == 0
+    assert np.load(tmp_path / "twos.npz")["labels"].tolist() == [2] * 5
+    assert sample_main([str(run_dir), "mode=classes", "n=4", f"out={tmp_path / 'classes.png'}"]) == 0
+    assert np.load(tmp_path / "classes.npz")["images"].shape[0] == SHAPES_CLASSES * 4
+    assert sample_main([str(run_dir), "mode=transfer", "n=3", f"out={tmp_path / 'transfer.png'}"]) == 0
+    assert np.load(tmp_path / "transfer.npz")["images"].shape[0] == 3 * (SHAPES_CLASSES + 1)
+    saved = load_saved_run(str(run_dir), [], "cpu")
+    z = saved.family.sample_latent(5, torch.Generator().manual_seed(0))
+    expected = saved.family.generate(z, torch.full((5,), 2))
+    written = np.load(tmp_path / "twos.npz")["images"]
+    assert np.abs(written.astype(float) - (expected.numpy() * 255)).max() <= 1  # the same images, by seed
+
+
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["label=3"], ["label: must be a class of the dataset, 0..2, got 3"]),
+        (["label=-1"], ["label: must be a class of the dataset"]),
+        (["label=1", "mode=reconstruct"], ["label= picks the class of mode=sample"]),
+    ],
+)
+def test_vaegan_sample_refuses_labels_it_cannot_draw(cond_run, tmp_path, capsys, args, words):
+    run_dir, _ = cond_run
+    assert sample_main([str(run_dir), *args, f"out={tmp_path / 'x.png'}"]) == 2
+    err = capsys.readouterr().err
+    assert all(w in err for w in words) and "Traceback" not in err, err
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.fixture(scope="module")
+def plain_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("plain") / "run"
+    overrides = [*FAST, "model=gan", "trainer.max_steps=2", "eval.final_metrics=[class_coverage]"]
+    train_run(compose_config(overrides), run_dir)
+    return run_dir
+
+
+@pytest.mark.parametrize("arg,key", [("label=1", "label"), ("mode=classes", "mode"), ("mode=transfer", "mode")])
+def test_label_settings_on_an_unconditional_run_are_refused(plain_run, tmp_path, capsys, arg, key):
+    assert sample_main([str(plain_run), arg, f"out={tmp_path / 'x.png'}"]) == 2
+    err = capsys.readouterr().err
+    assert f"{key}: " in err and "trained without labels (model.conditional=false)" in err, err
+    assert not list(tmp_path.iterdir())
+
+
+def test_label_metrics_of_an_unconditional_run_are_skipped_with_the_reason(plain_run, tmp_path, capsys):
+    out = tmp_path / "e.json"
+    assert eval_main([str(plain_run), "metrics=label_accuracy,class_coverage", "n_samples=16", f"out={out}"]) == 0
+    report = json.loads(out.read_text())
+    assert "class_coverage" in report["metrics"]
+    assert "not class-conditional" in report["metrics_skipped"]["label_accuracy"]
+
+
+def test_a_conditional_model_on_unlabelled_images_is_refused_before_training(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(8):
+        Image.fromarray(np.full((16, 16), 30 * i, dtype=np.uint8)).save(folder / f"{i}.png")
+    args = ["dataset=image_folder", f"dataset.path={folder}", "dataset.image_size=16", "model=gan"]
+    args += ["model.conditional=true", "trainer.max_steps=2", "log.progress_bar=false", "hydra.run.dir=run"]
+    result = run_cli(args, cwd=tmp_path, timeout=240)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "model.conditional: true needs class labels" in result.stderr and "one sub-folder per class" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_resuming_with_another_conditional_setting_is_refused(cond_run, tmp_path):
+    run_dir, _ = cond_run
+    with pytest.raises(ConfigError, match="model.conditional=True, but this run has model.conditional=False"):
+        train_run(compose_config([*COND_RUN, "model.conditional=false", f"resume={run_dir}"]), tmp_path / "again")
+
+
+def test_a_checkpoint_from_before_conditional_models_loads_as_unconditional(plain_run, tmp_path):
+    """Checkpoints written before ``model.conditional`` existed lack the key: they load as
+    unconditional runs."""
+    state = load_checkpoint(list_checkpoints(plain_run / "checkpoints")[-1])
+    del state["config"]["model"]["conditional"]
+    del state["meta"]["conditional"], state["meta"]["num_classes"]
+    old = tmp_path / "old" / "checkpoints"
+    old.mkdir(parents=True)
+    torch.save(state, old / "step_00000002.pt")
+    saved = load_saved_run(str(old.parent), [], "cpu")
+    assert saved.run.model.conditional is False and not saved.family.conditional
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", family_names())
+def test_a_conditional_run_learns_to_obey_its_label(model, tmp_path):
+    """On shapes (ellipse, rectangle, triangle), after a short run the domain classifier
+    assigns most samples to the class they were drawn for; chance is 1/3."""
+    overrides = [
+        *FAST,
+        f"model={model}",
+        "model.conditional=true",
+        "dataset.n_train=4096",
+        "model.net.width=32",
+        "trainer.batch_size=64",
+        "trainer.max_steps=1200",
+        "eval.every_n_steps=10000",
+        "log.image_every_n_steps=10000",
+        "checkpoint.every_n_steps=10000",
+        "eval.final_metrics=[label_accuracy]",
+        "eval.final_n_samples=300",
+        "eval.optimized_metric=label_accuracy",
+    ]
+    results = train_run(compose_config(overrides), tmp_path / "run")
+    assert results["label_accuracy"] >= 0.8, results

@@ -263,3 +263,20 @@ def test_a_conditional_run_learns_to_obey_its_label(model, tmp_path):
     ]
     results = train_run(compose_config(overrides), tmp_path / "run")
     assert results["label_accuracy"] >= 0.8, results
+
+
+def test_acgan_adds_a_class_loss_to_d_and_g(build_family):
+    _, family = build_family("gan", "model.conditional=true", "model.auxiliary_weight=1.0")
+    x, y = batch(family)
+    torch.manual_seed(0)
+    d_losses, d_logs = family.phases[0].losses(x, y, 0)
+    g_losses, g_logs = family.phases[1].losses(x, y, 0)
+    # an untrained class head: CE near log(3) on reals and fakes, added to each network's loss
+    assert d_logs["d_class"].item() == pytest.approx(np.log(SHAPES_CLASSES), rel=0.2)
+    assert g_losses["generator"].item() == pytest.approx((g_logs["g"] + g_logs["g_class"]).item())
+    assert d_losses["discriminator"].item() > d_logs["d"].item()
+
+
+def test_acgan_without_labels_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="model.auxiliary_weight: ACGAN's class loss needs labels"):
+        train_run(compose_config([*FAST, "model=gan", "model.auxiliary_weight=1.0"]), tmp_path / "run")

@@ -8,7 +8,8 @@ Three ways, each from the paper that made it standard, shared by the five famili
     LabelledEncoder        q(z | x, y): one-hot label maps join the image as extra channels
                            (CVAE's recognition network)
     ProjectionDiscriminator D(x, y) = head(phi(x)) + <embed(y), phi(x)>
-                           (Miyato & Koyama 2018, "cGANs with Projection Discriminator")
+                           (Miyato & Koyama 2018, "cGANs with Projection Discriminator"),
+                           optionally with ACGAN's auxiliary classifier C(phi(x)) (Odena et al. 2017)
 
 A network that takes labels has ``takes_labels = True``; ``run(net, inputs, y)`` calls it with
 or without them, so a family's code reads the same conditional or not. An unconditional family
@@ -75,16 +76,19 @@ class ProjectionDiscriminator(nn.Module):
 
     ``body`` is ``build_encoder``'s network with one output (``blocks``, ``head``,
     ``feature_dim``); ``features(x)`` is the body's, label-free, for feature-space losses.
+    With ``auxiliary``, ``forward(x, y, with_classes=True)`` also returns class logits
+    C(phi(x)) [B, num_classes] from a linear head on the same features.
     """
 
     takes_labels = True
 
-    def __init__(self, body: nn.Module, num_classes: int, spectral_norm: bool = False):
+    def __init__(self, body: nn.Module, num_classes: int, spectral_norm: bool = False, auxiliary: bool = False):
         super().__init__()
         self.body = body
         embed = nn.Embedding(num_classes, body.feature_dim)
         nn.init.normal_(embed.weight, 0.0, 0.02)
         self.embed = nn.utils.parametrizations.spectral_norm(embed) if spectral_norm else embed
+        self.classifier = nn.Linear(body.feature_dim, num_classes) if auxiliary else None
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.body.features(x)
@@ -94,8 +98,11 @@ class ProjectionDiscriminator(nn.Module):
         projection = (self.embed(y.long()) * last_features).sum(dim=1, keepdim=True)
         return self.body.head(last_features) + projection
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.logits(self.body.features(x)[-1].flatten(1), y)
+    def forward(self, x: torch.Tensor, y: torch.Tensor, with_classes: bool = False):
+        last = self.body.features(x)[-1].flatten(1)
+        if with_classes:
+            return self.logits(last, y), self.classifier(last)
+        return self.logits(last, y)
 
 
 # --- builders: the plain network when num_classes is None ------------------------------------
@@ -114,8 +121,15 @@ def encoder_for(net: NetConfig, channels: int, image_size: int, out_dim: int, nu
 
 
 def discriminator_for(
-    net: NetConfig, channels: int, image_size: int, norm: str, spectral_norm: bool, num_classes: int | None
+    net: NetConfig,
+    channels: int,
+    image_size: int,
+    norm: str,
+    spectral_norm: bool,
+    num_classes: int | None,
+    auxiliary: bool = False,
 ):
-    """D(x), or the projection discriminator D(x, y) with ``num_classes``."""
+    """D(x), or the projection discriminator D(x, y) with ``num_classes`` (and ``auxiliary``:
+    ACGAN's class head)."""
     body = build_encoder(net, channels, image_size, 1, norm, spectral_norm)
-    return body if num_classes is None else ProjectionDiscriminator(body, num_classes, spectral_norm)
+    return body if num_classes is None else ProjectionDiscriminator(body, num_classes, spectral_norm, auxiliary)

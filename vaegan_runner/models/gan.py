@@ -9,6 +9,10 @@ Optionally spectral norm in D, and an exponential moving average of G used for s
 Class-conditional (``model.conditional=true``): G(z, y) takes the one-hot label with z
 (Mirza & Osindero 2014), and D(x, y) is the projection discriminator (Miyato & Koyama 2018);
 fakes are drawn for the labels of the real batch, so both see the data's class frequencies.
+With ``auxiliary_weight`` > 0, ACGAN's auxiliary classifier (Odena et al. 2017) joins D:
+
+    D <- ... + w * CE(C(x), y)            C: a linear class head on D's last features
+    G <- ... + w * CE(C(G(z, y)), y)
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from omegaconf import MISSING
 
 from ..config.checks import non_negative, positive, require
@@ -41,12 +46,20 @@ class EMAConfig:
 @dataclass
 class GANConfig(AdversarialConfig):
     n_critic: int = MISSING  # discriminator steps per generator step
+    auxiliary_weight: float = MISSING  # conditional: ACGAN's class loss in D and G (0: projection D alone)
     discriminator: DiscriminatorConfig = MISSING
     ema: EMAConfig = MISSING
 
     def __post_init__(self):
         super().__post_init__()
         positive(self.n_critic, "n_critic")
+        non_negative(self.auxiliary_weight, "auxiliary_weight")
+        require(
+            self.auxiliary_weight == 0 or self.conditional,
+            "auxiliary_weight",
+            f"ACGAN's class loss needs labels to draw for: set model.conditional=true, or "
+            f"model.auxiliary_weight=0 (got {self.auxiliary_weight})",
+        )
 
 
 @FAMILIES.register("gan")
@@ -58,7 +71,9 @@ class GAN(Family):
         super().__init__(cfg, channels, image_size, num_classes)
         self.generator = decoder_for(cfg.net, channels, image_size, cfg.latent_dim, self.num_classes)
         d = cfg.discriminator
-        self.discriminator = discriminator_for(cfg.net, channels, image_size, d.norm, d.spectral_norm, self.num_classes)
+        self.discriminator = discriminator_for(
+            cfg.net, channels, image_size, d.norm, d.spectral_norm, self.num_classes, cfg.auxiliary_weight > 0
+        )
         self.generator_ema = ema_copy(self.generator) if cfg.ema.enabled else None
         self.phases = [
             Phase("discriminator", ("discriminator",), self.discriminator_losses),
@@ -72,20 +87,32 @@ class GAN(Family):
     def d_logits(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return run(self.discriminator, x, y)
 
+    def auxiliary_loss(self, images: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(D's logit, w * CE of its class head on y) for ACGAN; the CE is 0 when it is off."""
+        if not self.cfg.auxiliary_weight:
+            return self.d_logits(images, y), images.new_zeros(())
+        logits, classes = self.discriminator(images, y, with_classes=True)
+        return logits, self.cfg.auxiliary_weight * F.cross_entropy(classes, y)
+
     def discriminator_losses(self, x, y, step):
         with torch.no_grad():
             fake = self.fake(y)
+        real_logits, real_class_loss = self.auxiliary_loss(x, y)
         loss, logs = discriminator_terms(
             self.cfg,
-            self.d_logits(x, y),
+            real_logits,
             self.d_logits(fake, y),
             penalty=lambda: gradient_penalty(lambda v: self.d_logits(v, y), x, fake),
         )
+        if self.cfg.auxiliary_weight:
+            loss, logs["d_class"] = loss + real_class_loss, real_class_loss
         return {"discriminator": loss}, logs
 
     def generator_losses(self, x, y, step):
-        loss = generator_loss(self.cfg.loss, self.d_logits(self.fake(y), y))
-        return {"generator": loss}, {"g": loss}
+        fake_logits, fake_class_loss = self.auxiliary_loss(self.fake(y), y)
+        loss = generator_loss(self.cfg.loss, fake_logits)
+        logs = {"g": loss, **({"g_class": fake_class_loss} if self.cfg.auxiliary_weight else {})}
+        return {"generator": loss + fake_class_loss}, logs
 
     def update_ema(self, step):
         if self.generator_ema is not None:

@@ -46,12 +46,17 @@ ADDED_KEYS = {  # key added since the first checkpoints -> the value that behave
     "checkpoint.keep_best": False,
     "model.conditional": False,
 }
+FAMILY_ADDED_KEYS = {  # the same, for the keys of one family's model config
+    "gan": {"model.auxiliary_weight": 0.0},
+}
 
 
 def with_added_keys(config: dict) -> dict:
-    """``config`` (a resolved run config) with every key of ``ADDED_KEYS`` it lacks."""
+    """``config`` (a resolved run config) with every key of ``ADDED_KEYS`` (and of its family's
+    ``FAMILY_ADDED_KEYS``) it lacks."""
     config = OmegaConf.create(config)
-    for key, value in ADDED_KEYS.items():
+    family = OmegaConf.select(config, "model.name", default=None)
+    for key, value in {**ADDED_KEYS, **FAMILY_ADDED_KEYS.get(family, {})}.items():
         if OmegaConf.select(config, key, default="<absent>") == "<absent>":
             OmegaConf.update(config, key, value, force_add=True)
     return OmegaConf.to_container(config)

@@ -61,6 +61,12 @@ def run(cfg: DictConfig, output_dir: Path, multirun: bool = False, stop=None) ->
 
         seed_everything(run_cfg.seed, run_cfg.trainer.deterministic)
         data = load_data(run_cfg.dataset, device)
+        if data.labelled is not None and not family_class(run_cfg.model.name).has_classifier:
+            raise ConfigError(
+                "dataset.labelled",
+                f"only a family that learns a classifier from a few labels (model=ssaae) trains on a labelled "
+                f"subset, not model={run_cfg.model.name}; leave dataset.labelled=null",
+            )
         if run_cfg.model.conditional and data.num_classes is None:
             raise ConfigError(
                 "model.conditional",

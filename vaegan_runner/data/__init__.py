@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from . import cifar, idx, image_folder, shapes  # noqa: F401  (each registers its datasets)
+from .labelled import UNLABELLED, draw_labelled, training_batches
 from .pixels import PIXEL_RANGES, to_pixels, to_unit
 from .sources import DATASETS, ImageData, ImageSource
 
@@ -21,18 +22,24 @@ def dataset_schema(name: str) -> type:
 
 
 def load_data(cfg, device: torch.device) -> ImageData:
-    """Load the dataset that ``cfg`` (from ``typed(dataset_schema(name), node, "dataset")``) describes."""
-    return DATASETS.get(cfg.name).load(cfg, device)
+    """Load the dataset that ``cfg`` (from ``typed(dataset_schema(name), node, "dataset")``) describes,
+    with its labelled subset when ``dataset.labelled`` is set."""
+    data = DATASETS.get(cfg.name).load(cfg, device)
+    if getattr(cfg, "labelled", None) is not None:
+        data.labelled = draw_labelled(data, cfg.labelled)
+    return data
 
 
 __all__ = [
     "DATASETS",
     "DATASET_NAMES",
     "PIXEL_RANGES",
+    "UNLABELLED",
     "ImageData",
     "ImageSource",
     "dataset_schema",
     "load_data",
     "to_pixels",
     "to_unit",
+    "training_batches",
 ]

@@ -26,6 +26,7 @@ class Cifar10Config:
     channels: int = MISSING
     download: bool = MISSING
     binarize: bool = MISSING
+    labelled: int | None = MISSING  # semi-supervised: keep the labels of this many training images (labelled.py)
     cache_dir: str | None = MISSING  # decoded-dataset cache (decoded_cache.py); null: off
 
     def __post_init__(self):

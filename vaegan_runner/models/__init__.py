@@ -12,7 +12,7 @@ import pkgutil
 
 from .base import FAMILIES, Family, FamilyConfig, Phase
 
-_NOT_FAMILIES = {"base", "adversarial", "encoders"}  # helpers the families share
+_NOT_FAMILIES = {"base", "adversarial", "encoders", "conditioning"}  # helpers the families share
 
 
 def _import_families() -> None:

@@ -68,6 +68,7 @@ class Family(nn.Module):
     config_class: ClassVar[type[FamilyConfig]] = FamilyConfig
     network_names: ClassVar[tuple[str, ...]] = ()
     has_likelihood: ClassVar[bool] = False  # defines log_importance_weights (IWAE, test ELBO)
+    has_classifier: ClassVar[bool] = False  # defines classify, and learns from dataset.labelled
 
     def __init__(self, cfg: FamilyConfig, channels: int, image_size: int, num_classes: int | None = None):
         super().__init__()
@@ -133,6 +134,10 @@ class Family(nn.Module):
         """[k, B] values of log p(x, z_i) - log q(z_i|x) for z_i ~ q(z|x), in nats: their mean
         is an ELBO, their log-mean-exp the IWAE bound (families with ``has_likelihood``)."""
         raise NotImplementedError(f"{type(self).__name__} defines no likelihood")
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits [B, K] of the model's own classifier (families with ``has_classifier``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no classifier")
 
     @property
     def has_encoder(self) -> bool:

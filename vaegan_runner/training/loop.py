@@ -15,7 +15,7 @@ import torch
 
 from ..config.checks import ConfigError
 from ..config.schema import RunConfig
-from ..data import ImageData
+from ..data import ImageData, training_batches
 from ..data.pixels import to_pixels as scale_images
 from ..models import Family
 from .checkpoint import Checkpoint
@@ -82,7 +82,7 @@ def fit(
     family.train()
     while step < total:
         epoch, start = divmod(step, steps_per_epoch)
-        for images, labels in data.train.batches(batch_size, epoch=epoch, seed=run.seed, start=start, shard=shard):
+        for images, labels in training_batches(data, batch_size, epoch=epoch, seed=run.seed, start=start, shard=shard):
             x = scale_images(images, family.pixel_range)
             try:
                 runner.run_due(family.phases, x, labels, step, log)

@@ -661,3 +661,20 @@ def test_startup_does_not_import_torchvision(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_vaegan_eval_of_a_run_none_of_whose_metrics_can_run_is_an_error(tmp_path, capsys):
+    """A GAN on an unlabelled folder: no domain features, no encoder, no Inception on the CPU;
+    the run's own final metrics all skip, so vaegan-eval says so instead of writing {}."""
+    from vaegan_runner.cli.eval import main as eval_main
+
+    folder = flat_folder(tmp_path / "images")
+    overrides = ["dataset=image_folder", f"dataset.path={folder}", "dataset.image_size=16", "model=gan"]
+    overrides += ["trainer.max_steps=2", "trainer.batch_size=4", "eval.final_metrics=[domain_fid,recon_mse]"]
+    overrides += ["eval.optimized_metric=auto", "dataset.num_workers=0"]
+    vaegan_runner.train.run(compose_config(overrides), tmp_path / "run")
+    capsys.readouterr()
+    assert eval_main([str(tmp_path / "run"), "n_samples=8"]) == 2
+    err = capsys.readouterr().err
+    assert "none of the metrics of the run (eval.final_metrics) can be computed here" in err
+    assert "domain_fid: the dataset has no class labels" in err and not list((tmp_path / "run").glob("eval_*.json"))

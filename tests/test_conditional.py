@@ -27,7 +27,9 @@ TAKES_LABELS = {
     "vaegan": {"encoder", "decoder", "discriminator"},
     "aae": {"decoder"},  # supervised AAE: the code holds style only
     "bigan": {"generator", "discriminator"},  # G(z,y), D(x,z,y); E(x) label-free
+    "ssaae": set(),  # semi-supervised AAE: the label is only the cross-entropy's target
 }
+SWITCHABLE = sorted(set(TAKES_LABELS) - {"ssaae"})  # model.conditional=false or true; ssaae is always true
 
 
 def batch(family, n: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,7 +95,7 @@ def test_a_conditional_family_draws_what_the_label_asks(model, build_family):
     assert family.sample_labels(7).tolist() == [0, 1, 2, 0, 1, 2, 0]
 
 
-@pytest.mark.parametrize("model", family_names())
+@pytest.mark.parametrize("model", SWITCHABLE)
 def test_unconditional_families_keep_their_networks_and_ignore_labels(model, build_family):
     _, plain = build_family(model)
     _, conditional = build_family(model, "model.conditional=true")
@@ -242,7 +244,7 @@ def test_a_checkpoint_from_before_conditional_models_loads_as_unconditional(plai
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", family_names())
+@pytest.mark.parametrize("model", SWITCHABLE)
 def test_a_conditional_run_learns_to_obey_its_label(model, tmp_path):
     """On shapes (ellipse, rectangle, triangle), after a short run the domain classifier
     assigns most samples to the class they were drawn for; chance is 1/3."""
@@ -280,3 +282,90 @@ def test_acgan_adds_a_class_loss_to_d_and_g(build_family):
 def test_acgan_without_labels_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="model.auxiliary_weight: ACGAN's class loss needs labels"):
         train_run(compose_config([*FAST, "model=gan", "model.auxiliary_weight=1.0"]), tmp_path / "run")
+
+
+# --- the semi-supervised AAE and dataset.labelled ---------------------------------------------
+def shapes_data(*overrides: str):
+    from vaegan_runner.config.schema import validate
+    from vaegan_runner.data import load_data
+
+    run = validate(compose_config([*FAST, "model=ssaae", "trainer.max_steps=2", *overrides]))
+    return load_data(run.dataset, torch.device("cpu"))
+
+
+def test_the_labelled_subset_is_balanced_fixed_and_from_the_training_split():
+    data = shapes_data("dataset.labelled=30")
+    again = shapes_data("dataset.labelled=30")
+    subset = data.labelled
+    assert torch.bincount(subset.labels, minlength=SHAPES_CLASSES).tolist() == [10, 10, 10]
+    assert torch.equal(subset.images, again.labelled.images)  # the same images on every load
+    train = data.train.images.flatten(1)
+    assert all((train == image.flatten()).all(dim=1).any() for image in subset.images)
+
+
+def test_training_batches_hide_every_label_but_the_subsets():
+    from vaegan_runner.data import UNLABELLED, training_batches
+
+    data = shapes_data("dataset.labelled=30")
+    batches = list(training_batches(data, 32, epoch=1, seed=5))
+    assert len(batches) == data.train.num_batches(32)
+    images, labels = batches[3]
+    assert images.shape[0] == 32 + 30 and (labels[:32] == UNLABELLED).all() and (labels[32:] >= 0).all()
+    resumed = list(training_batches(data, 32, epoch=1, seed=5, start=3))  # a resumed run: the same batches
+    assert torch.equal(resumed[0][0], images) and torch.equal(resumed[0][1], labels)
+    plain = shapes_data()
+    assert plain.labelled is None
+    first = next(training_batches(plain, 32, epoch=1, seed=5))
+    assert first[0].shape[0] == 32 and (first[1] >= 0).all()
+
+
+def test_the_classification_phase_learns_from_labelled_images_only(build_family, phase_runner):
+    run, family = build_family("ssaae", "model.net.arch=mlp", "model.net.hidden=[64]")
+    runner = phase_runner(run, family)
+    classify = next(p for p in family.phases if p.name == "classification")
+    x, y = batch(family, 12)
+    hidden = torch.full_like(y, -1)
+    losses, _ = classify.losses(x, hidden, 0)
+    assert losses["encoder"].item() == 0.0  # no label, no loss
+    for _ in range(60):
+        logs = runner.run(classify, x, torch.cat([hidden[:6], y[6:]]), 0)
+    assert logs["acc/train_class"].item() == 1.0  # the six labelled images, memorised
+    assert (family.classify(x[6:]).argmax(dim=1) == y[6:]).all()
+
+
+@pytest.mark.parametrize(
+    "overrides,key,words",
+    [
+        (["model=ssaae", "dataset.labelled=31"], "dataset.labelled", "must be a positive multiple of the 3 classes"),
+        (["model=ssaae", "dataset.labelled=0"], "dataset.labelled", "must be a positive multiple"),
+        (["model=ssaae", "dataset.labelled=3000"], "dataset.labelled", "is more than the 512 training images"),
+        (["model=gan", "dataset.labelled=30"], "dataset.labelled", "only a family that learns a classifier"),
+        (["model=ssaae", "model.conditional=false"], "model.conditional", "always reads a class"),
+        (["model=ssaae", "model.loss=wgan-gp"], "model.loss", "take no gradient penalty"),
+    ],
+)
+def test_bad_semi_supervised_settings_are_refused(tmp_path, overrides, key, words):
+    with pytest.raises(ConfigError) as err:
+        train_run(compose_config([*FAST, *overrides, "trainer.max_steps=2"]), tmp_path / "run")
+    assert err.value.key == key and words in str(err.value), err.value
+
+
+@pytest.mark.slow
+def test_a_semi_supervised_run_classifies_held_out_shapes_from_300_labels(tmp_path):
+    overrides = [
+        *FAST,
+        "model=ssaae",
+        "dataset.labelled=300",
+        "dataset.n_train=2048",
+        "dataset.n_test=256",
+        "trainer.batch_size=64",
+        "model.net.hidden=[256,256]",
+        "model.discriminator.hidden=[256,256]",
+        "trainer.max_steps=800",
+        "eval.every_n_steps=10000",
+        "log.image_every_n_steps=10000",
+        "eval.final_metrics=[classifier_error]",
+        "eval.optimized_metric=classifier_error",
+    ]
+    results = train_run(compose_config(overrides), tmp_path / "run")
+    assert results["classifier_error"] < 0.5, results  # chance: 2/3 wrong

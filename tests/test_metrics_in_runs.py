@@ -228,6 +228,28 @@ def test_vaegan_sample_refuses_an_out_it_cannot_write(vae_run, tmp_path, capsys)
     assert "is a file" in capsys.readouterr().err
     assert sample_main([str(run_dir), "format=jpeg"]) == 2
     assert "format: got 'jpeg'; allowed: grid, png" in capsys.readouterr().err
+    for name in ("new.png", "x.jpg"):  # a file name for a folder of files
+        assert sample_main([str(run_dir), "n=2", "format=png", f"out={tmp_path / name}"]) == 2
+        assert "give a folder name" in capsys.readouterr().err and not (tmp_path / name).exists()
+
+
+def test_vaegan_sample_png_reconstructions_hold_no_real_inputs(vae_run, tmp_path):
+    run_dir, _ = vae_run
+    assert sample_main([str(run_dir), "mode=reconstruct", "n=4", "format=png", f"out={tmp_path / 'recon'}"]) == 0
+    assert len(list((tmp_path / "recon").glob("*.png"))) == 4
+
+
+def test_vaegan_eval_out_is_a_json_file_or_a_folder_checked_before_work(gan_run, tmp_path, capsys, monkeypatch):
+    run_dir, _ = gan_run
+    (tmp_path / "existing").mkdir()
+    for out, written in (("existing", "existing"), ("made/", "made")):
+        assert eval_main([str(run_dir), "metrics=class_coverage", "n_samples=16", f"out={tmp_path / out}"]) == 0
+        assert len(list((tmp_path / written).glob("eval_step_*.json"))) == 1
+    import vaegan_runner.metrics.context
+
+    monkeypatch.setattr(vaegan_runner.metrics.context, "evaluate_metrics", lambda *a, **k: pytest.fail("worked"))
+    assert eval_main([str(run_dir), "metrics=class_coverage", f"out={tmp_path / 'report.txt'}"]) == 2
+    assert "out: the report is JSON: give a .json file name or a folder" in capsys.readouterr().err
 
 
 def test_vaegan_sample_png_format_writes_one_file_per_image(vae_run, tmp_path, capsys):
@@ -328,7 +350,11 @@ def test_given_samples_default_to_the_metrics_that_need_no_model(vae_run, tmp_pa
         ),
         (["samples={tmp}/fakes", "dataset=nope"], ["dataset:", "nope"]),
         (["samples={tmp}/fakes", "dataset=shapes", "n_samples=99"], ["holds 8 images, fewer than n_samples=99"]),
-        (["samples={tmp}/fakes", "dataset=shapes", "metrics=iwae"], ["none of the metrics", "no likelihood"]),
+        (
+            ["samples={tmp}/fakes", "dataset=shapes", "metrics=iwae"],
+            ["none of the metrics", "given samples (no model) defines no likelihood"],
+        ),
+        (["samples={tmp}", "dataset=shapes"], ["its images are in sub-folders (fakes, three)", "one flat folder"]),
         (["samples={tmp}/fakes", "dataset=shapes", "n_samples=2"], ["n_samples: must be >= 4 for domain_fid"]),
         (
             ["samples={tmp}/three", "dataset=shapes", "metrics=domain_fid,precision_recall"],

@@ -127,6 +127,7 @@ def test_metric_values_and_directions_are_the_documented_ones():
         "recon_mse",
         "linear_probe",
         "nearest_neighbour",
+        "classifier_error",
     )
     assert METRICS.get("precision_recall").values == ("precision", "recall")
     assert [v for v in VALUE_NAMES if lower_is_better(v)] == [
@@ -140,6 +141,7 @@ def test_metric_values_and_directions_are_the_documented_ones():
         "neg_elbo",
         "iwae_nll",
         "recon_mse",
+        "classifier_error",
     ]
     assert METRICS[VALUE_NAMES["probe_acc"]].needs == ("encoder", "labels")
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -76,6 +77,7 @@ def evaluate_checkpoint(target: str, pairs: list[str]) -> tuple[dict, Path]:
         if settings[key] is not None:
             raise ConfigError(key, f"{key}= scores given samples and takes no run; give a run or samples=, not both")
     saved = load_saved_run(target, overrides, settings["device"], which=settings["checkpoint"])
+    out = report_path(settings["out"], saved.run_dir / f"eval_step_{saved.step:08d}.json")
     cfg = saved.run.eval
     if settings["iwae_k"] is not None:
         cfg.iwae_k = settings["iwae_k"]
@@ -91,13 +93,13 @@ def evaluate_checkpoint(target: str, pairs: list[str]) -> tuple[dict, Path]:
         max_images=max_images,
         inception_on_cpu=cfg.inception_on_cpu or names_inception(settings["metrics"]),
     )
-    if settings["metrics"] and not results.values:  # asked for by name, and none could run
+    if not results.values:
         reasons = "; ".join(f"{name}: {reason}" for name, reason in results.skipped.items())
-        raise ConfigError("metrics", f"none of the metrics asked for can be computed here ({reasons})")
+        asked = "asked for" if settings["metrics"] else "of the run (eval.final_metrics)"
+        raise ConfigError("metrics", f"none of the metrics {asked} can be computed here ({reasons})")
     report = report_of(
         results, checkpoint=str(saved.checkpoint), step=saved.step, model=saved.run.model.name, dataset=saved.data.name
     )
-    out = Path(settings["out"]) if settings["out"] else saved.run_dir / f"eval_step_{saved.step:08d}.json"
     return report, out
 
 
@@ -125,6 +127,8 @@ def evaluate_samples(pairs: list[str]) -> tuple[dict, Path]:
         )
     model_free = [name for name in run.eval.final_metrics if not set(METRICS[name].needs) & set(MODEL_NEEDS)]
     names = settings["metrics"] or model_free
+    source = Path(settings["samples"]).expanduser()
+    out = report_path(settings["out"], source.parent / f"{source.stem if source.is_file() else source.name}.eval.json")
     data = load_data(run.dataset, device)
     resources = MetricResources(data, run.eval, device, lambda m: print(m, file=sys.stderr))
     results = evaluate_metrics(
@@ -138,10 +142,38 @@ def evaluate_samples(pairs: list[str]) -> tuple[dict, Path]:
     if not results.values:
         reasons = "; ".join(f"{name}: {reason}" for name, reason in results.skipped.items())
         raise ConfigError("metrics", f"none of the metrics asked for can be computed for given samples ({reasons})")
-    source = Path(settings["samples"]).expanduser()
     report = report_of(results, samples=str(source), images=len(images), model="samples", dataset=data.name)
-    default = source.parent / f"{source.stem if source.is_file() else source.name}.eval.json"
-    return report, Path(settings["out"]) if settings["out"] else default
+    return report, out
+
+
+def report_path(out: str | None, default: Path) -> Path:
+    """Where the JSON report goes: ``default``, ``out`` as a .json file, or ``out`` a folder (an
+    existing one, a name ending in /, or a name without a suffix) holding the default name.
+    Checked before any work: a ConfigError on ``out`` when it cannot be written."""
+    if not out:
+        path = default
+    else:
+        path = Path(out).expanduser()
+        if path.is_dir() or out.endswith(("/", os.sep)) or not path.suffix:
+            path = path / default.name
+        elif path.suffix.lower() != ".json":
+            raise ConfigError("out", f"the report is JSON: give a .json file name or a folder, got {out!r}")
+    if path.is_dir():
+        raise ConfigError(
+            "out", f"{path} is a folder; give a .json file name, or the folder to write {default.name} in"
+        )
+    target = path if path.exists() else next(p for p in path.parents if p.exists())
+    if not os.access(target, os.W_OK):
+        raise ConfigError("out", f"cannot write {path}: {target} is not writable; give another out=")
+    return path
+
+
+def write_report(report: dict, out: Path) -> None:
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n")
+    except OSError as err:
+        raise ConfigError("out", f"cannot write {out}: {err.strerror or err}; give another out=") from None
 
 
 def report_of(results, **source) -> dict:
@@ -220,8 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             report, out = evaluate_samples(given)
         else:
             report, out = evaluate_checkpoint(args.target, args.settings)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2) + "\n")
+        write_report(report, out)
     except (ConfigError, OSError) as err:
         print(f"vaegan-eval: error: {err}", file=sys.stderr)
         return 2

@@ -159,6 +159,10 @@ def png_folder(out: str | None, default: Path) -> Path:
     path = Path(out).expanduser()
     if path.exists() and not path.is_dir():
         raise ConfigError("out", f"format=png writes one file per image into a folder, and {out} is a file")
+    if path.suffix and not path.is_dir():
+        raise ConfigError(
+            "out", f"format=png writes one PNG per image into a folder, got the file name {out!r}; give a folder name"
+        )
     if path.is_dir() and any(path.glob("*.png")):
         raise ConfigError(
             "out", f"{out} already holds PNG files; give an empty or new folder, so no image set mixes two runs"
@@ -166,11 +170,12 @@ def png_folder(out: str | None, default: Path) -> Path:
     return path
 
 
-def write_pngs(images, folder: Path) -> Path:
+def write_pngs(pixels: np.ndarray, folder: Path) -> Path:
+    """One PNG per uint8 image [N, C, H, W]."""
     from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
-    for i, image in enumerate(as_uint8(images)):
+    for i, image in enumerate(pixels):
         pixels = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
         Image.fromarray(pixels).save(folder / f"{i:06d}.png")
     return folder
@@ -197,10 +202,12 @@ def sample_checkpoint(target: str, pairs: list[str]) -> tuple[Path, Path | None,
     default = saved.run_dir / "samples" / f"step_{saved.step:08d}-{settings['mode']}"
     if settings["format"] == "png":
         folder = png_folder(settings["out"], default)
-        images, _, _ = make_images(
+        images, _, arrays = make_images(
             saved, settings["mode"], settings["n"], settings["steps"], settings["seed"], settings["label"]
         )
-        return write_pngs(images, folder), None, images.shape[0]
+        # reconstructions alone: the held-out inputs of the grid would mix real images into the set
+        pixels = arrays["reconstructions"] if settings["mode"] == "reconstruct" else as_uint8(images)
+        return write_pngs(pixels, folder), None, pixels.shape[0]
     out = grid_path(settings["out"], default.with_suffix(".png"))
     images, row, arrays = make_images(
         saved, settings["mode"], settings["n"], settings["steps"], settings["seed"], settings["label"]

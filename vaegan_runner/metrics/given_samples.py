@@ -19,6 +19,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
 class GivenSamples:
+    display_name = "given samples (no model)"  # in the reasons a metric is skipped
     network_names: tuple[str, ...] = ()
     has_likelihood = False
     conditional = False  # drawn for no particular class
@@ -68,11 +69,23 @@ def load_samples(path: str | Path, channels: int, image_size: int) -> torch.Tens
     return torch.from_numpy(np.ascontiguousarray(images))
 
 
+def _has_images(folder: Path) -> bool:
+    return any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir())
+
+
 def _read_folder(folder: Path, channels: int) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
+        nested = [p.name for p in sorted(folder.iterdir()) if p.is_dir() and _has_images(p)]
+        if nested:
+            shown = ", ".join(nested[:3]) + (", ..." if len(nested) > 3 else "")
+            raise ConfigError(
+                "samples",
+                f"{folder} holds no image files itself; its images are in sub-folders ({shown}): "
+                "give one flat folder of images",
+            )
         raise ConfigError("samples", f"{folder} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
     mode = "L" if channels == 1 else "RGB"
     arrays = []

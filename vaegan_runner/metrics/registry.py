@@ -258,15 +258,16 @@ def unmet_need(
     ``held_out`` (the held-out split's size), ``n_samples`` and ``conditional`` (the run's
     ``model.conditional``) None: not known yet."""
     why_labels = "to score the codes against" if "encoder" in metric.needs else "to train the domain classifier on"
+    name = getattr(family_cls, "display_name", family_cls.__name__)
     reasons = {
         "labels": None if has_labels is not False else f"the dataset has no class labels {why_labels}",
-        "encoder": None if "encoder" in family_cls.network_names else f"{family_cls.__name__} has no encoder",
-        "likelihood": None if family_cls.has_likelihood else f"{family_cls.__name__} defines no likelihood",
+        "encoder": None if "encoder" in family_cls.network_names else f"{name} has no encoder",
+        "likelihood": None if family_cls.has_likelihood else f"{name} defines no likelihood",
         "inception": None if inception else f"the Inception weights are not installed ({INSTALL_INCEPTION})",
         "reference": too_few_to_compare(held_out=held_out, n_samples=n_samples),
         "classifier": None
         if getattr(family_cls, "has_classifier", False)
-        else f"{family_cls.__name__} has no classifier of its own (model=ssaae has one)",
+        else f"{name} has no classifier of its own (model=ssaae has one)",
         "conditional": None
         if conditional is not False
         else "the model is not class-conditional (model.conditional=true draws samples for a label)",

@@ -85,7 +85,7 @@ def test_gan_n_critic_sets_generator_interval(build_family):
 
 
 def test_gan_ema_tracks_generator(build_family):
-    _, family = build_family("gan", "model.ema.decay=0.5", "model.ema.start_step=0")
+    _, family = build_family("gan", "model.ema.enabled=true", "model.ema.decay=0.5", "model.ema.start_step=0")
     with torch.no_grad():
         for p in family.generator.parameters():
             p.add_(1.0)

@@ -233,8 +233,14 @@ def test_resuming_with_another_conditional_setting_is_refused(cond_run, tmp_path
 def test_a_checkpoint_from_before_conditional_models_loads_as_unconditional(plain_run, tmp_path):
     """Checkpoints written before ``model.conditional`` existed lack the key: they load as
     unconditional runs."""
+    from vaegan_runner.training.checkpoint import Checkpoint
+    from vaegan_runner.training.resume import run_identity
+
     state = load_checkpoint(list_checkpoints(plain_run / "checkpoints")[-1])
-    del state["config"]["model"]["conditional"]
+    current = run_identity(state["config"])
+    del state["config"]["model"]["conditional"], state["config"]["model"]["auxiliary_weight"]
+    del state["config"]["dataset"]["labelled"]
+    assert run_identity(Checkpoint.from_dict(state).config) == current  # resume=auto still finds it
     del state["meta"]["conditional"], state["meta"]["num_classes"]
     old = tmp_path / "old" / "checkpoints"
     old.mkdir(parents=True)

@@ -46,17 +46,22 @@ ADDED_KEYS = {  # key added since the first checkpoints -> the value that behave
     "checkpoint.keep_best": False,
     "model.conditional": False,
 }
-FAMILY_ADDED_KEYS = {  # the same, for the keys of one family's model config
+FAMILY_ADDED_KEYS = {  # the same, for the keys of one family's model config ...
     "gan": {"model.auxiliary_weight": 0.0},
+}
+DATASET_ADDED_KEYS = {  # ... and of one dataset's config
+    name: {"dataset.labelled": None} for name in ("mnist", "fashion_mnist", "cifar10", "shapes")
 }
 
 
 def with_added_keys(config: dict) -> dict:
     """``config`` (a resolved run config) with every key of ``ADDED_KEYS`` (and of its family's
-    ``FAMILY_ADDED_KEYS``) it lacks."""
+    ``FAMILY_ADDED_KEYS`` and dataset's ``DATASET_ADDED_KEYS``) it lacks."""
     config = OmegaConf.create(config)
     family = OmegaConf.select(config, "model.name", default=None)
-    for key, value in {**ADDED_KEYS, **FAMILY_ADDED_KEYS.get(family, {})}.items():
+    dataset = OmegaConf.select(config, "dataset.name", default=None)
+    added = {**ADDED_KEYS, **FAMILY_ADDED_KEYS.get(family, {}), **DATASET_ADDED_KEYS.get(dataset, {})}
+    for key, value in added.items():
         if OmegaConf.select(config, key, default="<absent>") == "<absent>":
             OmegaConf.update(config, key, value, force_add=True)
     return OmegaConf.to_container(config)

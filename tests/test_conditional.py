@@ -270,6 +270,7 @@ def test_a_conditional_run_learns_to_obey_its_label(model, tmp_path):
         "eval.optimized_metric=label_accuracy",
     ]
     results = train_run(compose_config(overrides), tmp_path / "run")
+    print(model, results["label_accuracy"])
     assert results["label_accuracy"] >= 0.8, results
 
 

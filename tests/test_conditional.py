@@ -249,29 +249,50 @@ def test_a_checkpoint_from_before_conditional_models_loads_as_unconditional(plai
     assert saved.run.model.conditional is False and not saved.family.conditional
 
 
+def label_obedience(run_dir, n: int = 600) -> tuple[float, float]:
+    """(intra-FID of the samples with the labels they were drawn for, with every label shifted
+    to the next class), in the domain classifier's features: a model that obeys its label is
+    much closer to the real images of the right class than of the wrong one; for a model that
+    ignores it the two are equal. Blur-tolerant, unlike the classifier's argmax."""
+    from vaegan_runner.metrics.context import MetricContext, MetricResources, MetricResults
+
+    saved = load_saved_run(str(run_dir), [], "cpu")
+    resources = MetricResources(saved.data, saved.run.eval, torch.device("cpu"), lambda m: None)
+    ctx = MetricContext(saved.family, resources, n, None, MetricResults())
+    with torch.no_grad():
+        fake = ctx.domain_samples()[0]
+    real, real_labels = resources.domain_reference()[0], resources.domain_reference_labels()
+    y, k = ctx.sample_labels, saved.family.num_classes
+    matched, _ = intra_fid(fake, y, real, real_labels, k, min_count=4)
+    shifted, _ = intra_fid(fake, (y + 1) % k, real, real_labels, k, min_count=4)
+    return matched, shifted
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("model", SWITCHABLE)
 def test_a_conditional_run_learns_to_obey_its_label(model, tmp_path):
-    """On shapes (ellipse, rectangle, triangle), after a short run the domain classifier
-    assigns most samples to the class they were drawn for; chance is 1/3."""
+    """On shapes (ellipse, rectangle, triangle), after a short run the samples drawn for a class
+    are far closer to that class's real images than to the next class's."""
     overrides = [
         *FAST,
         f"model={model}",
         "model.conditional=true",
-        "dataset.n_train=4096",
-        "model.net.width=32",
+        "dataset.n_train=2048",
+        "dataset.n_test=512",
+        "model.net.width=16",
         "trainer.batch_size=64",
-        "trainer.max_steps=1200",
+        "trainer.max_steps=800",
         "eval.every_n_steps=10000",
         "log.image_every_n_steps=10000",
         "checkpoint.every_n_steps=10000",
         "eval.final_metrics=[label_accuracy]",
-        "eval.final_n_samples=300",
+        "eval.final_n_samples=60",
         "eval.optimized_metric=label_accuracy",
     ]
-    results = train_run(compose_config(overrides), tmp_path / "run")
-    print(model, results["label_accuracy"])
-    assert results["label_accuracy"] >= 0.8, results
+    train_run(compose_config(overrides), tmp_path / "run")
+    matched, shifted = label_obedience(tmp_path / "run")
+    print(model, matched, shifted, matched / shifted)
+    assert matched < 0.75 * shifted, (matched, shifted)
 
 
 def test_acgan_adds_a_class_loss_to_d_and_g(build_family):

@@ -10,8 +10,10 @@ At the optimum the two joint distributions match, so E inverts G; nothing trains
 reconstruction G(E(x)) directly, which is why its quality is worth watching.
 
 Class-conditional (``model.conditional=true``): G(z, y) takes the one-hot label with z, and the
-label joins x and z in D's joint head, D(x, z, y), as in the conditional ALI of Dumoulin et al.
-(2017, section 4.4); E(x) stays label-free, so at the optimum it inverts G for every class.
+label joins x and z in D's joint head, D(x, z, y) (the conditional ALI of Dumoulin et al. 2017,
+section 4.4), as a projection on the head's last hidden layer h (Miyato & Koyama 2018):
+D(x, z, y) = out(h) + <embed(y), h>; E(x) stays label-free, so at the optimum it inverts G for
+every class.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from torch import nn
 from ..config.checks import one_of, positive, require
 from .adversarial import AdversarialConfig, discriminator_terms
 from .base import FAMILIES, Family, Phase
-from .conditioning import decoder_for, one_hot, run
+from .conditioning import decoder_for, run
 from .encoders import ENCODER_TYPES, SwitchableEncoder
 from .losses import discriminator_loss, pixel_mse
 from .nets import DiscriminatorConfig, NetConfig, build_encoder, vector_mlp
@@ -56,7 +58,7 @@ class BiGANConfig(AdversarialConfig):
 
 class JointDiscriminator(nn.Module):
     """D(x, z): a conv (or MLP) branch on x and an MLP branch on z, joined by an MLP head; with
-    ``num_classes``, D(x, z, y): the one-hot label joins the two branches' outputs."""
+    ``num_classes``, D(x, z, y): a label embedding projected on the head's last hidden layer."""
 
     def __init__(
         self,
@@ -73,14 +75,22 @@ class JointDiscriminator(nn.Module):
         self.x_branch = build_encoder(net, channels, image_size, h, cfg.norm, sn)
         self.z_branch = vector_mlp([latent_dim, h, h], cfg.dropout, sn)
         self.joint = nn.Sequential(
-            nn.LeakyReLU(0.2), nn.Dropout(cfg.dropout), vector_mlp([2 * h + (num_classes or 0), h, 1], cfg.dropout, sn)
+            nn.LeakyReLU(0.2), nn.Dropout(cfg.dropout), vector_mlp([2 * h, h, 1], cfg.dropout, sn)
         )
+        if num_classes:
+            embed = nn.Embedding(num_classes, h)
+            nn.init.normal_(embed.weight, 0.0, 0.02)
+            self.embed = nn.utils.parametrizations.spectral_norm(embed) if sn else embed
 
     def forward(self, x: torch.Tensor, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        parts = [self.x_branch(x), self.z_branch(z)]
-        if self.num_classes:
-            parts.append(one_hot(y, self.num_classes).to(parts[0].dtype))
-        return self.joint(torch.cat(parts, dim=1))
+        joined = torch.cat([self.x_branch(x), self.z_branch(z)], dim=1)
+        if not self.num_classes:
+            return self.joint(joined)
+        *hidden_layers, out = self.joint[-1]
+        h = joined
+        for layer in [*self.joint[:-1], *hidden_layers]:
+            h = layer(h)
+        return out(h) + (self.embed(y.long()) * h).sum(dim=1, keepdim=True)
 
 
 @FAMILIES.register("bigan")

@@ -2,12 +2,14 @@
 
     python scripts/summarize_runs.py outputs/recipes            # one row per <setting>/ folder
     python scripts/summarize_runs.py outputs/recipes --only gan-old gan-ttur
+    python scripts/summarize_runs.py outputs/conditional --jobs  # one row per job of one sweep
 
 Reads every ``<root>/<setting>/<job>/metrics.json`` (a sweep over seeds writes one job folder
 per seed) and the training throughput logged in the job's TensorBoard events, and prints one
 row per setting: the number of seeds, then mean ± standard deviation (over seeds, n-1) of the
 sample metrics, the likelihood and reconstruction where the family has them, and the training
 seconds per epoch (evaluation excluded). A setting with unfinished jobs shows what finished.
+With ``--jobs``, ``<root>`` is one sweep and each ``<root>/<job>/`` is a row of its own.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ COLUMNS = [  # (key in metrics.json, title, format, lower is better)
     ("metrics/recon_mse", "recon MSE", "{:.4f}", True),
     ("metrics/probe_acc", "linear probe", "{:.3f}", False),
     ("metrics/nn_acc", "1-NN", "{:.3f}", False),
+    ("metrics/label_accuracy", "label accuracy", "{:.3f}", False),
+    ("metrics/intra_fid", "intra-FID", "{:.1f}", True),
+    ("metrics/classifier_error", "classifier error", "{:.4f}", True),
     ("seconds_per_epoch", "s/epoch", "{:.0f}", True),
 ]
 
@@ -72,6 +77,14 @@ def summarize(settings: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
+def collect_jobs(root: Path, images_per_epoch: int) -> dict[str, list[dict]]:
+    """One 'setting' per finished job folder of one sweep."""
+    return {
+        job.name: [read_job(job, images_per_epoch)]
+        for job in sorted(p for p in root.iterdir() if (p / "metrics.json").is_file())
+    }
+
+
 def collect(root: Path, only: list[str] | None, images_per_epoch: int) -> dict[str, list[dict]]:
     settings = {}
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
@@ -90,8 +103,12 @@ def main() -> int:
     parser.add_argument("root", type=Path, help="a folder of <setting>/<job>/metrics.json")
     parser.add_argument("--only", nargs="+", help="these settings, in this order")
     parser.add_argument("--images-per-epoch", type=int, default=60000, help="the training split's size")
+    parser.add_argument("--jobs", action="store_true", help="root is one sweep: a row per job folder")
     args = parser.parse_args()
-    settings = collect(args.root, args.only, args.images_per_epoch)
+    if args.jobs:
+        settings = collect_jobs(args.root, args.images_per_epoch)
+    else:
+        settings = collect(args.root, args.only, args.images_per_epoch)
     if not settings:
         print(f"no finished runs (metrics.json) under {args.root}", file=sys.stderr)
         return 1

@@ -101,12 +101,12 @@ class Family(nn.Module):
         """n draws from the prior p(z)."""
         return torch.randn(n, self.latent_dim, generator=generator, device=self.device)
 
-    def sample_labels(self, n: int, offset: int = 0) -> torch.Tensor | None:
-        """Labels for n samples of a conditional family, every class equally often (from class
-        ``offset % num_classes``); None for an unconditional one."""
+    def sample_labels(self, n: int) -> torch.Tensor | None:
+        """Labels for n samples of a conditional family, every class equally often (0, 1, ...,
+        K-1, 0, ...); None for an unconditional one."""
         if not self.conditional:
             return None
-        return balanced_labels(n, self.num_classes, self.device, offset)
+        return balanced_labels(n, self.num_classes, self.device)
 
     def generate(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Images in ``pixel_range`` for latent codes ``z`` (and, conditional, labels ``y``;

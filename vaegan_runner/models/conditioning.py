@@ -29,9 +29,9 @@ def one_hot(y: torch.Tensor, num_classes: int) -> torch.Tensor:
     return F.one_hot(y.long(), num_classes).float()
 
 
-def balanced_labels(n: int, num_classes: int, device: torch.device | str, offset: int = 0) -> torch.Tensor:
-    """0, 1, ..., K-1, 0, 1, ... (from ``offset``): n labels, every class as often as n allows."""
-    return (torch.arange(n, device=device) + offset) % num_classes
+def balanced_labels(n: int, num_classes: int, device: torch.device | str) -> torch.Tensor:
+    """0, 1, ..., K-1, 0, 1, ...: n labels, every class as often as n allows."""
+    return torch.arange(n, device=device) % num_classes
 
 
 def run(net: nn.Module, inputs: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:

@@ -401,3 +401,33 @@ def test_a_semi_supervised_run_classifies_held_out_shapes_from_300_labels(tmp_pa
     ]
     results = train_run(compose_config(overrides), tmp_path / "run")
     assert results["classifier_error"] < 0.5, results  # chance: 2/3 wrong
+
+
+def test_intra_fid_with_too_few_samples_per_class_is_skipped_with_the_reason(cond_run, tmp_path):
+    run_dir, _ = cond_run
+    out = tmp_path / "e.json"
+    assert eval_main([str(run_dir), "metrics=intra_fid,label_accuracy", "n_samples=8", f"out={out}"]) == 0
+    report = json.loads(out.read_text())
+    assert "label_accuracy" in report["metrics"] and "intra_fid" not in report["metrics"]
+    assert "no class has 4 samples" in report["metrics_skipped"]["intra_fid"]
+    assert "draw at least 12 samples" in report["metrics_skipped"]["intra_fid"]
+
+
+def test_png_sets_of_class_modes_hold_generated_images_only(cond_run, tmp_path):
+    run_dir, _ = cond_run
+    assert sample_main([str(run_dir), "mode=transfer", "n=2", "format=png", f"out={tmp_path / 't'}"]) == 0
+    assert len(list((tmp_path / "t").glob("*.png"))) == 2 * SHAPES_CLASSES  # no held-out input among them
+    assert sample_main([str(run_dir), "mode=classes", "n=2", f"out={tmp_path / 'c.png'}"]) == 0
+    assert np.load(tmp_path / "c.npz")["labels"].tolist() == [0, 0, 1, 1, 2, 2]
+
+
+def test_a_labelled_set_changed_on_resume_is_refused(tmp_path):
+    first = [*FAST, "model=ssaae", "model.net.hidden=[32]", "dataset.labelled=30", "trainer.max_steps=2"]
+    train_run(compose_config(first), tmp_path / "run")
+    with pytest.raises(ConfigError, match="dataset.labelled=30, but this run has dataset.labelled=60"):
+        train_run(compose_config([*first, "dataset.labelled=60", f"resume={tmp_path / 'run'}"]), tmp_path / "b")
+
+
+def test_dataset_labelled_on_a_family_without_a_classifier_is_refused_before_the_count(tmp_path):
+    with pytest.raises(ConfigError, match="only a family that learns a classifier"):
+        train_run(compose_config([*FAST, "model=vae", "dataset.labelled=31", "trainer.max_steps=2"]), tmp_path / "r")

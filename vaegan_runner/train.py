@@ -60,22 +60,28 @@ def run(cfg: DictConfig, output_dir: Path, multirun: bool = False, stop=None) ->
         check_writable(run_dir)
 
         seed_everything(run_cfg.seed, run_cfg.trainer.deterministic)
-        data = load_data(run_cfg.dataset, device)
-        if data.labelled is not None and not family_class(run_cfg.model.name).has_classifier:
+        family_cls = family_class(run_cfg.model.name)
+        if getattr(run_cfg.dataset, "labelled", None) is not None and not family_cls.has_classifier:
             raise ConfigError(
                 "dataset.labelled",
                 f"only a family that learns a classifier from a few labels (model=ssaae) trains on a labelled "
                 f"subset, not model={run_cfg.model.name}; leave dataset.labelled=null",
             )
+        data = load_data(run_cfg.dataset, device)
         if run_cfg.model.conditional and data.num_classes is None:
+            instead = (
+                f"model={run_cfg.model.name} always needs them"
+                if family_cls.has_classifier
+                else "or leave model.conditional=false"
+            )
             raise ConfigError(
                 "model.conditional",
                 f"true needs class labels, and {data.name} has none (an image folder is labelled by one "
-                "sub-folder per class); sort the images into class folders, or leave model.conditional=false",
+                f"sub-folder per class); sort the images into class folders, {instead}",
             )
         chosen, why = choose_optimized_metric(
             run_cfg,
-            family_class(run_cfg.model.name),
+            family_cls,
             has_labels=data.num_classes is not None,
             held_out=len(data.test),
             held_out_key="dataset.n_test" if hasattr(run_cfg.dataset, "n_test") else "dataset.val_fraction",

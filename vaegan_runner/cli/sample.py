@@ -86,7 +86,8 @@ def make_images(saved, mode: str, n: int, steps: int, seed: int, label: int | No
         z = family.sample_latent(n, torch.Generator(family.device).manual_seed(seed))
         with torch.no_grad():
             if mode == "classes":
-                return unit(class_grid(family, z)), n, {"z": z.cpu().numpy()}
+                labels = torch.arange(family.num_classes).repeat_interleave(n)
+                return unit(class_grid(family, z)), n, {"z": z.cpu().numpy(), "labels": labels.numpy()}
             y = None if label is None else torch.full((n,), label, device=family.device)
             y = family.labels_or_balanced(n, y)
             images = unit(family.generate(z, y))
@@ -121,7 +122,11 @@ def make_images(saved, mode: str, n: int, steps: int, seed: int, label: int | No
     if mode == "transfer":  # row i: the input, then its code decoded with labels 0..K-1
         decoded = class_grid(family, codes).view(family.num_classes, n, *x.shape[1:]).transpose(0, 1)
         rows = torch.cat([x[:, None], decoded], dim=1)
-        return unit(rows.flatten(0, 1)), family.num_classes + 1, extra
+        return (
+            unit(rows.flatten(0, 1)),
+            family.num_classes + 1,
+            {**extra, "decoded": as_uint8(unit(decoded.flatten(0, 1)))},
+        )
     if mode == "reconstruct":
         recon = family.generate(codes, labels)
         row = min(8, n)
@@ -205,8 +210,9 @@ def sample_checkpoint(target: str, pairs: list[str]) -> tuple[Path, Path | None,
         images, _, arrays = make_images(
             saved, settings["mode"], settings["n"], settings["steps"], settings["seed"], settings["label"]
         )
-        # reconstructions alone: the held-out inputs of the grid would mix real images into the set
-        pixels = arrays["reconstructions"] if settings["mode"] == "reconstruct" else as_uint8(images)
+        # generated images alone: the held-out inputs of the grid would mix real images into the set
+        generated = {"reconstruct": "reconstructions", "transfer": "decoded"}.get(settings["mode"])
+        pixels = arrays[generated] if generated else as_uint8(images)
         return write_pngs(pixels, folder), None, pixels.shape[0]
     out = grid_path(settings["out"], default.with_suffix(".png"))
     images, row, arrays = make_images(

@@ -28,7 +28,7 @@ from ..data.pixels import to_pixels, to_unit
 from ..models import Family
 from .frechet import FeatureAccumulator, FeatureStats
 from .probe import linear_probe_accuracy
-from .registry import METRICS, unmet_need
+from .registry import METRICS, MetricSkipped, unmet_need
 
 INCEPTION_BATCH = 50
 SAMPLE_SEED = 0  # the latents of every evaluation's samples, and the RNG of the evaluation itself
@@ -378,7 +378,11 @@ def evaluate_metrics(
                     results.skipped[name] = reason
                     continue
                 started = time.perf_counter()
-                results.values.update(metric.compute(ctx))
+                try:
+                    results.values.update(metric.compute(ctx))
+                except MetricSkipped as skipped:
+                    results.skipped[name] = str(skipped)
+                    continue
                 results.seconds[name] = time.perf_counter() - started
     finally:
         family.train(was_training)

@@ -44,6 +44,11 @@ DIVERSITY_IMAGES = 2000
 NEEDS = ("labels", "encoder", "likelihood", "inception", "reference", "conditional", "classifier")  # described above
 
 
+class MetricSkipped(Exception):
+    """Raised by a metric that finds, once it sees the samples, that it cannot be computed;
+    the message is the reason listed in ``metrics_skipped``."""
+
+
 @dataclass(frozen=True)
 class Metric:
     """One metric: the function that computes it, the values it reports (precision_recall ->
@@ -137,6 +142,12 @@ def _intra_fid(ctx: MetricContext) -> dict[str, float]:
         ctx.data.num_classes,
         MIN_REFERENCE,
     )
+    if not used:
+        raise MetricSkipped(
+            f"no class has {MIN_REFERENCE} samples and {MIN_REFERENCE} held-out images to compare "
+            f"({ctx.n_samples} samples over {ctx.data.num_classes} classes); draw at least "
+            f"{MIN_REFERENCE * ctx.data.num_classes} samples"
+        )
     ctx.note("intra_fid", "domain", samples=ctx.n_samples, reference=real.shape[0], classes=used)
     return {"intra_fid": value}
 

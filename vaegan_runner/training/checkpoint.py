@@ -78,6 +78,7 @@ class RunMeta:
     latent_dim: int | None = None
     num_classes: int | None = None  # the dataset's classes (a conditional family's networks depend on them)
     conditional: bool | None = None  # model.conditional
+    labelled: int | None = None  # dataset.labelled (None: every label, or not recorded)
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -296,6 +297,7 @@ def check_resumable(saved: Checkpoint | dict, run_cfg) -> None:
         "channels": run_cfg.dataset.channels,
         "latent_dim": run_cfg.model.latent_dim,
         "conditional": run_cfg.model.conditional,
+        "labelled": getattr(run_cfg.dataset, "labelled", None),
     }
     option = {
         "model": "model",
@@ -304,6 +306,7 @@ def check_resumable(saved: Checkpoint | dict, run_cfg) -> None:
         "channels": "dataset.channels",
         "latent_dim": "model.latent_dim",
         "conditional": "model.conditional",
+        "labelled": "dataset.labelled",
     }
     differ = [key for key, value in here.items() if key in meta and meta[key] != value]
     if differ:

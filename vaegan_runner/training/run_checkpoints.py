@@ -54,6 +54,7 @@ class RunCheckpoints:
             latent_dim=family.latent_dim,
             num_classes=data.num_classes,
             conditional=family.conditional,
+            labelled=None if data.labelled is None else int(data.labelled.labels.shape[0]),
         )
 
     def record(self, step: int, rollbacks: int) -> Checkpoint:

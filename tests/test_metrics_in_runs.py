@@ -104,7 +104,7 @@ def test_cli_returns_the_optimized_metric_and_train_log_holds_what_the_console_s
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["metrics/recon_mse"] > 0
     log = (tmp_path / "run" / "train.log").read_text()
     console = result.stdout + result.stderr
-    for line in ("metric inception_fid not computed: skipped on CPU", "step 20: held-out recon="):
+    for line in ("metrics inception_fid, inception_kid not computed: skipped on CPU", "step 20: held-out recon="):
         assert line in console and line in log, (line, log[-2000:])
 
 

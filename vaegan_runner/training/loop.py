@@ -140,8 +140,11 @@ def finish(
     write_metrics_json(
         run_dir / "metrics.json", step, step * run.trainer.batch_size, held_out.final_images, final, results
     )
+    by_reason: dict[str, list[str]] = {}  # one line per reason (metrics.json has each metric's)
     for name, reason in results.skipped.items():
-        log.write(f"metric {name} not computed: {reason}")
+        by_reason.setdefault(reason, []).append(name)
+    for reason, names in by_reason.items():
+        log.write(f"metric{'s' if len(names) > 1 else ''} {', '.join(names)} not computed: {reason}")
     shown = {**final, **{(f"metrics/{k}" if k in final else k): v for k, v in results.values.items()}}
     summary = ", ".join(f"{k}={v:.4g}" for k, v in shown.items())  # eval/neg_elbo and metrics/neg_elbo differ
     log.write(f"step {step}: held-out {summary}" if summary else f"step {step}: done")

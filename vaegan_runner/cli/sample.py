@@ -181,8 +181,8 @@ def write_pngs(pixels: np.ndarray, folder: Path) -> Path:
 
     folder.mkdir(parents=True, exist_ok=True)
     for i, image in enumerate(pixels):
-        pixels = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
-        Image.fromarray(pixels).save(folder / f"{i:06d}.png")
+        plane = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
+        Image.fromarray(plane).save(folder / f"{i:06d}.png")
     return folder
 
 

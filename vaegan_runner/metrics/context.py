@@ -90,6 +90,7 @@ class MetricResources:
     def __init__(self, data: ImageData, cfg, device: torch.device, log: Callable[[str], None]):
         self.data, self.cfg, self.device, self.log = data, cfg, device, log
         self._domain_reference: tuple[torch.Tensor, FeatureStats] | None = None
+        self._domain_reference_labels: torch.Tensor | None = None
         self._inception_reference: FeatureStats | None = None
         self._protocols: dict[str, dict[str, str]] = {}
         self._inception_features: torch.Tensor | None = None

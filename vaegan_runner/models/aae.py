@@ -32,6 +32,24 @@ from .priors import PRIORS, sample_prior
 RECONSTRUCTIONS = ("bernoulli", "mse")
 
 
+def check_reconstruction(cfg) -> None:
+    """``cfg.reconstruction`` is known and fits ``cfg.pixel_range`` (the AAE and the ssaae)."""
+    one_of(cfg.reconstruction, RECONSTRUCTIONS, "reconstruction")
+    require(
+        cfg.reconstruction != "bernoulli" or cfg.pixel_range == "unit",
+        "reconstruction",
+        "a Bernoulli decoder models pixels in [0,1]: use model.pixel_range=unit, "
+        "or model.reconstruction=mse for pixels in [-1,1]",
+    )
+
+
+def reconstruction_error(family: Family, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Per image: -log p(x|code) in nats (bernoulli), or the summed squared error (mse)."""
+    if family.cfg.reconstruction == "bernoulli":
+        return bernoulli_nll(logits, x)
+    return (family.activate(logits) - x).pow(2).flatten(1).sum(1)
+
+
 @dataclass
 class CodeDiscriminatorConfig:
     hidden: list[int] = MISSING  # hidden layer sizes of the MLP on codes
@@ -59,13 +77,7 @@ class AAEConfig(AdversarialConfig):
     def __post_init__(self):
         super().__post_init__()
         one_of(self.encoder_type, ENCODER_TYPES, "encoder_type")
-        one_of(self.reconstruction, RECONSTRUCTIONS, "reconstruction")
-        require(
-            self.reconstruction != "bernoulli" or self.pixel_range == "unit",
-            "reconstruction",
-            "a Bernoulli decoder models pixels in [0,1]: use model.pixel_range=unit, "
-            "or model.reconstruction=mse for pixels in [-1,1]",
-        )
+        check_reconstruction(self)
         one_of(self.prior, PRIORS, "prior")
         positive(self.prior_components, "prior_components")
         positive(self.prior_radius, "prior_radius")
@@ -109,10 +121,7 @@ class AAE(SwitchableEncoder, Family):
         )
 
     def reconstruction_error(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Per image: -log p(x|z) in nats (bernoulli), or the summed squared error (mse)."""
-        if self.cfg.reconstruction == "bernoulli":
-            return bernoulli_nll(logits, x)
-        return (self.activate(logits) - x).pow(2).flatten(1).sum(1)
+        return reconstruction_error(self, logits, x)
 
     def reconstruction_losses(self, x, y, step):
         loss = self.reconstruction_error(run(self.decoder, self.code(x), y), x).mean()

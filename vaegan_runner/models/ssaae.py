@@ -26,13 +26,13 @@ import torch.nn.functional as F
 from omegaconf import MISSING
 from torch import nn
 
-from ..config.checks import non_negative, one_of, positive, require
+from ..config.checks import non_negative, positive, require
 from ..data.labelled import UNLABELLED
-from .aae import RECONSTRUCTIONS, CodeDiscriminatorConfig
+from .aae import CodeDiscriminatorConfig, check_reconstruction, reconstruction_error
 from .adversarial import AdversarialConfig, discriminator_terms
 from .base import FAMILIES, Family, Phase
 from .conditioning import one_hot
-from .losses import bernoulli_nll, generator_loss, pixel_mse
+from .losses import generator_loss, pixel_mse
 from .nets import build_decoder, build_encoder, vector_mlp
 
 
@@ -55,13 +55,7 @@ class SemiSupervisedAAEConfig(AdversarialConfig):
             "loss",
             "the codes' discriminators take no gradient penalty here: use nonsaturating, hinge or lsgan",
         )
-        one_of(self.reconstruction, RECONSTRUCTIONS, "reconstruction")
-        require(
-            self.reconstruction != "bernoulli" or self.pixel_range == "unit",
-            "reconstruction",
-            "a Bernoulli decoder models pixels in [0,1]: use model.pixel_range=unit, "
-            "or model.reconstruction=mse for pixels in [-1,1]",
-        )
+        check_reconstruction(self)
         positive(self.adversarial_weight, "adversarial_weight")
         non_negative(self.classification_weight, "classification_weight")
 
@@ -105,10 +99,7 @@ class SemiSupervisedAAE(Family):
         return self.decoder(torch.cat([y_probs, z], dim=1))
 
     def reconstruction_error(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Per image: -log p(x|y, z) in nats (bernoulli), or the summed squared error (mse)."""
-        if self.cfg.reconstruction == "bernoulli":
-            return bernoulli_nll(logits, x)
-        return (self.activate(logits) - x).pow(2).flatten(1).sum(1)
+        return reconstruction_error(self, logits, x)
 
     def reconstruction_losses(self, x, y, step):
         class_logits, z = self.codes(x)

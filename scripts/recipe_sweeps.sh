@@ -35,7 +35,7 @@ declare -A SETTINGS=(  # name -> overrides; the old defaults are the *-old setti
   [bigan-old]="model=bigan"
   [vaegan-old]="model=vaegan"
   [gan-noema]="model=gan model.ema.enabled=false"
-  [gan-ema0.99]="model=gan model.ema.decay=0.99"
+  [gan-ema0.99]="model=gan model.ema.enabled=true model.ema.decay=0.99"
   [gan-bs32]="model=gan trainer.batch_size=32"
   [aae-z16]="model=aae model.latent_dim=16"
   [vae-bs32]="model=vae dataset.binarize=true trainer.batch_size=32"

@@ -311,9 +311,25 @@ def test_acgan_adds_a_class_loss_to_d_and_g(build_family):
     assert d_losses["discriminator"].item() > d_logs["d"].item()
 
 
-def test_acgan_without_labels_is_refused(tmp_path):
+def test_vaegan_acgan_adds_a_class_loss_to_d_and_the_decoder_only(build_family):
+    _, family = build_family("vaegan", "model.conditional=true", "model.auxiliary_weight=2.0")
+    x, y = batch(family)
+    torch.manual_seed(0)
+    losses, logs = family.phases[0].losses(x, y, 0)
+    # an untrained class head: CE near log(3), times the weight, on reals (D) and fakes (decoder)
+    assert logs["d_class"].item() == pytest.approx(2 * np.log(SHAPES_CLASSES), rel=0.2)
+    assert logs["g_class"].item() == pytest.approx(2 * np.log(SHAPES_CLASSES), rel=0.2)
+    cfg = family.cfg
+    assert losses["discriminator"].item() == pytest.approx((logs["d"] + logs["d_class"]).item())
+    decoder = cfg.gamma * logs["feature_rec"] + logs["g"] + logs["g_class"]
+    assert losses["decoder"].item() == pytest.approx(decoder.item())
+    assert losses["encoder"].item() == pytest.approx((cfg.beta * logs["kl"] + logs["feature_rec"]).item())
+
+
+@pytest.mark.parametrize("model", ["gan", "vaegan"])
+def test_acgan_without_labels_is_refused(tmp_path, model):
     with pytest.raises(ConfigError, match="model.auxiliary_weight: ACGAN's class loss needs labels"):
-        train_run(compose_config([*FAST, "model=gan", "model.auxiliary_weight=1.0"]), tmp_path / "run")
+        train_run(compose_config([*FAST, f"model={model}", "model.auxiliary_weight=1.0"]), tmp_path / "run")
 
 
 # --- the semi-supervised AAE and dataset.labelled ---------------------------------------------

@@ -59,3 +59,15 @@ def discriminator_terms(
         logs["gp"] = penalty()
         loss = loss + cfg.gp_weight * logs["gp"]
     return loss, logs
+
+
+def check_auxiliary_weight(cfg: FamilyConfig) -> None:
+    """``model.auxiliary_weight``, ACGAN's class loss (GAN, VAE-GAN): at least 0, and above 0
+    only for a class-conditional model, which has labels to draw for."""
+    non_negative(cfg.auxiliary_weight, "auxiliary_weight")
+    require(
+        cfg.auxiliary_weight == 0 or cfg.conditional,
+        "auxiliary_weight",
+        f"ACGAN's class loss needs labels to draw for: set model.conditional=true, or "
+        f"model.auxiliary_weight=0 (got {cfg.auxiliary_weight})",
+    )

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from omegaconf import MISSING
 
 from ..config.checks import non_negative, positive, require
-from .adversarial import AdversarialConfig, discriminator_terms
+from .adversarial import AdversarialConfig, check_auxiliary_weight, discriminator_terms
 from .base import FAMILIES, Family, Phase
 from .conditioning import decoder_for, discriminator_for, run
 from .ema import ema_copy, ema_update
@@ -53,13 +53,7 @@ class GANConfig(AdversarialConfig):
     def __post_init__(self):
         super().__post_init__()
         positive(self.n_critic, "n_critic")
-        non_negative(self.auxiliary_weight, "auxiliary_weight")
-        require(
-            self.auxiliary_weight == 0 or self.conditional,
-            "auxiliary_weight",
-            f"ACGAN's class loss needs labels to draw for: set model.conditional=true, or "
-            f"model.auxiliary_weight=0 (got {self.auxiliary_weight})",
-        )
+        check_auxiliary_weight(self)
 
 
 @FAMILIES.register("gan")

@@ -18,7 +18,8 @@ D's update is skipped while D is too good, the decoder's GAN term while D is too
 Class-conditional (``model.conditional=true``): encoder and decoder as in the CVAE (Sohn et
 al. 2015, the one-hot label at both inputs), D the projection discriminator (Miyato & Koyama
 2018); prior draws x_p are decoded with the batch's labels. L_llike compares D's label-free
-features.
+features. With ``auxiliary_weight`` > 0, ACGAN's class head C on D's last features (Odena et
+al. 2017), as in the GAN: Dis <- ... + w * CE(C(x), y), Dec <- ... + w * CE(C(x~ and x_p), y).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import torch.nn.functional as F
 from omegaconf import MISSING
 
 from ..config.checks import ConfigError, non_negative, positive, require
-from .adversarial import AdversarialConfig, discriminator_terms
+from .adversarial import AdversarialConfig, check_auxiliary_weight, discriminator_terms
 from .base import FAMILIES, Family, Phase
 from .conditioning import decoder_for, discriminator_for, encoder_for, run
 from .encoders import GaussianAutoencoder, gaussian_posterior
@@ -46,6 +47,7 @@ class VAEGANConfig(AdversarialConfig):
     beta: float = MISSING  # weight of the KL term in the encoder's loss
     equilibrium: float | None = MISSING  # D's loss per term at balance (null: no gating)
     margin: float = MISSING  # gating band around ``equilibrium``
+    auxiliary_weight: float = MISSING  # conditional: ACGAN's class loss in D and the decoder (0: off)
     discriminator: DiscriminatorConfig = MISSING
 
     def __post_init__(self):
@@ -54,6 +56,7 @@ class VAEGANConfig(AdversarialConfig):
         non_negative(self.gamma, "gamma")
         non_negative(self.beta, "beta")
         non_negative(self.margin, "margin")
+        check_auxiliary_weight(self)
         if self.equilibrium is not None:
             positive(self.equilibrium, "equilibrium")
             require(
@@ -116,17 +119,21 @@ class VAEGAN(GaussianAutoencoder, Family):
         self.encoder = encoder_for(cfg.net, channels, image_size, 2 * cfg.latent_dim, k)
         self.decoder = decoder_for(cfg.net, channels, image_size, cfg.latent_dim, k)
         d = cfg.discriminator
-        self.discriminator = discriminator_for(cfg.net, channels, image_size, d.norm, d.spectral_norm, k)
+        self.discriminator = discriminator_for(
+            cfg.net, channels, image_size, d.norm, d.spectral_norm, k, cfg.auxiliary_weight > 0
+        )
         body = self.discriminator.body if self.conditional else self.discriminator
         assert len(body.blocks) in body_blocks(cfg.net, image_size)
         self.phases = [Phase("vaegan", ("encoder", "decoder", "discriminator"), self.all_losses)]
 
-    def discriminate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(activations of block ``feature_layer`` flattened, logits) from one pass through D."""
+    def discriminate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(activations of block ``feature_layer`` flattened, logits, class logits or None without
+        ``auxiliary_weight``) from one pass through D."""
         feats = self.discriminator.features(x)
         last = feats[-1].flatten(1)
         logits = self.discriminator.logits(last, y) if self.conditional else self.discriminator.head(last)
-        return feats[self.cfg.feature_layer].flatten(1), logits
+        classes = self.discriminator.classifier(last) if self.cfg.auxiliary_weight else None
+        return feats[self.cfg.feature_layer].flatten(1), logits, classes
 
     def terms(
         self, x: torch.Tensor, y: torch.Tensor, with_penalty: bool = True
@@ -143,7 +150,7 @@ class VAEGAN(GaussianAutoencoder, Family):
         z_prior = self.sample_latent(n)
         logits = run(self.decoder, torch.cat([reparameterize(mu, logvar), z_prior]), torch.cat([y, y]))
         x_rec, x_prior = self.activate(logits).split(n)
-        feats, d_logits = self.discriminate(torch.cat([x, x_rec, x_prior]), torch.cat([y, y, y]))
+        feats, d_logits, classes = self.discriminate(torch.cat([x, x_rec, x_prior]), torch.cat([y, y, y]))
         real_logits, fake_logits = d_logits[:n], d_logits[n:]
         l_dis, d_terms = discriminator_terms(
             self.cfg,
@@ -169,6 +176,10 @@ class VAEGAN(GaussianAutoencoder, Family):
             "d_fake_bce": F.softplus(fake_logits).mean(),
             **d_terms,  # acc/d_real, acc/d_fake, and gp for wgan-gp
         }
+        if classes is not None:  # ACGAN: D learns the class of real images, the decoder to make it
+            terms["d_class"] = self.cfg.auxiliary_weight * F.cross_entropy(classes[:n], y)
+            terms["g_class"] = self.cfg.auxiliary_weight * F.cross_entropy(classes[n:], torch.cat([y, y]))
+            l_dis = l_dis + terms["d_class"]
         return terms, l_dis
 
     def gates(self, terms: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -189,7 +200,7 @@ class VAEGAN(GaussianAutoencoder, Family):
         skip_d, skip_gan = self.gates(terms)
         losses = {
             "encoder": self.cfg.beta * terms["kl"] + llike,
-            "decoder": self.cfg.gamma * llike + (1 - skip_gan) * terms["g"],
+            "decoder": self.cfg.gamma * llike + (1 - skip_gan) * terms["g"] + terms.get("g_class", 0.0),
             # A skipped update is a zero gradient (no host sync to decide it); with Adam the
             # weights then move only by the momentum left over, which decays by beta1 per step.
             "discriminator": (1 - skip_d) * l_dis,

@@ -4,6 +4,7 @@
     flock /tmp/vaegan-bench.lock python scripts/benchmark_speed.py --models vae gan --sizes 28 32
     flock /tmp/vaegan-bench.lock python scripts/benchmark_speed.py --sections startup data
     flock /tmp/vaegan-bench.lock python scripts/benchmark_speed.py --sections options
+    flock /tmp/vaegan-bench.lock python scripts/benchmark_speed.py --sections families --threads 1
 
 Sections (``--sections``, default ``throughput``):
 
@@ -35,6 +36,13 @@ Sections (``--sections``, default ``throughput``):
   variants in rotating order. The table gives each variant's median images/s, the median of the
   per-repeat ratios to ``default``, and the compile seconds: the first step's time less that of
   the same variant without compile.
+* ``families``: each family's training speed with its own default config (``--families``,
+  default all five, at 28x28: MNIST when ``VAEGAN_DATA_DIR`` holds it), the families made as
+  ``vaegan-train`` makes them and driven by ``throughput``'s runner side. Chunks of
+  ``--steps-per-chunk`` steps of every family in rotating order, so that all of them see the
+  same machine; the table gives each family's median images/s, the seconds a 60000-image epoch
+  takes at that rate (training only, as ``perf/images_per_sec`` counts it) and the median of
+  the per-repeat ratios of its time per image to the GAN's.
 * ``startup``: wall time of whole ``python -m vaegan_runner.train model=vae ...
   trainer.max_steps=1`` processes (imports, config, data, one step, the end-of-run evaluation,
   image grid and checkpoint, made as cheap as the config allows), with the decoded-dataset
@@ -67,7 +75,7 @@ import torch.nn.functional as F
 from compare_plain_loop import batches
 
 from vaegan_runner.data import load_data, to_pixels
-from vaegan_runner.models import family_class
+from vaegan_runner.models import family_class, family_names
 from vaegan_runner.models.nets import build_decoder, build_encoder
 from vaegan_runner.training.phase_runner import PhaseRunner
 from vaegan_runner.training.run_log import RunLog
@@ -222,6 +230,7 @@ def plain_gan_steps(run, family, images: torch.Tensor) -> Steps:
 
 
 PLAIN = {"vae": plain_vae_steps, "gan": plain_gan_steps}
+FAMILY_NAMES = ("vae", "gan", "vaegan", "aae", "bigan")
 MODEL_OVERRIDES = {"vae": ["model=vae"], "gan": ["model=gan", "model.ema.enabled=false"]}
 
 
@@ -265,6 +274,20 @@ def images_per_sec(steps: Steps, n: int, device: torch.device) -> float:
     images = sum(next(steps) for _ in range(n))
     sync(device)
     return images / (time.perf_counter() - start)
+
+
+def rotating_chunks(sides: dict[str, Steps], args, device: torch.device) -> dict[str, list[float]]:
+    """Images/s of ``args.repeats`` chunks of ``args.steps_per_chunk`` steps of every side, the
+    order rotating each repeat (so that a slow drift of the machine favours none); closes the sides."""
+    names = list(sides)
+    rates: dict[str, list[float]] = {name: [] for name in names}
+    for repeat in range(args.repeats):
+        shift = repeat % len(names)
+        for name in names[shift:] + names[:shift]:
+            rates[name].append(images_per_sec(sides[name], args.steps_per_chunk, device))
+    for steps in sides.values():
+        steps.close()
+    return rates
 
 
 def throughput(model: str, size: int, args, scratch: Path) -> dict:
@@ -373,13 +396,7 @@ def speed_options(model: str, size: int, args, scratch: Path) -> list[dict]:
         first_step[name] = time.perf_counter() - start
         images_per_sec(sides[name], args.warmup, device)
     names = list(VARIANTS)
-    rates: dict[str, list[float]] = {name: [] for name in names}
-    for repeat in range(args.repeats):
-        shift = repeat % len(names)
-        for name in names[shift:] + names[:shift]:
-            rates[name].append(images_per_sec(sides[name], args.steps_per_chunk, device))
-    for steps in sides.values():
-        steps.close()
+    rates = rotating_chunks(sides, args, device)
     rows = []
     for name in names:
         ratios = [r / d for r, d in zip(rates[name], rates["default"])]
@@ -430,6 +447,81 @@ def options_table(rows: list[dict], args) -> str:
             f"per variant (rotating order) after the first step and {args.warmup} warm-up steps; the ratio is the "
             "median of the per-repeat ratios. Input batches stay NCHW (the loop does not convert them). Compile s: "
             "first step less the first step without compile (cold Inductor cache).",
+            "",
+            *lines,
+        ]
+    )
+
+
+# ============================================================================ families side by side
+def family_speed(args, scratch: Path) -> list[dict]:
+    """Images/s of each family in ``args.families`` with its default config, interleaved."""
+    from vaegan_runner.train import build_family
+    from vaegan_runner.training.distributed import Distributed
+
+    data_overrides, data_label = dataset_overrides(28)
+    device = torch.device(args.device)
+    sides: dict[str, Steps] = {}
+    batch: dict[str, int] = {}
+    for name in args.families:
+        run = validated(
+            [
+                f"model={name}",
+                *data_overrides,
+                f"device={args.device}",
+                "log.progress_bar=false",
+                f"dataset.cache_dir={scratch / 'cache'}",
+            ]
+        )
+        data = load_data(run.dataset, device)
+        torch.manual_seed(run.seed)
+        family = build_family(run, data, device, Distributed())
+        sides[name] = runner_steps(run, family, data, scratch / f"runlog-family-{name}")
+        batch[name] = run.trainer.batch_size
+        images_per_sec(sides[name], args.warmup, device)
+    names = list(sides)
+    rates = rotating_chunks(sides, args, device)
+    rows = []
+    for name in names:
+        # time per image relative to the GAN's: the GAN's rate over this family's, chunk by chunk
+        ratios = [g / r for r, g in zip(rates[name], rates["gan"])] if "gan" in rates else None
+        img_s = statistics.median(rates[name])
+        rows.append(
+            {
+                "model": name,
+                "data": data_label,
+                "batch": batch[name],
+                "img_s": img_s,
+                "s_per_epoch": 60000 / img_s,
+                "time_vs_gan": statistics.median(ratios) if ratios else None,
+                "time_vs_gan_min": min(ratios) if ratios else None,
+                "time_vs_gan_max": max(ratios) if ratios else None,
+                "chunks": rates[name],
+            }
+        )
+        print(f"{name} {data_label}: {img_s:.0f} img/s, {60000 / img_s:.0f} s per 60000 images", flush=True)
+    return rows
+
+
+def family_table(rows: list[dict], args) -> str:
+    lines = [
+        "| family | data | batch | img/s | s per 60000-image epoch | time per image / GAN's (min..max) |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        vs_gan = (
+            f"{r['time_vs_gan']:.2f} ({r['time_vs_gan_min']:.2f}..{r['time_vs_gan_max']:.2f})"
+            if r["time_vs_gan"] is not None
+            else "-"
+        )
+        lines.append(
+            f"| {r['model']} | {r['data']} | {r['batch']} | {r['img_s']:.0f} | {r['s_per_epoch']:.0f} | {vs_gan} |"
+        )
+    return "\n".join(
+        [
+            f"Families side by side on {args.device} ({torch.get_num_threads()} threads), torch {torch.__version__}, "
+            f"runner hot path, each family's default config: median of {args.repeats} chunks of "
+            f"{args.steps_per_chunk} steps per family (rotating order) after {args.warmup} warm-up steps.",
             "",
             *lines,
         ]
@@ -558,13 +650,14 @@ def data_loading(args, scratch: Path) -> tuple[list[dict], str]:
 
 
 # ============================================================================ main
-SECTIONS = ("throughput", "options", "startup", "data")
+SECTIONS = ("throughput", "options", "families", "startup", "data")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=["throughput"])
     parser.add_argument("--models", nargs="+", choices=list(PLAIN), default=list(PLAIN))
+    parser.add_argument("--families", nargs="+", choices=family_names(), default=list(FAMILY_NAMES))
     parser.add_argument("--sizes", nargs="+", type=int, choices=[28, 32], default=[28, 32])
     parser.add_argument("--repeats", type=int, default=9, help="timed chunks per side")
     parser.add_argument("--steps-per-chunk", type=int, default=20)
@@ -596,6 +689,10 @@ def main() -> None:
             ]
             report["options"] = rows
             texts.append(options_table(rows, args))
+        if "families" in args.sections:
+            rows = family_speed(args, scratch)
+            report["families"] = rows
+            texts.append(family_table(rows, args))
         for name, section in (("startup", startup), ("data", data_loading)):
             if name in args.sections:
                 report[name], text = section(args, scratch)

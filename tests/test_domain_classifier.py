@@ -1,7 +1,6 @@
 """The domain classifier: training, the on-disk cache, RNG isolation and shapes, on ``shapes`` data."""
 
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -71,10 +70,8 @@ def test_training_leaves_global_rng_alone(trained):
 @pytest.mark.slow
 def test_second_call_loads_the_cache(trained):
     logs = []
-    started = time.perf_counter()
     loaded = domain_classifier(trained.data, trained.cache_dir, CPU, log=logs.append)
-    assert time.perf_counter() - started < 2
-    assert len(logs) == 1 and "loaded" in logs[0]
+    assert len(logs) == 1 and "loaded" in logs[0]  # not retrained (no wall-clock bound: CI machines are busy)
     assert loaded.test_accuracy == trained.model.test_accuracy
     for a, b in zip(trained.outputs(loaded), trained.outputs(trained.model)):
         assert torch.equal(a, b)
@@ -133,10 +130,11 @@ def test_unlabelled_data_is_refused(tmp_path):
 
 
 @pytest.mark.real_data
-def test_real_data_fingerprint_is_cheap(real_data_root):
+def test_real_data_fingerprint_tells_the_datasets_apart(real_data_root):
+    # No wall-clock bound here (a timed test fails on a busy machine): _split_digest hashes a
+    # strided subset of the pixels, the per-image sums and the labels, so it stays cheap.
     mnist = dataset("mnist", root=str(real_data_root), download=False)
     fashion = dataset("fashion_mnist", root=str(real_data_root), download=False)
-    started = time.perf_counter()
     key = fingerprint(mnist, seed=0)
-    assert time.perf_counter() - started < 1
-    assert key != fingerprint(fashion, seed=0) and len(key) == 16
+    assert key == fingerprint(dataset("mnist", root=str(real_data_root), download=False), seed=0)
+    assert key != fingerprint(fashion, seed=0) and key != fingerprint(mnist, seed=1) and len(key) == 16

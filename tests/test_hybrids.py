@@ -150,6 +150,29 @@ def test_vaegan_gradient_split(feature_layer, build_family, run_phase):
     assert not all(torch.allclose(p.grad, g, rtol=1e-4, atol=1e-6) for p, g in zip(family.encoder.parameters(), leaked))
 
 
+@pytest.mark.parametrize("d_norm,encoder_rows,decoder_rows", [("none", [16], [16, 16]), ("batch", [48], [48])])
+def test_vaegan_backward_runs_d_only_on_the_images_each_loss_reads(d_norm, encoder_rows, decoder_rows, build_family):
+    """Without batch norm in D, the encoder's loss goes back through D for x~ only and the
+    decoder's for x~ and x_p (16 images each); D's own loss reads all three. With batch norm,
+    one batch of 48 ties them together and every backward pass runs through all of it."""
+    run, family = build_family("vaegan", f"model.discriminator.norm={d_norm}")
+    rows: list[int] = []
+    last_block = family.discriminator.blocks[-1]
+    last_block.register_full_backward_hook(lambda module, grad_in, grad_out: rows.append(grad_out[0].shape[0]))
+    torch.manual_seed(0)
+    losses, _ = family.all_losses(batch(family), torch.zeros(16, dtype=torch.long), 0)
+    seen = {}
+    for net in ("encoder", "decoder", "discriminator"):
+        rows.clear()
+        losses[net].backward(inputs=list(getattr(family, net).parameters()), retain_graph=True)
+        seen[net] = sorted(rows)
+    assert seen == {
+        "encoder": encoder_rows,
+        "decoder": decoder_rows,
+        "discriminator": [16, 16, 16] if d_norm == "none" else [48],
+    }
+
+
 def test_vaegan_gating_skips_d_when_too_good_and_gan_term_when_too_bad(build_family, run_phase):
     # Every cross-entropy is far below 5 - 0.1: D counts as too good, its update is skipped.
     run, family = build_family("vaegan", "model.equilibrium=5.0", "model.margin=0.1", "model.gamma=0.3")

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from omegaconf import MISSING
+from torch.nn.utils import parametrize
 
 from ..config.checks import ConfigError, non_negative, positive, require
 from .adversarial import AdversarialConfig, check_auxiliary_weight, discriminator_terms
@@ -135,6 +136,29 @@ class VAEGAN(GaussianAutoencoder, Family):
         classes = self.discriminator.classifier(last) if self.cfg.auxiliary_weight else None
         return feats[self.cfg.feature_layer].flatten(1), logits, classes
 
+    def discriminate_parts(
+        self, parts: list[torch.Tensor], y: torch.Tensor
+    ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+        """``discriminate`` of each part (real images, reconstructions, prior samples, each with
+        the labels ``y``).
+
+        With batch norm in D the parts go through as one batch: they share its statistics, as
+        in Larsen's code. Otherwise D treats each image on its own, so each part gets its own
+        pass, which changes no value, and the results stay apart: a backward pass then runs
+        through D only for the parts its loss reads (the encoder's loss reads x~ alone, the
+        decoder's x~ and x_p; with one batch, all three went through D's input gradients each
+        time, x_p's as zeros, since the decoder's batch norm ties x_p to the encoder). The parts
+        share one evaluation of the spectrally normalised weights (one power iteration per step,
+        as with one batch).
+        """
+        if self.cfg.discriminator.norm == "batch":
+            n = [len(part) for part in parts]
+            outputs = self.discriminate(torch.cat(parts), torch.cat([y] * len(parts)))
+            split = [output.split(n) if output is not None else [None] * len(n) for output in outputs]
+            return list(zip(*split))
+        with parametrize.cached():
+            return [self.discriminate(part, y) for part in parts]
+
     def terms(
         self, x: torch.Tensor, y: torch.Tensor, with_penalty: bool = True
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -142,16 +166,19 @@ class VAEGAN(GaussianAutoencoder, Family):
         (with the weighted gradient penalty, for wgan-gp, unless ``with_penalty`` is false: the
         penalty needs gradients, which held-out evaluation does not take).
 
-        D sees x, x~ and x_p as one batch, as in Larsen's code, so its normalisation statistics
-        and the features compared in L_llike are shared by real images and reconstructions.
+        D sees x, x~ and x_p through ``discriminate_parts``.
         """
         n = x.shape[0]
         mu, logvar = gaussian_posterior(self.encoder, x, y)
         z_prior = self.sample_latent(n)
         logits = run(self.decoder, torch.cat([reparameterize(mu, logvar), z_prior]), torch.cat([y, y]))
         x_rec, x_prior = self.activate(logits).split(n)
-        feats, d_logits, classes = self.discriminate(torch.cat([x, x_rec, x_prior]), torch.cat([y, y, y]))
-        real_logits, fake_logits = d_logits[:n], d_logits[n:]
+        (
+            (feats_real, real_logits, classes_real),
+            (feats_rec, logits_rec, classes_rec),
+            (_, logits_prior, classes_prior),
+        ) = self.discriminate_parts([x, x_rec, x_prior], y)
+        fake_logits = torch.cat([logits_rec, logits_prior])
         l_dis, d_terms = discriminator_terms(
             self.cfg,
             real_logits,
@@ -168,7 +195,7 @@ class VAEGAN(GaussianAutoencoder, Family):
         )
         terms = {
             "kl": kl_to_standard_normal(mu, logvar).mean(),
-            "feature_rec": 0.5 * (feats[n : 2 * n] - feats[:n]).pow(2).sum(1).mean(),
+            "feature_rec": 0.5 * (feats_rec - feats_real).pow(2).sum(1).mean(),
             "pixel_rec": 0.5 * (x_rec - x).pow(2).flatten(1).sum(1).mean(),
             "d": d_terms.pop("d"),
             "g": generator_loss(self.cfg.loss, fake_logits),
@@ -176,9 +203,10 @@ class VAEGAN(GaussianAutoencoder, Family):
             "d_fake_bce": F.softplus(fake_logits).mean(),
             **d_terms,  # acc/d_real, acc/d_fake, and gp for wgan-gp
         }
-        if classes is not None:  # ACGAN: D learns the class of real images, the decoder to make it
-            terms["d_class"] = self.cfg.auxiliary_weight * F.cross_entropy(classes[:n], y)
-            terms["g_class"] = self.cfg.auxiliary_weight * F.cross_entropy(classes[n:], torch.cat([y, y]))
+        if classes_real is not None:  # ACGAN: D learns the class of real images, the decoder to make it
+            terms["d_class"] = self.cfg.auxiliary_weight * F.cross_entropy(classes_real, y)
+            fake_classes = torch.cat([classes_rec, classes_prior])
+            terms["g_class"] = self.cfg.auxiliary_weight * F.cross_entropy(fake_classes, torch.cat([y, y]))
             l_dis = l_dis + terms["d_class"]
         return terms, l_dis
 

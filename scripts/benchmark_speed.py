@@ -367,19 +367,24 @@ VARIANTS = {
 }
 
 
-def speed_options(model: str, size: int, args, scratch: Path) -> list[dict]:
-    """Runner images/s of each ``VARIANTS`` entry, the families made as ``vaegan-train`` makes them."""
-    from vaegan_runner.train import build_family
-    from vaegan_runner.training.distributed import Distributed
-
-    data_overrides, data_label = dataset_overrides(size)
-    base = [
+def family_overrides(model: str, data_overrides: list[str], args, scratch: Path) -> list[str]:
+    """``model``'s default config as ``vaegan-train`` composes it, on ``args.device``, caching in ``scratch``."""
+    return [
         f"model={model}",
         *data_overrides,
         f"device={args.device}",
         "log.progress_bar=false",
         f"dataset.cache_dir={scratch / 'cache'}",
     ]
+
+
+def speed_options(model: str, size: int, args, scratch: Path) -> list[dict]:
+    """Runner images/s of each ``VARIANTS`` entry, the families made as ``vaegan-train`` makes them."""
+    from vaegan_runner.train import build_family
+    from vaegan_runner.training.distributed import Distributed
+
+    data_overrides, data_label = dataset_overrides(size)
+    base = family_overrides(model, data_overrides, args, scratch)
     device = torch.device(args.device)
     data = load_data(validated(base).dataset, device)
     torch._dynamo.reset()  # a fresh start for each model and size (dynamo's recompile limit)
@@ -464,15 +469,7 @@ def family_speed(args, scratch: Path) -> list[dict]:
     sides: dict[str, Steps] = {}
     batch: dict[str, int] = {}
     for name in args.families:
-        run = validated(
-            [
-                f"model={name}",
-                *data_overrides,
-                f"device={args.device}",
-                "log.progress_bar=false",
-                f"dataset.cache_dir={scratch / 'cache'}",
-            ]
-        )
+        run = validated(family_overrides(name, data_overrides, args, scratch))
         data = load_data(run.dataset, device)
         torch.manual_seed(run.seed)
         family = build_family(run, data, device, Distributed())

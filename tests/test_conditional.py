@@ -25,7 +25,7 @@ TAKES_LABELS = {
     "vae": {"encoder", "decoder"},  # CVAE: q(z|x,y), p(x|z,y)
     "gan": {"generator", "discriminator"},  # G(z,y), projection D(x,y)
     "vaegan": {"encoder", "decoder", "discriminator"},
-    "aae": {"decoder"},  # supervised AAE: the code holds style only
+    "aae": {"decoder", "discriminator"},  # supervised AAE; D(z, y) pushes the class out of the code
     "bigan": {"generator", "discriminator"},  # G(z,y), D(x,z,y); E(x) label-free
     "ssaae": set(),  # semi-supervised AAE: the label is only the cross-entropy's target
 }
@@ -60,10 +60,59 @@ def test_every_family_is_covered():
 
 @pytest.mark.parametrize("model", family_names())
 def test_the_label_reaches_exactly_the_networks_that_should_take_it(model, build_family):
+    _, family = build_family(model, "model.conditional=true")
+    assert_label_reaches(family, model, TAKES_LABELS[model])
+
+
+def test_the_aae_code_discriminator_reads_the_label_unless_told_not_to(build_family):
+    """``model.label_to_discriminator``: true by default when conditional, D(z, y); false
+    gives the paper's D(z); the encoder is label-free either way."""
+    run, family = build_family("aae", "model.conditional=true")
+    assert run.model.label_to_discriminator is True
+    _, family = build_family("aae", "model.conditional=true", "model.label_to_discriminator=false")
+    assert_label_reaches(family, "aae", {"decoder"})
+    run, _ = build_family("aae")
+    assert run.model.label_to_discriminator is False
+    for encoder_type in ("deterministic", "gaussian"):  # and the gradient penalty's critic takes it too
+        _, family = build_family(
+            "aae",
+            "model.conditional=true",
+            "model.label_to_discriminator=true",
+            "model.loss=wgan-gp",
+            f"model.encoder_type={encoder_type}",
+        )
+        x, y = batch(family)
+        losses, logs = family.phases[1].losses(x, y, 0)
+        assert torch.isfinite(losses["discriminator"]) and "gp" in logs
+
+
+def test_a_conditional_aae_checkpoint_from_before_the_option_keeps_the_papers_discriminator(build_family):
+    """Checkpoints written before ``label_to_discriminator`` existed hold D(z): they load with
+    the key false, so the network built matches the weights saved."""
+    import copy
+
+    from omegaconf import OmegaConf
+
+    from vaegan_runner.config.schema import validate
+    from vaegan_runner.training.checkpoint import with_added_keys
+
+    run, _ = build_family("aae", "model.conditional=true")
+    old = copy.deepcopy(run.resolved)
+    del old["model"]["label_to_discriminator"]
+    loaded = validate(OmegaConf.create(with_added_keys(old)))
+    assert loaded.model.label_to_discriminator is False and loaded.model.conditional is True
+
+
+def test_the_aae_code_discriminator_without_labels_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="model.label_to_discriminator: the code discriminator can only read"):
+        train_run(compose_config([*FAST, "model=aae", "model.label_to_discriminator=true"]), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def assert_label_reaches(family, model: str, takes_labels: set[str]) -> None:
     """Run every phase twice on the same images and noise with two different label batches:
     a network that takes the label sees it (and its output moves with it); a network that
     should not take it sees exactly the same inputs both times."""
-    _, family = build_family(model, "model.conditional=true")
     x, y = batch(family)
     runs = []
     for labels in (y, (y + 1) % SHAPES_CLASSES):
@@ -79,7 +128,7 @@ def test_the_label_reaches_exactly_the_networks_that_should_take_it(model, build
         assert first and len(first) == len(second), f"{model}: {name} never ran"
         declared = getattr(net, "takes_labels", False) or bool(getattr(net, "num_classes", None))
         moved = any(not torch.equal(a, b) for a, b in zip(first, second))
-        assert declared == moved == (name in TAKES_LABELS[model]), f"{model}: {name} {declared=} {moved=}"
+        assert declared == moved == (name in takes_labels), f"{model}: {name} {declared=} {moved=}"
 
 
 @pytest.mark.parametrize("model", family_names())
@@ -226,7 +275,8 @@ def test_a_conditional_model_on_unlabelled_images_is_refused_before_training(tmp
 
 def test_resuming_with_another_conditional_setting_is_refused(cond_run, tmp_path):
     run_dir, _ = cond_run
-    with pytest.raises(ConfigError, match="model.conditional=True, but this run has model.conditional=False"):
+    # (the CVAE's latent default follows model.conditional, so the message names both keys)
+    with pytest.raises(ConfigError, match="conditional=True, but this run has .*model.conditional=False"):
         train_run(compose_config([*COND_RUN, "model.conditional=false", f"resume={run_dir}"]), tmp_path / "again")
 
 
@@ -276,7 +326,8 @@ def test_a_conditional_run_learns_to_obey_its_label(model, tmp_path):
     (matched / shifted intra-FID): GAN 0.43, VAE 0.56, VAE-GAN 0.63, BiGAN 0.70, AAE 0.76 with a
     2-d code. The supervised AAE's decoder reads the class only once the prior-matching has
     pushed it out of the code; with the default 8-d code that takes longer than this test
-    (ratio 1.01 at 800 steps), so the AAE runs here with a 2-d code."""
+    (ratio 1.01 at 800 steps with the paper's D(z), 0.96 with D(z, y), the default now), so the
+    AAE runs here with a 2-d code."""
     overrides = [
         *FAST,
         f"model={model}",

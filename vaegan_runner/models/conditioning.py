@@ -1,6 +1,6 @@
 """Class conditioning (``model.conditional=true``): how a label y enters a network.
 
-Three ways, each from the paper that made it standard, shared by the five families:
+Four ways, each from the paper that made it standard, shared by the five families:
 
     LabelledDecoder        p(x | z, y): the one-hot label joins z at the decoder's input
                            (conditional GAN, Mirza & Osindero 2014; CVAE, Sohn et al. 2015;
@@ -10,6 +10,8 @@ Three ways, each from the paper that made it standard, shared by the five famili
     ProjectionDiscriminator D(x, y) = head(phi(x)) + <embed(y), phi(x)>
                            (Miyato & Koyama 2018, "cGANs with Projection Discriminator"),
                            optionally with ACGAN's auxiliary classifier C(phi(x)) (Odena et al. 2017)
+    LabelledCodeDiscriminator D(z, y): the one-hot label joins a code at an MLP's input (the
+                           AAE's code discriminator, when it must tell codes apart class by class)
 
 A network that takes labels has ``takes_labels = True``; ``run(net, inputs, y)`` calls it with
 or without them, so a family's code reads the same conditional or not. An unconditional family
@@ -54,6 +56,19 @@ class LabelledDecoder(nn.Module):
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.decoder(torch.cat([z, one_hot(y, self.num_classes).to(z.dtype)], dim=1))
+
+
+class LabelledCodeDiscriminator(nn.Module):
+    """[z, one_hot(y)] -> an MLP on codes (built with ``latent_dim + num_classes`` inputs)."""
+
+    takes_labels = True
+
+    def __init__(self, mlp: nn.Module, num_classes: int):
+        super().__init__()
+        self.mlp, self.num_classes = mlp, num_classes
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.mlp(torch.cat([z, one_hot(y, self.num_classes).to(z.dtype)], dim=1))
 
 
 class LabelledEncoder(nn.Module):

@@ -49,6 +49,7 @@ ADDED_KEYS = {  # key added since the first checkpoints -> the value that behave
 FAMILY_ADDED_KEYS = {  # the same, for the keys of one family's model config ...
     "gan": {"model.auxiliary_weight": 0.0},
     "vaegan": {"model.auxiliary_weight": 0.0},
+    "aae": {"model.label_to_discriminator": False},
 }
 DATASET_ADDED_KEYS = {  # ... and of one dataset's config
     name: {"dataset.labelled": None} for name in ("mnist", "fashion_mnist", "cifar10", "shapes")

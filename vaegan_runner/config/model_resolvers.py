@@ -1,0 +1,22 @@
+"""OmegaConf resolvers the model configs use.
+
+``${if_conditional:A,B}`` in a model config (``configs/model/*.yaml``) is A for a
+class-conditional run (``model.conditional=true``) and B otherwise, so a family whose best
+settings differ with the label keeps both in its one file; ``vaegan-train --cfg job`` prints
+the expression, ``--cfg job --resolve`` the value a run will use, and an override such as
+``model.latent_dim=16`` replaces it as it would any value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import OmegaConf
+
+
+def if_conditional(when_conditional: Any, otherwise: Any, *, _parent_) -> Any:
+    return when_conditional if _parent_.get("conditional", False) else otherwise
+
+
+def register() -> None:
+    OmegaConf.register_new_resolver("if_conditional", if_conditional, replace=True)

@@ -299,6 +299,31 @@ def test_a_checkpoint_from_before_conditional_models_loads_as_unconditional(plai
     assert saved.run.model.conditional is False and not saved.family.conditional
 
 
+def run_label_transfer(run_dir, monkeypatch) -> None:
+    import runpy
+    import sys
+
+    from runner_utils import REPO
+
+    monkeypatch.setattr(sys, "argv", ["label_transfer.py", str(run_dir), "--images", "60"])
+    runpy.run_path(str(REPO / "scripts" / "label_transfer.py"), run_name="__main__")
+
+
+def test_the_label_transfer_script_scores_a_conditional_run(cond_run, monkeypatch, capsys):
+    import re
+
+    run_label_transfer(cond_run[0], monkeypatch)
+    found = re.search(
+        r"(\d+) held-out codes .* own label: ([\d.]+) obeyed; with another label: ([\d.]+)", capsys.readouterr().out
+    )
+    assert found and int(found[1]) == 60 and 0 <= float(found[2]) <= 1 and 0 <= float(found[3]) <= 1
+
+
+def test_the_label_transfer_script_refuses_an_unconditional_run(plain_run, monkeypatch):
+    with pytest.raises(SystemExit, match="not a class-conditional run"):
+        run_label_transfer(plain_run, monkeypatch)
+
+
 def label_obedience(run_dir, n: int = 600) -> tuple[float, float]:
     """(intra-FID of the samples with the labels they were drawn for, with every label shifted
     to the next class), in the domain classifier's features: a model that obeys its label is

@@ -17,7 +17,7 @@ import argparse
 import torch
 
 from vaegan_runner.cli.saved_run import load_saved_run
-from vaegan_runner.data.pixels import to_pixels
+from vaegan_runner.data.pixels import to_pixels, to_unit
 from vaegan_runner.metrics.context import MetricResources, unit_batches
 
 
@@ -37,8 +37,7 @@ def main() -> None:
     generator = torch.Generator().manual_seed(args.seed)
 
     def obeyed(images: torch.Tensor, labels: torch.Tensor) -> int:
-        unit = images if family.pixel_range == "unit" else (images + 1) / 2
-        return int((classifier.logits(unit).argmax(dim=1) == labels).sum())
+        return int((classifier.logits(to_unit(images, family.pixel_range)).argmax(dim=1) == labels).sum())
 
     own = transferred = seen = 0
     with torch.no_grad():

@@ -45,30 +45,32 @@ def run(net: nn.Module, inputs: torch.Tensor, y: torch.Tensor | None) -> torch.T
     return net(inputs)
 
 
-class LabelledDecoder(nn.Module):
-    """[z, one_hot(y)] -> the wrapped decoder (built with ``latent_dim + num_classes`` inputs)."""
+class _LabelBesideVector(nn.Module):
+    """[z, one_hot(y)] -> the wrapped network (built with ``len(z) + num_classes`` inputs), held
+    under the attribute ``wrapped`` names, which is its state-dict prefix."""
 
     takes_labels = True
+    wrapped = "net"
 
-    def __init__(self, decoder: nn.Module, num_classes: int):
+    def __init__(self, net: nn.Module, num_classes: int):
         super().__init__()
-        self.decoder, self.num_classes = decoder, num_classes
+        setattr(self, self.wrapped, net)
+        self.num_classes = num_classes
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.decoder(torch.cat([z, one_hot(y, self.num_classes).to(z.dtype)], dim=1))
+        return getattr(self, self.wrapped)(torch.cat([z, one_hot(y, self.num_classes).to(z.dtype)], dim=1))
 
 
-class LabelledCodeDiscriminator(nn.Module):
-    """[z, one_hot(y)] -> an MLP on codes (built with ``latent_dim + num_classes`` inputs)."""
+class LabelledDecoder(_LabelBesideVector):
+    """p(x | z, y): the one-hot label beside z at the decoder's input."""
 
-    takes_labels = True
+    wrapped = "decoder"
 
-    def __init__(self, mlp: nn.Module, num_classes: int):
-        super().__init__()
-        self.mlp, self.num_classes = mlp, num_classes
 
-    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.mlp(torch.cat([z, one_hot(y, self.num_classes).to(z.dtype)], dim=1))
+class LabelledCodeDiscriminator(_LabelBesideVector):
+    """The AAE's D(z, y): the one-hot label beside the code at the MLP's input."""
+
+    wrapped = "mlp"
 
 
 class LabelledEncoder(nn.Module):

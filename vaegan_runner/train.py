@@ -41,7 +41,7 @@ def run(cfg: DictConfig, output_dir: Path, multirun: bool = False, stop=None) ->
     from .training.device import resolve_device, seed_everything
     from .training.distributed import from_environment
     from .training.loop import fit
-    from .training.resume import resolve_resume
+    from .training.resume import changed_settings, resolve_resume
 
     run_cfg = validate(cfg)
     dist = from_environment(run_cfg.device)
@@ -53,6 +53,8 @@ def run(cfg: DictConfig, output_dir: Path, multirun: bool = False, stop=None) ->
             if found is not None:
                 checkpoint, resume_state = found
                 check_resumable(resume_state, run_cfg)
+                if changed := changed_settings(resume_state.config, run_cfg.resolved):
+                    log.warning("resuming with settings the checkpoint was not trained with: %s", "; ".join(changed))
                 run_dir = run_dir_of(checkpoint)
                 log.info("resuming %s at step %d; writing to %s", checkpoint, resume_state.step, run_dir)
                 if run_dir != output_dir:

@@ -9,6 +9,12 @@ section 5, Fig. 8).
                      E      <- adversarial_weight * (L_G(D_y(y)) + L_G(D_z(z)))
     classification:  E      <- classification_weight * CE(E_y(x), label)    labelled images only
 
+With ``input_noise`` > 0 the encoder reads x + N(0, input_noise^2) in all three training phases
+(the decoder still reconstructs the clean x: a denoising autoencoder, Vincent et al. 2008), a
+regulariser for a classifier that otherwise memorises its few labelled images; held-out
+images are encoded clean. Off by default (the paper's model): on MNIST it took the test error
+with 100 labels from 26.8 to 18.9 % and did not help with 1000 (README).
+
 The three phases run in this order on every batch, as in the paper. Labelled images come
 from ``dataset.labelled`` (``vaegan_runner/data/labelled.py``): every batch is unlabelled
 images (label ``UNLABELLED``) followed by images of the labelled subset; without it, every
@@ -41,6 +47,7 @@ class SemiSupervisedAAEConfig(AdversarialConfig):
     reconstruction: str = MISSING  # bernoulli (pixel_range=unit) | mse
     adversarial_weight: float = MISSING  # weight of the encoder's fool-both-discriminators loss
     classification_weight: float = MISSING  # weight of the cross-entropy on labelled images
+    input_noise: float = MISSING  # std of the Gaussian noise on the encoder's input while training (pixel units)
     discriminator: CodeDiscriminatorConfig = MISSING  # each of D_y and D_z
 
     def __post_init__(self):
@@ -58,6 +65,7 @@ class SemiSupervisedAAEConfig(AdversarialConfig):
         check_reconstruction(self)
         positive(self.adversarial_weight, "adversarial_weight")
         non_negative(self.classification_weight, "classification_weight")
+        non_negative(self.input_noise, "input_noise")
 
     def discriminator_norm(self) -> str:
         return "none"  # the MLPs on codes have no normalisation layers
@@ -94,6 +102,12 @@ class SemiSupervisedAAE(Family):
         """(class logits [B, K], style z [B, latent_dim])."""
         return self.encoder(x).split([self.num_classes, self.latent_dim], dim=1)
 
+    def training_codes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``codes`` of x corrupted by ``input_noise`` (the training phases' view of an image)."""
+        if self.cfg.input_noise > 0:
+            x = x + self.cfg.input_noise * torch.randn_like(x)
+        return self.codes(x)
+
     def decode(self, y_probs: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """Decoder logits for categorical codes (probabilities or one-hot) and styles."""
         return self.decoder(torch.cat([y_probs, z], dim=1))
@@ -102,12 +116,12 @@ class SemiSupervisedAAE(Family):
         return reconstruction_error(self, logits, x)
 
     def reconstruction_losses(self, x, y, step):
-        class_logits, z = self.codes(x)
+        class_logits, z = self.training_codes(x)
         loss = self.reconstruction_error(self.decode(class_logits.softmax(dim=1), z), x).mean()
         return {"encoder": loss, "decoder": loss}, {"recon": loss}
 
     def regularization_losses(self, x, y, step):
-        class_logits, z = self.codes(x)
+        class_logits, z = self.training_codes(x)
         y_code, n = class_logits.softmax(dim=1), x.shape[0]
         y_prior = one_hot(torch.randint(self.num_classes, (n,), device=x.device), self.num_classes).to(z.dtype)
         z_prior = self.sample_latent(n)
@@ -127,7 +141,7 @@ class SemiSupervisedAAE(Family):
     def classification_losses(self, x, y, step):
         """Cross-entropy of the categorical code on the labelled images of the batch (no host
         sync: a masked mean)."""
-        class_logits, _ = self.codes(x)
+        class_logits, _ = self.training_codes(x)
         labelled = (y != UNLABELLED).to(class_logits.dtype)
         ce = F.cross_entropy(class_logits, y.clamp(min=0), reduction="none")
         count = labelled.sum().clamp(min=1.0)

@@ -19,7 +19,9 @@ Class-conditional (``model.conditional=true``): encoder and decoder as in the CV
 al. 2015, the one-hot label at both inputs), D the projection discriminator (Miyato & Koyama
 2018); prior draws x_p are decoded with the batch's labels. L_llike compares D's label-free
 features. With ``auxiliary_weight`` > 0, ACGAN's class head C on D's last features (Odena et
-al. 2017), as in the GAN: Dis <- ... + w * CE(C(x), y), Dec <- ... + w * CE(C(x~ and x_p), y).
+al. 2017), as in the GAN: Dis <- ... + w * CE(C(x), y), Dec <- ... + w * CE(C(x~ and x_p), y);
+w = 1 by default when conditional (the projection D alone left 6 to 7 % of the samples in
+another class on MNIST; README, "Class-conditional models").
 """
 
 from __future__ import annotations

@@ -50,6 +50,7 @@ FAMILY_ADDED_KEYS = {  # the same, for the keys of one family's model config ...
     "gan": {"model.auxiliary_weight": 0.0},
     "vaegan": {"model.auxiliary_weight": 0.0},
     "aae": {"model.label_to_discriminator": False},
+    "ssaae": {"model.input_noise": 0.0},
 }
 DATASET_ADDED_KEYS = {  # ... and of one dataset's config
     name: {"dataset.labelled": None} for name in ("mnist", "fashion_mnist", "cifar10", "shapes")
@@ -337,7 +338,7 @@ def check_resumable(saved: Checkpoint | dict, run_cfg) -> None:
     shapes += [
         f"the checkpoint has {name}, which this config's networks lack" for name in in_checkpoint if name not in wanted
     ]
-    settings = _differences(saved.config.get("model", {}), run_cfg.resolved.get("model", {}), "model")
+    settings = setting_differences(saved.config.get("model", {}), run_cfg.resolved.get("model", {}), "model")
     changed = "; ".join(f"{key} is {a!r} in the checkpoint and {b!r} here" for key, a, b in settings)
     raise ConfigError(
         "resume",
@@ -348,13 +349,13 @@ def check_resumable(saved: Checkpoint | dict, run_cfg) -> None:
     )
 
 
-def _differences(theirs, ours, prefix: str) -> list[tuple[str, object, object]]:
+def setting_differences(theirs, ours, prefix: str) -> list[tuple[str, object, object]]:
     """(dotted key, checkpoint's value, this run's value) for every leaf that differs."""
     if isinstance(theirs, dict) and isinstance(ours, dict):
         return [
             diff
             for key in sorted(set(theirs) | set(ours), key=str)
-            for diff in _differences(theirs.get(key), ours.get(key), f"{prefix}.{key}")
+            for diff in setting_differences(theirs.get(key), ours.get(key), f"{prefix}.{key}")
         ]
     return [] if theirs == ours else [(prefix, theirs, ours)]
 

@@ -19,7 +19,14 @@ import logging
 from pathlib import Path
 
 from ..config.checks import ConfigError
-from .checkpoint import CHECKPOINT_DIR, Checkpoint, find_checkpoint, list_checkpoints, read_checkpoint
+from .checkpoint import (
+    CHECKPOINT_DIR,
+    Checkpoint,
+    find_checkpoint,
+    list_checkpoints,
+    read_checkpoint,
+    setting_differences,
+)
 
 log = logging.getLogger("vaegan_runner")
 IDENTITY_GROUPS = ("seed", "model", "dataset", "optimizer", "trainer")
@@ -41,6 +48,17 @@ def run_identity(resolved: dict) -> dict:
         if isinstance(identity.get(group), dict):
             identity[group].pop(key, None)
     return identity
+
+
+def changed_settings(saved_config: dict, resolved: dict) -> list[str]:
+    """'key is A in the checkpoint and B here' for every setting of the run's identity (see
+    ``run_identity``) that a resume from a checkpoint with ``saved_config`` changes."""
+    theirs, ours = run_identity(saved_config), run_identity(resolved)
+    return [
+        f"{key} is {a!r} in the checkpoint and {b!r} here"
+        for group in IDENTITY_GROUPS
+        for key, a, b in setting_differences(theirs.get(group), ours.get(group), group)
+    ]
 
 
 def newest_readable(run_dir: Path) -> tuple[Path, Checkpoint] | None:

@@ -338,8 +338,7 @@ def check_resumable(saved: Checkpoint | dict, run_cfg) -> None:
     shapes += [
         f"the checkpoint has {name}, which this config's networks lack" for name in in_checkpoint if name not in wanted
     ]
-    settings = setting_differences(saved.config.get("model", {}), run_cfg.resolved.get("model", {}), "model")
-    changed = "; ".join(f"{key} is {a!r} in the checkpoint and {b!r} here" for key, a, b in settings)
+    changed = "; ".join(setting_changes(saved.config.get("model", {}), run_cfg.resolved.get("model", {}), "model"))
     raise ConfigError(
         "resume",
         f"the checkpoint's networks do not fit the ones this config builds "
@@ -349,15 +348,16 @@ def check_resumable(saved: Checkpoint | dict, run_cfg) -> None:
     )
 
 
-def setting_differences(theirs, ours, prefix: str) -> list[tuple[str, object, object]]:
-    """(dotted key, checkpoint's value, this run's value) for every leaf that differs."""
+def setting_changes(theirs, ours, prefix: str) -> list[str]:
+    """'<dotted key> is <checkpoint's value> in the checkpoint and <this run's> here' for every
+    leaf that differs."""
     if isinstance(theirs, dict) and isinstance(ours, dict):
         return [
-            diff
+            change
             for key in sorted(set(theirs) | set(ours), key=str)
-            for diff in setting_differences(theirs.get(key), ours.get(key), f"{prefix}.{key}")
+            for change in setting_changes(theirs.get(key), ours.get(key), f"{prefix}.{key}")
         ]
-    return [] if theirs == ours else [(prefix, theirs, ours)]
+    return [] if theirs == ours else [f"{prefix} is {theirs!r} in the checkpoint and {ours!r} here"]
 
 
 def run_dir_of(checkpoint: Path) -> Path:

@@ -25,7 +25,7 @@ from .checkpoint import (
     find_checkpoint,
     list_checkpoints,
     read_checkpoint,
-    setting_differences,
+    setting_changes,
 )
 
 log = logging.getLogger("vaegan_runner")
@@ -55,9 +55,7 @@ def changed_settings(saved_config: dict, resolved: dict) -> list[str]:
     ``run_identity``) that a resume from a checkpoint with ``saved_config`` changes."""
     theirs, ours = run_identity(saved_config), run_identity(resolved)
     return [
-        f"{key} is {a!r} in the checkpoint and {b!r} here"
-        for group in IDENTITY_GROUPS
-        for key, a, b in setting_differences(theirs.get(group), ours.get(group), group)
+        change for group in IDENTITY_GROUPS for change in setting_changes(theirs.get(group), ours.get(group), group)
     ]
 
 

@@ -39,6 +39,33 @@ FINAL_METRICS = (
 )
 
 
+def train_overrides(family: str, dataset: str, seed: int, epochs: int | None, run_dir: Path, extra: list[str]) -> list:
+    """The ``vaegan-train`` overrides of one run. The run directory is quoted: its ``seed=N``
+    part would otherwise end the value for Hydra's override parser."""
+    overrides = [
+        f"model={family}",
+        f"dataset={dataset}",
+        f"seed={seed}",
+        f"hydra.run.dir='{run_dir}'",
+        "log.progress_bar=false",
+        "eval.every_n_steps=1000000",
+        "log.image_every_n_steps=1000000",
+        "checkpoint.every_n_steps=1000000",
+        FINAL_METRICS,
+        *EXTRA.get(family, []),
+        *extra,
+    ]
+    return overrides if epochs is None else [*overrides, f"trainer.max_epochs={epochs}"]
+
+
+def absolute_path_variables(environ) -> None:
+    """Make the runner's path variables absolute in ``environ``: each run starts in its own
+    folder, where ``VAEGAN_DATA_DIR=../shared/data`` would point somewhere else."""
+    for name in ("VAEGAN_DATA_DIR", "VAEGAN_CACHE_DIR"):
+        if environ.get(name):
+            environ[name] = str(Path(environ[name]).resolve())
+
+
 def train(family: str, dataset: str, seed: int, epochs: int | None, run_dir: Path, extra: list[str]) -> dict:
     """One run (or the finished one already in ``run_dir``); its metrics.json with timings."""
     if not (run_dir / "metrics.json").is_file():
@@ -46,20 +73,8 @@ def train(family: str, dataset: str, seed: int, epochs: int | None, run_dir: Pat
             sys.executable,
             "-m",
             "vaegan_runner.train",
-            f"model={family}",
-            f"dataset={dataset}",
-            f"seed={seed}",
-            f"hydra.run.dir={run_dir}",
-            "log.progress_bar=false",
-            "eval.every_n_steps=1000000",
-            "log.image_every_n_steps=1000000",
-            "checkpoint.every_n_steps=1000000",
-            FINAL_METRICS,
-            *EXTRA.get(family, []),
-            *extra,
+            *train_overrides(family, dataset, seed, epochs, run_dir, extra),
         ]
-        if epochs is not None:
-            args.append(f"trainer.max_epochs={epochs}")
         env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         started = time.time()
         result = subprocess.run(args, cwd=run_dir.parent, env=env, capture_output=True, text=True)
@@ -131,6 +146,7 @@ def main() -> int:
     args = parser.parse_args()
     if not os.environ.get("VAEGAN_DATA_DIR"):
         print("note: VAEGAN_DATA_DIR is not set; the data is read from ./data or downloaded", file=sys.stderr)
+    absolute_path_variables(os.environ)
     epochs = None if args.default_epochs else args.epochs
     out = args.out.resolve()
     command = " ".join(sys.argv[1:])

@@ -43,10 +43,14 @@ declare -A SETTINGS=(  # name -> overrides; the old defaults are the *-old setti
   [gan-bs32]="model=gan model.ema.enabled=false trainer.batch_size=32"
   [aae-z16]="model=aae model.latent_dim=16"
   [vae-bs32]="model=vae dataset.binarize=true trainer.batch_size=32 model.latent_dim=16"
+  [gan-w96]="model=gan model.ema.enabled=false model.net.width=96"
+  [gan-w128]="model=gan model.ema.enabled=false model.net.width=128"
+  [gan-info10]="model=gan model.ema.enabled=false model.info_codes=10"
 )
 ORDER=(vae-old vae-lr1e-3-b0.9 gan-old gan-ttur aae-old aae-lr1e-3-b0.9 vae-lr2e-3-b0.9 gan-hinge-ttur
        vae-lr2e-3-z8 vae-lr3e-3-b0.9 gan-sn aae-adv5 vae-lr2e-3-z32 bigan-old vaegan-old vae-lr5e-3-b0.9
-       gan-sn-ttur gan-noema aae-z16 vae-bs32 gan-ema0.99 gan-bs32)
+       gan-sn-ttur gan-noema aae-z16 vae-bs32 gan-ema0.99 gan-bs32
+       gan-w96 gan-w128 gan-info10)
 
 for name in "${@:-${ORDER[@]}}"; do
   [ -n "${SETTINGS[$name]:-}" ] || { echo "unknown setting $name; known: ${ORDER[*]}" >&2; exit 2; }

@@ -33,6 +33,14 @@ FAST = [
     "eval.iwae_k=4",
 ]
 
+# 12 steps with the losses, images and held-out evaluation logged at steps 6 and 12.
+LOGGED_AT_6_AND_12 = [
+    "trainer.max_steps=12",
+    "log.every_n_steps=6",
+    "log.image_every_n_steps=6",
+    "eval.every_n_steps=6",
+]
+
 # A deterministic VAE run that logs its loss curve every 5 steps and checkpoints every 10:
 # the base of every resume, schedule and torchrun curve comparison.
 VAE_CURVE = [

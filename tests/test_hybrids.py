@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from runner_utils import FAST, compose_config
+from runner_utils import FAST, LOGGED_AT_6_AND_12, compose_config
 from vaegan_runner.config.checks import ConfigError
 from vaegan_runner.config.schema import validate
 from vaegan_runner.models import priors
@@ -78,10 +78,7 @@ def test_trains_and_logs_every_tag(tmp_path, model, extra, losses, latent_images
                 f"model={model}",
                 *FAST,
                 *extra,
-                "trainer.max_steps=12",
-                "log.every_n_steps=6",
-                "log.image_every_n_steps=6",
-                "eval.every_n_steps=6",
+                *LOGGED_AT_6_AND_12,
             ]
         ),
         tmp_path,

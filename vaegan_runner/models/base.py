@@ -113,6 +113,12 @@ class Family(nn.Module):
         None: ``sample_labels``)."""
         raise NotImplementedError
 
+    def code_grid(self, z: torch.Tensor) -> torch.Tensor | None:
+        """Row k: the latents ``z`` [n, ...] with their discrete code set to category k, for every
+        category of a family whose latent holds such a code (the GAN's InfoGAN option); None for
+        the others."""
+        return None
+
     def labels_or_balanced(self, n: int, y: torch.Tensor | None) -> torch.Tensor | None:
         """``y`` for a conditional family (``sample_labels(n)`` when None), None otherwise."""
         if not self.conditional:

@@ -13,6 +13,18 @@ With ``auxiliary_weight`` > 0, ACGAN's auxiliary classifier (Odena et al. 2017) 
 
     D <- ... + w * CE(C(x), y)            C: a linear class head on D's last features
     G <- ... + w * CE(C(G(z, y)), y)
+
+InfoGAN (Chen et al. 2016), for unlabelled training (``info_codes`` = K > 0): a uniform
+categorical code c of K categories joins z as a one-hot, x = G(z, c), and a head Q on D's last
+features must recover c from the fakes. H(c) minus Q's cross-entropy is a variational lower
+bound on the mutual information I(c; G(z, c)), so minimising the cross-entropy in G makes each
+category a distinct kind of image, found without labels:
+
+    D, Q <- ... + lambda * CE(Q(G(z, c)), c)
+    G    <- ... + lambda * CE(Q(G(z, c)), c)       lambda = ``info_weight``
+
+The code is part of the latent vector (``sample_latent`` draws [z, one_hot(c)]), so fixed grids,
+interpolations and traversals (of z's coordinates) read it like any latent.
 """
 
 from __future__ import annotations
@@ -22,11 +34,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from omegaconf import MISSING
+from torch import nn
 
 from ..config.checks import non_negative, positive, require
 from .adversarial import AdversarialConfig, check_auxiliary_weight, discriminator_terms
 from .base import FAMILIES, Family, Phase
-from .conditioning import decoder_for, discriminator_for, run
+from .conditioning import decoder_for, discriminator_for, one_hot, run
 from .ema import ema_copy, ema_update
 from .losses import generator_loss, gradient_penalty
 from .nets import DiscriminatorConfig
@@ -47,6 +60,8 @@ class EMAConfig:
 class GANConfig(AdversarialConfig):
     n_critic: int = MISSING  # discriminator steps per generator step
     auxiliary_weight: float = MISSING  # conditional: ACGAN's class loss in D and G (0: projection D alone)
+    info_codes: int = MISSING  # InfoGAN: categories of the categorical code beside z (0: off)
+    info_weight: float = MISSING  # InfoGAN: weight of Q's cross-entropy in D's and G's losses
     discriminator: DiscriminatorConfig = MISSING
     ema: EMAConfig = MISSING
 
@@ -54,6 +69,36 @@ class GANConfig(AdversarialConfig):
         super().__post_init__()
         positive(self.n_critic, "n_critic")
         check_auxiliary_weight(self)
+        require(
+            self.info_codes == 0 or self.info_codes >= 2,
+            "info_codes",
+            f"is the number of categories of InfoGAN's code: 0 (off) or at least 2, got {self.info_codes}",
+        )
+        non_negative(self.info_weight, "info_weight")
+        require(
+            self.info_codes == 0 or not self.conditional,
+            "info_codes",
+            "InfoGAN's code is for unlabelled training; a class-conditional GAN already gives G the "
+            f"label: set model.info_codes=0 or model.conditional=false (got {self.info_codes})",
+        )
+
+
+class CodeDiscriminator(nn.Module):
+    """InfoGAN's D and Q in one network: D's body, its real/fake head, and a linear head Q on the
+    same last features that predicts the categorical code (``codes(x)``: both from one pass)."""
+
+    def __init__(self, body: nn.Module, info_codes: int):
+        super().__init__()
+        self.body = body
+        self.code_head = nn.Linear(body.feature_dim, info_codes)
+
+    def codes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(real/fake logits [B, 1], code logits [B, info_codes])."""
+        last = self.body.features(x)[-1].flatten(1)
+        return self.body.head(last), self.code_head(last)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
 
 
 @FAMILIES.register("gan")
@@ -63,20 +108,53 @@ class GAN(Family):
 
     def __init__(self, cfg: GANConfig, channels: int, image_size: int, num_classes: int | None = None):
         super().__init__(cfg, channels, image_size, num_classes)
-        self.generator = decoder_for(cfg.net, channels, image_size, cfg.latent_dim, self.num_classes)
+        k = cfg.info_codes
+        self.generator = decoder_for(cfg.net, channels, image_size, cfg.latent_dim + k, self.num_classes)
         d = cfg.discriminator
         self.discriminator = discriminator_for(
             cfg.net, channels, image_size, d.norm, d.spectral_norm, self.num_classes, cfg.auxiliary_weight > 0
         )
+        if k:
+            self.discriminator = CodeDiscriminator(self.discriminator, k)
         self.generator_ema = ema_copy(self.generator) if cfg.ema.enabled else None
         self.phases = [
             Phase("discriminator", ("discriminator",), self.discriminator_losses),
             Phase("generator", ("generator",), self.generator_losses, interval=cfg.n_critic, after=self.update_ema),
         ]
 
+    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n draws of z ~ N(0, I), followed with InfoGAN by one-hot codes c ~ Uniform{0..K-1}."""
+        z = super().sample_latent(n, generator)
+        if not self.cfg.info_codes:
+            return z
+        c = torch.randint(self.cfg.info_codes, (n,), generator=generator, device=self.device)
+        return torch.cat([z, one_hot(c, self.cfg.info_codes).to(z.dtype)], dim=1)
+
     def fake(self, y: torch.Tensor) -> torch.Tensor:
         """G(z) for one z per label (the labels are read only when conditional)."""
-        return self.activate(run(self.generator, self.sample_latent(y.shape[0]), y))
+        return self.fake_and_codes(y)[0]
+
+    def fake_and_codes(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(G(z), the categories of InfoGAN's code in z, or None without one)."""
+        z = self.sample_latent(y.shape[0])
+        codes = z[:, self.latent_dim :].argmax(1) if self.cfg.info_codes else None
+        return self.activate(run(self.generator, z, y)), codes
+
+    @torch.no_grad()
+    def code_grid(self, z: torch.Tensor) -> torch.Tensor | None:
+        k = self.cfg.info_codes
+        if not k:
+            return None
+        rows = z.repeat(k, 1)
+        rows[:, self.latent_dim :] = one_hot(torch.arange(k, device=z.device).repeat_interleave(z.shape[0]), k)
+        return self.generate(rows)
+
+    def info_terms(self, fake: torch.Tensor, codes: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(D's logits on ``fake``, InfoGAN's logs: ``info``, Q's cross-entropy on the codes, and
+        ``acc/info``, the share of fakes whose code Q recovers)."""
+        logits, predicted = self.discriminator.codes(fake)
+        ce = F.cross_entropy(predicted, codes)
+        return logits, {"info": ce, "acc/info": (predicted.argmax(1) == codes).float().mean()}
 
     def d_logits(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return run(self.discriminator, x, y)
@@ -90,20 +168,32 @@ class GAN(Family):
 
     def discriminator_losses(self, x, y, step):
         with torch.no_grad():
-            fake = self.fake(y)
+            fake, codes = self.fake_and_codes(y)
         real_logits, real_class_loss = self.auxiliary_loss(x, y)
+        info = {}
+        if codes is not None:
+            fake_logits, info = self.info_terms(fake, codes)
+        else:
+            fake_logits = self.d_logits(fake, y)
         loss, logs = discriminator_terms(
             self.cfg,
             real_logits,
-            self.d_logits(fake, y),
+            fake_logits,
             penalty=lambda: gradient_penalty(lambda v: self.d_logits(v, y), x, fake),
         )
         if self.cfg.auxiliary_weight:
             loss, logs["d_class"] = loss + real_class_loss, real_class_loss
-        return {"discriminator": loss}, logs
+        if info:
+            loss = loss + self.cfg.info_weight * info["info"]
+        return {"discriminator": loss}, {**logs, **info}
 
     def generator_losses(self, x, y, step):
-        fake_logits, fake_class_loss = self.auxiliary_loss(self.fake(y), y)
+        fake, codes = self.fake_and_codes(y)
+        if codes is not None:
+            fake_logits, info = self.info_terms(fake, codes)
+            loss = generator_loss(self.cfg.loss, fake_logits)
+            return {"generator": loss + self.cfg.info_weight * info["info"]}, {"g": loss, "g_info": info["info"]}
+        fake_logits, fake_class_loss = self.auxiliary_loss(fake, y)
         loss = generator_loss(self.cfg.loss, fake_logits)
         logs = {"g": loss, **({"g_class": fake_class_loss} if self.cfg.auxiliary_weight else {})}
         return {"generator": loss + fake_class_loss}, logs

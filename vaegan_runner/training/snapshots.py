@@ -4,7 +4,9 @@
 with an encoder add ``reconstructions`` (rows of held-out inputs over their reconstructions),
 ``interpolations`` (straight lines between encodings, ``latent_paths.py``) and the latent view
 (held-out codes against the prior, ``latent_view.py``). A class-conditional family adds
-``samples_by_class``: one row per class, the same codes in every row.
+``samples_by_class``: one row per class, the same codes in every row; a family whose latent
+holds a discrete code (the GAN with ``model.info_codes``) adds ``samples_by_code``, one row per
+category of it.
 """
 
 from __future__ import annotations
@@ -76,6 +78,9 @@ def log_images(
     if family.conditional:
         by_class = class_grid(family, fixed_z[:GRID_ROW])
         log.images("samples_by_class", to_unit(by_class, family.pixel_range), step, nrow=min(GRID_ROW, len(fixed_z)))
+    by_code = family.code_grid(fixed_z[:GRID_ROW])
+    if by_code is not None:
+        log.images("samples_by_code", to_unit(by_code, family.pixel_range), step, nrow=min(GRID_ROW, len(fixed_z)))
     codes = family.encode(recon_x, recon_y)
     if codes is not None:
         recon = family.generate(codes, recon_y)

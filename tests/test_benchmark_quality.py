@@ -1,0 +1,37 @@
+"""scripts/benchmark_quality.py: the runs it starts are ones the runner accepts, from any folder."""
+
+import importlib.util
+import sys
+
+import pytest
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from runner_utils import REPO, compose_config
+from vaegan_runner.config.schema import validate
+
+sys.path.insert(0, str(REPO / "scripts"))
+spec = importlib.util.spec_from_file_location("benchmark_quality", REPO / "scripts" / "benchmark_quality.py")
+benchmark_quality = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(benchmark_quality)
+
+
+@pytest.mark.parametrize("family", benchmark_quality.FAMILIES)
+def test_every_run_parses_and_validates(family, tmp_path):
+    run_dir = tmp_path / "mnist" / family / "seed=2"  # the script's own layout: '=' in the path
+    overrides = benchmark_quality.train_overrides(family, "shapes", 2, 3, run_dir, ["trainer.batch_size=32"])
+    parsed = {o.key_or_group: o.value() for o in OverridesParser.create().parse_overrides(overrides)}
+    assert parsed["hydra.run.dir"] == str(run_dir)
+    cfg = validate(compose_config([o for o in overrides if not o.startswith("hydra.")]))
+    assert (cfg.model.name, cfg.seed, cfg.trainer.max_epochs, cfg.trainer.batch_size) == (family, 2, 3, 32)
+    assert cfg.dataset.binarize == (family == "vae")  # the VAE's likelihood is on binarised images
+
+
+def test_relative_data_and_cache_folders_become_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    environ = {"VAEGAN_DATA_DIR": "../shared/data", "VAEGAN_CACHE_DIR": "cache", "OTHER": "x"}
+    benchmark_quality.absolute_path_variables(environ)
+    assert environ == {
+        "VAEGAN_DATA_DIR": str((tmp_path / "../shared/data").resolve()),
+        "VAEGAN_CACHE_DIR": str(tmp_path / "cache"),
+        "OTHER": "x",
+    }

@@ -87,7 +87,12 @@ def train(family: str, dataset: str, seed: int, epochs: int | None, run_dir: Pat
 
 
 def images_per_epoch(run_dir: Path) -> int:
+    """An epoch's images: the training split's size that the run recorded (so a run that
+    ``trainer.max_steps`` ended inside an epoch still reports seconds per whole epoch); runs
+    from before that was recorded ran whole epochs, so images seen / epochs."""
     saved = json.loads((run_dir / "metrics.json").read_text())
+    if "train_images" in saved:
+        return saved["train_images"]
     resolved = (run_dir / ".hydra" / "config.yaml").read_text()
     epochs = next(
         (line.split(":", 1)[1].strip() for line in resolved.splitlines() if line.strip().startswith("max_epochs:")),
@@ -163,7 +168,21 @@ def main() -> int:
             rows["real training images"] = [real_images_row(dataset, args.real_images)]
         print(f"\n### {dataset}: python scripts/benchmark_quality.py {command}\n")
         print(summarize(rows))
+        print(f"\n{counts_line(rows)}")
     return 0
+
+
+def counts_line(rows: dict[str, list[dict]]) -> str:
+    """What the sample metrics were computed on, over every run of the table (FID depends on it)."""
+    seen: dict[str, set] = {}
+    for runs in rows.values():
+        for run in runs:
+            for metric in ("domain_fid", "precision_recall", "iwae", "linear_probe"):
+                counts = run.get("metric_counts", {}).get(metric)
+                if counts:
+                    keys = ("samples", "reference", "images", "k", "train", "test")
+                    seen.setdefault(metric, set()).add(", ".join(f"{k} {counts[k]}" for k in keys if k in counts))
+    return "; ".join(f"{metric}: {' | '.join(sorted(values))}" for metric, values in seen.items())
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """scripts/benchmark_quality.py: the runs it starts are ones the runner accepts, from any folder."""
 
 import importlib.util
+import json
 import sys
 
 import pytest
@@ -35,3 +36,25 @@ def test_relative_data_and_cache_folders_become_absolute(tmp_path, monkeypatch):
         "VAEGAN_CACHE_DIR": str(tmp_path / "cache"),
         "OTHER": "x",
     }
+
+
+def test_an_epoch_is_the_recorded_training_split(tmp_path):
+    """A run that max_steps ended inside its first epoch still reports seconds per whole epoch;
+    a run from before train_images was recorded ran whole epochs (images seen / epochs)."""
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "config.yaml").write_text("trainer:\n  max_epochs: 3\n")
+    (tmp_path / "metrics.json").write_text(json.dumps({"images_seen": 1920, "train_images": 60000}))
+    assert benchmark_quality.images_per_epoch(tmp_path) == 60000
+    (tmp_path / "metrics.json").write_text(json.dumps({"images_seen": 179904}))
+    assert benchmark_quality.images_per_epoch(tmp_path) == 59968
+
+
+def test_the_table_says_what_the_metrics_were_computed_on():
+    fid = {"samples": 10000, "reference": 10000, "seed": 0}
+    rows = {
+        "vae": [{"metric_counts": {"domain_fid": fid, "iwae": {"images": 10000, "k": 100}}}],
+        "gan": [{"metric_counts": {"domain_fid": fid}}, {"metric_counts": {"domain_fid": {**fid, "samples": 500}}}],
+    }
+    assert benchmark_quality.counts_line(rows) == (
+        "domain_fid: samples 10000, reference 10000 | samples 500, reference 10000; iwae: images 10000, k 100"
+    )

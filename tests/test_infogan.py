@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
+from PIL import Image
 
 from runner_utils import FAST, LOGGED_AT_6_AND_12, compose_config, read_events
+from vaegan_runner.cli.sample import main as sample_main
 from vaegan_runner.config.checks import ConfigError
 from vaegan_runner.config.schema import validate
 from vaegan_runner.data import load_data
@@ -105,6 +108,7 @@ def test_generator_learns_to_carry_the_code(build_family, phase_runner):
         (["model.info_codes=-2"], "model.info_codes: is the number of categories"),
         (["model.info_codes=10", "model.conditional=true"], "model.info_codes: InfoGAN's code is for unlabelled"),
         (["model.info_codes=10", "model.info_weight=-1"], "model.info_weight"),
+        (["model.info_weight=2"], "model.info_weight: weights InfoGAN's code loss, which is off"),
     ],
 )
 def test_bad_settings_are_refused_naming_the_key(overrides, message):
@@ -119,23 +123,32 @@ def test_checkpoints_from_before_the_option_load_without_a_code():
     assert model.info_codes == 0 and model.info_weight == 1.0
 
 
+def short_run(run_dir, *overrides):
+    return train_run(compose_config(["model=gan", *FAST, *LOGGED_AT_6_AND_12, *overrides]), run_dir)
+
+
 @pytest.mark.slow
 def test_run_logs_the_code_losses_and_a_row_per_category(tmp_path):
-    final = train_run(
-        compose_config(
-            [
-                "model=gan",
-                *FAST,
-                "model.info_codes=3",
-                *LOGGED_AT_6_AND_12,
-            ]
-        ),
-        tmp_path,
-    )
-    events = read_events(tmp_path)
+    run_dir = tmp_path / "infogan"
+    final = short_run(run_dir, "model.info_codes=3")
+    events = read_events(run_dir)
     for tag in ("loss/info", "acc/info", "loss/g_info", "loss/d", "loss/g"):
         assert [e.step for e in events.Scalars(tag)] == [6, 12], tag
     assert sorted(events.Tags()["images"]) == ["samples", "samples_by_code"]
     grid = events.Images("samples_by_code")[-1]
     assert (grid.width, grid.height) == (8 * 30 + 2, 3 * 30 + 2)  # 8 columns of z, one row per category
     assert all(math.isfinite(v) for v in final.values())
+
+    out = tmp_path / "codes.png"
+    assert sample_main([str(run_dir), "mode=codes", "n=5", f"out={out}"]) == 0
+    assert Image.open(out).size == (5 * 30 + 2, 3 * 30 + 2)
+    saved = np.load(out.with_suffix(".npz"))
+    assert saved["codes"].tolist() == [0] * 5 + [1] * 5 + [2] * 5 and saved["images"].shape == (15, 1, 28, 28)
+
+
+@pytest.mark.slow
+def test_codes_mode_is_refused_for_a_run_without_a_code(tmp_path, capsys):
+    short_run(tmp_path / "plain")
+    assert sample_main([str(tmp_path / "plain"), "mode=codes", f"out={tmp_path / 'c.png'}"]) == 2
+    assert "mode: mode=codes draws a row per category of InfoGAN's code" in capsys.readouterr().err
+    assert not (tmp_path / "c.png").exists()

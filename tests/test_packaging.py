@@ -5,15 +5,24 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tomllib
 import zipfile
 
 import pytest
 
 from runner_utils import FAST, REPO
 
-pytestmark = pytest.mark.slow  # builds a wheel and installs it
+
+def test_every_config_folder_is_a_listed_package():
+    """setuptools ships a folder's YAML files as package data only when the folder is in
+    ``packages`` (and warns once per folder otherwise), so a new config group must be added."""
+    packages = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {f.parent for f in (REPO / "configs").rglob("*.yaml")}
+    wanted = {".".join(["vaegan_runner.configs", *f.relative_to(REPO / "configs").parts]) for f in folders}
+    assert wanted <= packages, sorted(wanted - packages)
 
 
+@pytest.mark.slow  # builds a wheel and installs it
 def test_wheel_ships_configs_and_trains_from_another_directory(tmp_path):
     build = subprocess.run(
         [
@@ -34,8 +43,8 @@ def test_wheel_ships_configs_and_trains_from_another_directory(tmp_path):
     assert build.returncode == 0, build.stderr[-2000:]
     (wheel,) = (tmp_path / "dist").glob("vaegan_runner-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    for config in ["train.yaml", "model/vae.yaml", "model/gan.yaml", "dataset/shapes.yaml", "hydra/default.yaml"]:
-        assert f"vaegan_runner/configs/{config}" in names
+    for config in (REPO / "configs").rglob("*.yaml"):  # every group's every option
+        assert f"vaegan_runner/configs/{config.relative_to(REPO / 'configs').as_posix()}" in names, config
 
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)

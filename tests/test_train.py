@@ -63,6 +63,7 @@ def test_cli_run_writes_events_checkpoints_and_samples(tmp_path, model, scalars,
     assert [p.name for p in list_checkpoints(run_dir / "checkpoints")] == ["step_00000020.pt", "step_00000040.pt"]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["step"] == 40 and metrics["eval_images"] == 128
+    assert metrics["train_images"] == 512 and metrics["images_seen"] == 40 * 32  # the split, and what was seen
 
     events = read_events(run_dir)
     for tag in scalars + ["perf/images_per_sec"]:

@@ -8,11 +8,13 @@
     vaegan-sample run_dir label=7 n=16                  # class-conditional runs: 16 sevens
     vaegan-sample run_dir mode=classes n=8              # one row of 8 per class, the same codes per column
     vaegan-sample run_dir mode=transfer n=8             # held-out images decoded with every label
+    vaegan-sample run_dir mode=codes n=8                # InfoGAN (model.info_codes): a row per category of its code
 
 Modes: ``sample`` (prior draws, every family; of one class with ``label=``, conditional runs);
 ``reconstruct``, ``interpolate`` and ``traverse`` (held-out images through the encoder,
 families with an encoder); ``classes`` (conditional runs) and ``transfer`` (conditional runs
-with an encoder: each held-out image's code decoded with every label). The same seed gives
+with an encoder: each held-out image's code decoded with every label); ``codes`` (a GAN with
+InfoGAN's code: one row per category, the same z per column). The same seed gives
 the same images. ``format=grid`` (default) writes a PNG grid and an .npz of uint8
 ``images`` [N, C, H, W] with what made them (``z``, or the held-out ``inputs`` and
 ``labels``); ``out`` is the grid's file name, or a folder to write it in. ``format=png``
@@ -30,7 +32,7 @@ import numpy as np
 from ..config.checks import ConfigError, one_of
 from .args import parse_settings
 
-MODES = ("sample", "reconstruct", "interpolate", "traverse", "classes", "transfer")
+MODES = ("sample", "reconstruct", "interpolate", "traverse", "classes", "transfer", "codes")
 CONDITIONAL_MODES = ("classes", "transfer")
 FORMATS = ("grid", "png")
 SETTINGS = {
@@ -82,9 +84,19 @@ def make_images(saved, mode: str, n: int, steps: int, seed: int, label: int | No
     unit = lambda x: to_unit(x, family.pixel_range)  # noqa: E731
     torch.manual_seed(seed)
     check_labels(saved, mode, label)
-    if mode in ("sample", "classes"):
+    if mode in ("sample", "classes", "codes"):
         z = family.sample_latent(n, torch.Generator(family.device).manual_seed(seed))
         with torch.no_grad():
+            if mode == "codes":
+                by_code = family.code_grid(z)
+                if by_code is None:
+                    raise ConfigError(
+                        "mode",
+                        f"mode=codes draws a row per category of InfoGAN's code, and this {saved.run.model.name} "
+                        "run has none (a GAN trained with model.info_codes=K has one); use mode=sample",
+                    )
+                codes = torch.arange(by_code.shape[0] // n).repeat_interleave(n)
+                return unit(by_code), n, {"z": z.cpu().numpy(), "codes": codes.numpy()}
             if mode == "classes":
                 labels = torch.arange(family.num_classes).repeat_interleave(n)
                 return unit(class_grid(family, z)), n, {"z": z.cpu().numpy(), "labels": labels.numpy()}
@@ -98,7 +110,9 @@ def make_images(saved, mode: str, n: int, steps: int, seed: int, label: int | No
         raise ConfigError(
             "mode",
             f"mode={mode} needs an encoder, and model={saved.run.model.name} has none; "
-            "allowed for this model: mode=sample" + (", classes" if family.conditional else ""),
+            "allowed for this model: mode=sample"
+            + (", classes" if family.conditional else "")
+            + (", codes" if family.code_grid(family.sample_latent(1)) is not None else ""),
         )
     wanted = {"reconstruct": n, "interpolate": 2 * n, "traverse": 1, "transfer": n}[mode]
     inputs, labels = saved.data.test.take(wanted)

@@ -76,6 +76,12 @@ class GANConfig(AdversarialConfig):
         )
         non_negative(self.info_weight, "info_weight")
         require(
+            self.info_codes or self.info_weight == 1.0,
+            "info_weight",
+            f"weights InfoGAN's code loss, which is off (model.info_codes=0): set model.info_codes to the "
+            f"number of categories (2 or more), or leave model.info_weight at 1 (got {self.info_weight})",
+        )
+        require(
             self.info_codes == 0 or not self.conditional,
             "info_codes",
             "InfoGAN's code is for unlabelled training; a class-conditional GAN already gives G the "

@@ -114,7 +114,7 @@ def fit(
     if not dist.is_main:
         log.close()
         return {}
-    return finish(run, step, nonfinite.rollbacks, log, snapshots, held_out, checkpoints)
+    return finish(run, step, nonfinite.rollbacks, log, snapshots, held_out, checkpoints, len(data.train))
 
 
 def finish(
@@ -125,6 +125,7 @@ def finish(
     snapshots: Snapshots,
     held_out: HeldOut,
     checkpoints: RunCheckpoints,
+    train_images: int,
 ) -> dict[str, float]:
     """After the last step (rank 0): the held-out evaluation, ``samples.png``, a last
     checkpoint, the final metrics, ``metrics.json`` and the HPARAMS row; returns what ``fit`` does."""
@@ -138,7 +139,13 @@ def finish(
     settings = {**hparam_values(run.resolved), **protocol_hparams(results.counts)}
     log.hparams(settings, {f"final/{k}": v for k, v in results.values.items()})
     write_metrics_json(
-        run_dir / "metrics.json", step, step * run.trainer.batch_size, held_out.final_images, final, results
+        run_dir / "metrics.json",
+        step,
+        step * run.trainer.batch_size,
+        train_images,
+        held_out.final_images,
+        final,
+        results,
     )
     by_reason: dict[str, list[str]] = {}  # one line per reason (metrics.json has each metric's)
     for name, reason in results.skipped.items():

@@ -12,15 +12,23 @@ HPARAM_GROUPS = ("model", "dataset", "optimizer", "trainer")
 
 
 def write_metrics_json(
-    path: Path, step: int, images_seen: int, eval_images: int, final: dict[str, float], results: MetricResults
+    path: Path,
+    step: int,
+    images_seen: int,
+    train_images: int,
+    eval_images: int,
+    final: dict[str, float],
+    results: MetricResults,
 ) -> None:
     """The run's final numbers: family scalars (``eval/``), metrics (``metrics/``), and for each
-    metric what it was computed on (FID depends on the sample count)."""
+    metric what it was computed on (FID depends on the sample count); ``train_images`` is the
+    training split's size (an epoch), ``images_seen`` what training went through."""
     path.write_text(
         json.dumps(
             {
                 "step": step,
                 "images_seen": images_seen,
+                "train_images": train_images,
                 "eval_images": eval_images,
                 **{f"eval/{k}" if "/" not in k else k: v for k, v in final.items()},
                 **{f"metrics/{k}": v for k, v in results.values.items()},

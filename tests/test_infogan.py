@@ -147,6 +147,13 @@ def test_run_logs_the_code_losses_and_a_row_per_category(tmp_path):
 
 
 @pytest.mark.slow
+def test_modes_a_gan_cannot_draw_name_codes_among_the_allowed(tmp_path, capsys):
+    short_run(tmp_path / "infogan", "model.info_codes=3")
+    assert sample_main([str(tmp_path / "infogan"), "mode=interpolate", f"out={tmp_path / 'i.png'}"]) == 2
+    assert "allowed for this model: mode=sample, codes" in capsys.readouterr().err
+
+
+@pytest.mark.slow
 def test_codes_mode_is_refused_for_a_run_without_a_code(tmp_path, capsys):
     short_run(tmp_path / "plain")
     assert sample_main([str(tmp_path / "plain"), "mode=codes", f"out={tmp_path / 'c.png'}"]) == 2

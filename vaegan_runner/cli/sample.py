@@ -112,7 +112,7 @@ def make_images(saved, mode: str, n: int, steps: int, seed: int, label: int | No
             f"mode={mode} needs an encoder, and model={saved.run.model.name} has none; "
             "allowed for this model: mode=sample"
             + (", classes" if family.conditional else "")
-            + (", codes" if family.code_grid(family.sample_latent(1)) is not None else ""),
+            + (", codes" if family.code_categories else ""),
         )
     wanted = {"reconstruct": n, "interpolate": 2 * n, "traverse": 1, "transfer": n}[mode]
     inputs, labels = saved.data.test.take(wanted)

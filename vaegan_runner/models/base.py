@@ -113,6 +113,11 @@ class Family(nn.Module):
         None: ``sample_labels``)."""
         raise NotImplementedError
 
+    @property
+    def code_categories(self) -> int:
+        """Categories of a discrete code in the latent (the GAN's InfoGAN option); 0: none."""
+        return 0
+
     def code_grid(self, z: torch.Tensor) -> torch.Tensor | None:
         """Row k: the latents ``z`` [n, ...] with their discrete code set to category k, for every
         category of a family whose latent holds such a code (the GAN's InfoGAN option); None for

@@ -23,8 +23,8 @@ category a distinct kind of image, found without labels:
     D, Q <- ... + lambda * CE(Q(G(z, c)), c)
     G    <- ... + lambda * CE(Q(G(z, c)), c)       lambda = ``info_weight``
 
-The code is part of the latent vector (``sample_latent`` draws [z, one_hot(c)]), so fixed grids,
-interpolations and traversals (of z's coordinates) read it like any latent.
+The code is part of the latent vector (``sample_latent`` draws [z, one_hot(c)]), so the fixed
+sample grid and ``vaegan-sample`` draw it with z; ``code_grid`` shows a row per category.
 """
 
 from __future__ import annotations
@@ -145,6 +145,10 @@ class GAN(Family):
         z = self.sample_latent(y.shape[0])
         codes = z[:, self.latent_dim :].argmax(1) if self.cfg.info_codes else None
         return self.activate(run(self.generator, z, y)), codes
+
+    @property
+    def code_categories(self) -> int:
+        return self.cfg.info_codes
 
     @torch.no_grad()
     def code_grid(self, z: torch.Tensor) -> torch.Tensor | None:

@@ -13,8 +13,11 @@ deviation over the seeds of training seconds per epoch (from the logged throughp
 classifier score, class coverage, precision, recall, and where the family has them the test
 negative ELBO, IWAE bound (k=100), linear-probe and 1-nearest-neighbour accuracy. The last row
 scores real training images the same way: the floor of the FID and the ceiling of the rest.
-Runs are kept in ``--out/<dataset>/<family>/seed=<seed>/``; a run with a ``metrics.json`` is not
-trained again, so an interrupted benchmark continues where it stopped.
+Runs are kept in ``--out/<length>/<dataset>/<family>/seed=<seed>/`` (``<length>`` is ``3-epochs``
+or ``default-epochs``); a run with a ``metrics.json`` is not trained again, so an interrupted
+benchmark continues where it stopped. A finished run trained with other overrides than the ones
+asked for (other extra overrides) stops the benchmark with both lists, rather than entering the
+table under the wrong name.
 """
 
 from __future__ import annotations
@@ -66,15 +69,39 @@ def absolute_path_variables(environ) -> None:
             environ[name] = str(Path(environ[name]).resolve())
 
 
+def length_folder(epochs: int | None) -> str:
+    """The folder of one training length, so 3-epoch and default-length runs never mix."""
+    return "default-epochs" if epochs is None else f"{epochs}-epochs"
+
+
+def task_overrides(overrides: list[str]) -> list[str]:
+    """The overrides a run records in ``.hydra/overrides.yaml`` (Hydra keeps ``hydra.*`` apart)."""
+    return [o for o in overrides if not o.startswith("hydra.")]
+
+
+def check_finished_run(run_dir: Path, overrides: list[str]) -> None:
+    """Refuse a finished run that was trained with other overrides than the ones asked for."""
+    from omegaconf import OmegaConf
+
+    recorded = run_dir / ".hydra" / "overrides.yaml"
+    if not recorded.is_file():
+        return
+    was, asked = list(OmegaConf.load(recorded)), task_overrides(overrides)
+    if was != asked:
+        raise SystemExit(
+            f"{run_dir} holds a finished run with other overrides than this benchmark asks for:\n"
+            f"  recorded: {' '.join(map(str, was))}\n  asked:    {' '.join(asked)}\n"
+            "Give another --out, or delete that run folder to train it again."
+        )
+
+
 def train(family: str, dataset: str, seed: int, epochs: int | None, run_dir: Path, extra: list[str]) -> dict:
     """One run (or the finished one already in ``run_dir``); its metrics.json with timings."""
-    if not (run_dir / "metrics.json").is_file():
-        args = [
-            sys.executable,
-            "-m",
-            "vaegan_runner.train",
-            *train_overrides(family, dataset, seed, epochs, run_dir, extra),
-        ]
+    overrides = train_overrides(family, dataset, seed, epochs, run_dir, extra)
+    if (run_dir / "metrics.json").is_file():
+        check_finished_run(run_dir, overrides)
+    else:
+        args = [sys.executable, "-m", "vaegan_runner.train", *overrides]
         env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         started = time.time()
         result = subprocess.run(args, cwd=run_dir.parent, env=env, capture_output=True, text=True)
@@ -160,7 +187,7 @@ def main() -> int:
         for family in args.families:
             runs = []
             for seed in args.seeds:
-                run_dir = out / dataset / family / f"seed={seed}"
+                run_dir = out / length_folder(epochs) / dataset / family / f"seed={seed}"
                 run_dir.parent.mkdir(parents=True, exist_ok=True)
                 runs.append(train(family, dataset, seed, epochs, run_dir, args.overrides))
             rows[family] = runs

@@ -58,3 +58,21 @@ def test_the_table_says_what_the_metrics_were_computed_on():
     assert benchmark_quality.counts_line(rows) == (
         "domain_fid: samples 10000, reference 10000 | samples 500, reference 10000; iwae: images 10000, k 100"
     )
+
+
+def test_lengths_keep_their_own_folders():
+    assert benchmark_quality.length_folder(3) == "3-epochs"
+    assert benchmark_quality.length_folder(None) == "default-epochs"
+
+
+def test_a_finished_run_with_other_overrides_is_refused(tmp_path):
+    """A run folder reused with other extra overrides would enter the table under the wrong name."""
+    run_dir = tmp_path / "3-epochs" / "mnist" / "gan" / "seed=0"
+    (run_dir / ".hydra").mkdir(parents=True)
+    asked = benchmark_quality.train_overrides("gan", "mnist", 0, 3, run_dir, [])
+    recorded = benchmark_quality.task_overrides(asked)
+    (run_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in recorded))
+    benchmark_quality.check_finished_run(run_dir, asked)  # the same run: accepted
+    other = benchmark_quality.train_overrides("gan", "mnist", 0, 3, run_dir, ["model.net.width=128"])
+    with pytest.raises(SystemExit, match="(?s)other overrides.*asked:.*model.net.width=128"):
+        benchmark_quality.check_finished_run(run_dir, other)

@@ -372,3 +372,37 @@ def test_given_samples_bad_input_is_one_error(vae_run, tmp_path, capsys, args, w
     assert eval_main([a.format(tmp=tmp_path) for a in args]) == 2
     err = capsys.readouterr().err
     assert all(word in err for word in words) and "Traceback" not in err, err
+
+
+def test_recon_fid_scores_reconstructions_not_samples(vae_run, tmp_path):
+    """recon_fid compares the held-out images' reconstructions with the held-out split: a
+    perfect reconstruction scores about 0 (samples in its place would not), blank images and a
+    20-step decoder's gray blobs far more; vaegan-eval reports it with what it was computed on."""
+    import torch
+
+    from vaegan_runner.cli.saved_run import load_saved_run
+    from vaegan_runner.metrics.context import MetricContext, MetricResources, MetricResults
+    from vaegan_runner.metrics.registry import METRICS
+
+    run_dir, _ = vae_run
+    saved = load_saved_run(str(run_dir), [], "cpu")
+    resources = MetricResources(saved.data, saved.run.eval, torch.device("cpu"), lambda m: None)
+
+    def recon_fid(reconstruct=None):
+        if reconstruct is not None:
+            saved.family.reconstruct = reconstruct
+        with torch.no_grad():
+            return METRICS["recon_fid"].compute(MetricContext(saved.family, resources, 128, None, MetricResults()))
+
+    trained = recon_fid()["recon_fid"]
+    perfect = recon_fid(lambda x, y: x)["recon_fid"]
+    blank = recon_fid(lambda x, y: torch.full_like(x, -1.0 if saved.family.pixel_range == "symmetric" else 0.0))
+    assert perfect < 1e-3 and min(trained, blank["recon_fid"]) > 100
+    out = tmp_path / "eval.json"
+    assert eval_main([str(run_dir), "metrics=recon_fid", f"out={out}"]) == 0
+    report = json.loads(out.read_text())
+    assert report["metrics"]["recon_fid"] == pytest.approx(trained, rel=1e-6)
+    assert {k: report["metric_counts"]["recon_fid"][k] for k in ("images", "reference")} == {
+        "images": 128,
+        "reference": 128,
+    }

@@ -125,6 +125,7 @@ def test_metric_values_and_directions_are_the_documented_ones():
         "neg_elbo",
         "iwae",
         "recon_mse",
+        "recon_fid",
         "linear_probe",
         "nearest_neighbour",
         "classifier_error",
@@ -141,6 +142,7 @@ def test_metric_values_and_directions_are_the_documented_ones():
         "neg_elbo",
         "iwae_nll",
         "recon_mse",
+        "recon_fid",
         "classifier_error",
     ]
     assert METRICS[VALUE_NAMES["probe_acc"]].needs == ("encoder", "labels")

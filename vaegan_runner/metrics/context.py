@@ -302,6 +302,17 @@ class MetricContext:
             count += x.shape[0]
         return total / count, count
 
+    def domain_reconstruction_stats(self) -> tuple[FeatureStats, int]:
+        """Domain-classifier feature statistics of the held-out images' reconstructions, and
+        how many there were."""
+        classifier = self.resources.domain_classifier
+        features = [
+            classifier.features_and_logits(to_unit(self.family.reconstruct(x, y), self.family.pixel_range))[0]
+            for x, y in self.held_out()
+        ]
+        features = torch.cat(features)
+        return FeatureStats.from_features(features), features.shape[0]
+
     @cached_property
     def _codes(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Codes and labels of the training images (up to ``probe_max_images``) and of the

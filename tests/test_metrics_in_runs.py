@@ -406,3 +406,44 @@ def test_recon_fid_scores_reconstructions_not_samples(vae_run, tmp_path):
         "images": 128,
         "reference": 128,
     }
+
+
+def test_vaegan_eval_prior_gmm_samples_from_a_mixture_fitted_to_the_codes(vae_run, tmp_path):
+    """prior=gmm changes the samples (so their FID), not the likelihood, and says so in the report
+    and in every sample metric's stamp; its default report does not overwrite the model prior's."""
+    run_dir, _ = vae_run
+    reports = {}
+    for prior in ("model", "gmm"):
+        out = tmp_path / prior
+        settings = [f"prior={prior}"] + (["prior_components=3"] if prior == "gmm" else [])
+        assert eval_main([str(run_dir), *settings, "metrics=domain_fid,neg_elbo", f"out={out}/"]) == 0
+        (report,) = [json.loads(p.read_text()) for p in out.glob("*.json")]
+        reports[prior] = (report, next(out.glob("*.json")).name)
+    (model, model_name), (gmm, gmm_name) = reports["model"], reports["gmm"]
+    assert gmm_name == model_name.replace(".json", "_gmm3.json")
+    assert gmm["metrics"]["neg_elbo"] == model["metrics"]["neg_elbo"]
+    assert gmm["metrics"]["domain_fid"] != model["metrics"]["domain_fid"]
+    assert gmm["prior"].startswith("gmm: 3 full-covariance Gaussians fitted by EM to 512 training codes")
+    assert gmm["metric_counts"]["domain_fid"]["prior"] == gmm["prior"] and "prior" not in model
+    assert "prior" not in model["metric_counts"]["domain_fid"] and "prior" not in gmm["metric_counts"]["neg_elbo"]
+
+
+def test_vaegan_sample_prior_gmm_writes_samples_and_refuses_what_it_cannot_do(vae_run, gan_run, tmp_path, capsys):
+    run_dir, _ = vae_run
+    assert sample_main([str(run_dir), "prior=gmm", "prior_components=2", "n=9", f"out={tmp_path}/"]) == 0
+    saved = np.load(next(tmp_path.glob("*-gmm2.npz")))
+    assert saved["images"].shape[0] == 9 and saved["z"].shape[0] == 9
+    assert sample_main([str(run_dir), "n=9", f"out={tmp_path}/"]) == 0
+    assert not np.array_equal(np.load(next(tmp_path.glob("*-sample.npz")))["z"], saved["z"])
+    capsys.readouterr()
+    for target, settings, words in [
+        (gan_run[0], ["prior=gmm"], "model=gan has no encoder"),
+        (run_dir, ["prior=gmm", "mode=reconstruct"], "mode=reconstruct draws none from a prior"),
+        (run_dir, ["prior=fitted"], "prior: "),
+        (run_dir, ["prior_components=5"], "sizes the mixture of prior=gmm"),
+        (run_dir, ["prior=gmm", "prior_components=0"], "must be between 1 and the 512 training images"),
+    ]:
+        assert sample_main([str(target), *settings, f"out={tmp_path}/x.png"]) == 2
+        assert words in capsys.readouterr().err
+    assert eval_main([str(gan_run[0]), "prior=gmm", f"out={tmp_path}/e.json"]) == 2
+    assert "prior=gmm fits a mixture to the codes" in capsys.readouterr().err

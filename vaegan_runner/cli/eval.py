@@ -4,6 +4,7 @@
     vaegan-eval run_dir/checkpoints/step_00009370.pt metrics=domain_fid,precision_recall n_samples=10000
     vaegan-eval run_dir metrics=inception_fid device=cuda out=fid.json
     vaegan-eval run_dir checkpoint=best        # the best checkpoint (checkpoint.keep_best)
+    vaegan-eval run_dir prior=gmm              # samples from a mixture fitted to the training codes
     vaegan-eval samples=fakes/ dataset=mnist   # any samples: a folder of PNGs or an .npz
 
 Defaults come from the run's own ``eval`` settings (its ``final_metrics`` and
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from ..config.checks import ConfigError
 from .args import parse_settings
+from .saved_run import PRIOR_SETTINGS
 
 SETTINGS = {  # key -> (type, default; None: the run's own setting)
     "metrics": (list, None),
@@ -34,6 +36,7 @@ SETTINGS = {  # key -> (type, default; None: the run's own setting)
     "checkpoint": (str, "last"),  # of a run directory: its newest checkpoint, or best.pt (checkpoint.keep_best)
     "samples": (str, None),  # instead of a run: a folder of image files or an .npz
     "dataset": (str, None),  # with samples=: the dataset to compare them with
+    **PRIOR_SETTINGS,  # prior=gmm: samples decode draws of a mixture fitted to the training codes
 }
 MODEL_NEEDS = ("encoder", "likelihood")  # what given samples lack
 
@@ -69,7 +72,7 @@ def check_counts(settings: dict) -> None:
 
 def evaluate_checkpoint(target: str, pairs: list[str]) -> tuple[dict, Path]:
     from ..metrics.context import MetricResources, evaluate_metrics
-    from .saved_run import load_saved_run
+    from .saved_run import ex_post_prior, load_saved_run
 
     settings, overrides = parse_settings(pairs, SETTINGS)
     check_counts(settings)
@@ -77,13 +80,15 @@ def evaluate_checkpoint(target: str, pairs: list[str]) -> tuple[dict, Path]:
         if settings[key] is not None:
             raise ConfigError(key, f"{key}= scores given samples and takes no run; give a run or samples=, not both")
     saved = load_saved_run(target, overrides, settings["device"], which=settings["checkpoint"])
-    out = report_path(settings["out"], saved.run_dir / f"eval_step_{saved.step:08d}.json")
+    fitted = f"_gmm{settings['prior_components']}" if settings["prior"] == "gmm" else ""
+    out = report_path(settings["out"], saved.run_dir / f"eval_step_{saved.step:08d}{fitted}.json")
     cfg = saved.run.eval
     if settings["iwae_k"] is not None:
         cfg.iwae_k = settings["iwae_k"]
     names = settings["metrics"] or cfg.final_metrics
     n_samples = settings["n_samples"] or cfg.final_n_samples
     max_images = settings["max_images"] or cfg.final_max_images
+    prior = ex_post_prior(saved, settings["prior"], settings["prior_components"], cfg.batch_size)
     resources = MetricResources(saved.data, cfg, saved.family.device, lambda m: print(m, file=sys.stderr))
     results = evaluate_metrics(
         names,
@@ -92,14 +97,14 @@ def evaluate_checkpoint(target: str, pairs: list[str]) -> tuple[dict, Path]:
         n_samples=n_samples,
         max_images=max_images,
         inception_on_cpu=cfg.inception_on_cpu or names_inception(settings["metrics"]),
+        prior=prior,
     )
     if not results.values:
         reasons = "; ".join(f"{name}: {reason}" for name, reason in results.skipped.items())
         asked = "asked for" if settings["metrics"] else "of the run (eval.final_metrics)"
         raise ConfigError("metrics", f"none of the metrics {asked} can be computed here ({reasons})")
-    report = report_of(
-        results, checkpoint=str(saved.checkpoint), step=saved.step, model=saved.run.model.name, dataset=saved.data.name
-    )
+    source = {"checkpoint": str(saved.checkpoint), "step": saved.step, "model": saved.run.model.name}
+    report = report_of(results, **source, dataset=saved.data.name, **({"prior": prior.stamp} if prior else {}))
     return report, out
 
 
@@ -115,8 +120,10 @@ def evaluate_samples(pairs: list[str]) -> tuple[dict, Path]:
     check_counts(settings)
     if not settings["dataset"]:
         raise ConfigError("dataset", "samples= needs the dataset to compare them with, e.g. dataset=mnist")
-    if settings["checkpoint"] != "last" or settings["iwae_k"] is not None:
-        raise ConfigError("samples", "given samples have no checkpoint and no likelihood: drop checkpoint= and iwae_k=")
+    if settings["checkpoint"] != "last" or settings["iwae_k"] is not None or settings["prior"] != "model":
+        raise ConfigError(
+            "samples", "given samples have no checkpoint, likelihood or prior: drop checkpoint=, iwae_k= and prior="
+        )
     run = compose_dataset_run([f"dataset={settings['dataset']}", *overrides])
     device = resolve_device(settings["device"] or "auto")
     images = load_samples(settings["samples"], run.dataset.channels, run.dataset.image_size)

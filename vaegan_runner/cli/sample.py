@@ -9,12 +9,16 @@
     vaegan-sample run_dir mode=classes n=8              # one row of 8 per class, the same codes per column
     vaegan-sample run_dir mode=transfer n=8             # held-out images decoded with every label
     vaegan-sample run_dir mode=codes n=8                # InfoGAN (model.info_codes): a row per category of its code
+    vaegan-sample run_dir prior=gmm n=100               # codes from a mixture fitted to the training codes
 
 Modes: ``sample`` (prior draws, every family; of one class with ``label=``, conditional runs);
 ``reconstruct``, ``interpolate`` and ``traverse`` (held-out images through the encoder,
 families with an encoder); ``classes`` (conditional runs) and ``transfer`` (conditional runs
 with an encoder: each held-out image's code decoded with every label); ``codes`` (a GAN with
-InfoGAN's code: one row per category, the same z per column). The same seed gives
+InfoGAN's code: one row per category, the same z per column). ``prior=gmm`` (families with an
+encoder) draws the codes of ``sample`` and ``classes`` from a Gaussian mixture of
+``prior_components`` fitted to the training images' codes (``models/fitted_prior.py``) instead
+of the model's prior. The same seed gives
 the same images. ``format=grid`` (default) writes a PNG grid and an .npz of uint8
 ``images`` [N, C, H, W] with what made them (``z``, or the held-out ``inputs`` and
 ``labels``); ``out`` is the grid's file name, or a folder to write it in. ``format=png``
@@ -31,6 +35,7 @@ import numpy as np
 
 from ..config.checks import ConfigError, one_of
 from .args import parse_settings
+from .saved_run import PRIOR_SETTINGS
 
 MODES = ("sample", "reconstruct", "interpolate", "traverse", "classes", "transfer", "codes")
 CONDITIONAL_MODES = ("classes", "transfer")
@@ -45,6 +50,7 @@ SETTINGS = {
     "out": (str, None),  # grid: the PNG (or a folder for it), the .npz goes next to it; png: the folder
     "format": (str, "grid"),
     "checkpoint": (str, "last"),  # of a run directory: its newest checkpoint, or best.pt (checkpoint.keep_best)
+    **PRIOR_SETTINGS,
 }
 
 
@@ -73,8 +79,9 @@ def check_labels(saved, mode: str, label: int | None) -> None:
         )
 
 
-def make_images(saved, mode: str, n: int, steps: int, seed: int, label: int | None = None) -> tuple:
-    """(images in [0,1], grid row length, arrays for the .npz)."""
+def make_images(saved, mode: str, n: int, steps: int, seed: int, label: int | None = None, prior=None) -> tuple:
+    """(images in [0,1], grid row length, arrays for the .npz); ``prior``: an ``ExPostPrior``
+    to draw the codes of ``sample`` and ``classes`` from (None: the family's own)."""
     import torch
 
     from ..data.pixels import to_pixels, to_unit
@@ -85,7 +92,8 @@ def make_images(saved, mode: str, n: int, steps: int, seed: int, label: int | No
     torch.manual_seed(seed)
     check_labels(saved, mode, label)
     if mode in ("sample", "classes", "codes"):
-        z = family.sample_latent(n, torch.Generator(family.device).manual_seed(seed))
+        sample_latent = family.sample_latent if prior is None else prior.sample_latent
+        z = sample_latent(n, torch.Generator(family.device).manual_seed(seed))
         with torch.no_grad():
             if mode == "codes":
                 by_code = family.code_grid(z)
@@ -203,26 +211,37 @@ def write_pngs(pixels: np.ndarray, folder: Path) -> Path:
 def sample_checkpoint(target: str, pairs: list[str]) -> tuple[Path, Path | None, int]:
     from torchvision.utils import save_image
 
-    from .saved_run import load_saved_run
+    from .saved_run import PRIOR_CHOICES, ex_post_prior, load_saved_run
 
     settings, overrides = parse_settings(pairs, SETTINGS)
     one_of(settings["mode"], MODES, "mode")
     one_of(settings["format"], FORMATS, "format")
+    one_of(settings["prior"], PRIOR_CHOICES, "prior")
     for key in ("n", "steps"):
         if settings[key] <= 0:
             raise ConfigError(key, f"must be > 0, got {settings[key]}")
+    fitted = settings["prior"] == "gmm"
+    if fitted and settings["mode"] not in ("sample", "classes"):
+        raise ConfigError(
+            "prior",
+            f"prior=gmm draws the codes of mode=sample and mode=classes, and mode={settings['mode']} "
+            "draws none from a prior; drop prior=",
+        )
     saved = load_saved_run(
         target,
         overrides,
         settings["device"],
-        with_data=settings["mode"] not in ("sample", "classes"),
+        with_data=fitted or settings["mode"] not in ("sample", "classes"),
         which=settings["checkpoint"],
     )
-    default = saved.run_dir / "samples" / f"step_{saved.step:08d}-{settings['mode']}"
+    check_labels(saved, settings["mode"], settings["label"])  # before a mixture is fitted
+    prior = ex_post_prior(saved, settings["prior"], settings["prior_components"], saved.run.eval.batch_size)
+    suffix = f"-gmm{settings['prior_components']}" if fitted else ""
+    default = saved.run_dir / "samples" / f"step_{saved.step:08d}-{settings['mode']}{suffix}"
     if settings["format"] == "png":
         folder = png_folder(settings["out"], default)
         images, _, arrays = make_images(
-            saved, settings["mode"], settings["n"], settings["steps"], settings["seed"], settings["label"]
+            saved, settings["mode"], settings["n"], settings["steps"], settings["seed"], settings["label"], prior
         )
         # generated images alone: the held-out inputs of the grid would mix real images into the set
         generated = {"reconstruct": "reconstructions", "transfer": "decoded"}.get(settings["mode"])
@@ -230,7 +249,7 @@ def sample_checkpoint(target: str, pairs: list[str]) -> tuple[Path, Path | None,
         return write_pngs(pixels, folder), None, pixels.shape[0]
     out = grid_path(settings["out"], default.with_suffix(".png"))
     images, row, arrays = make_images(
-        saved, settings["mode"], settings["n"], settings["steps"], settings["seed"], settings["label"]
+        saved, settings["mode"], settings["n"], settings["steps"], settings["seed"], settings["label"], prior
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     save_image(images.float().cpu(), out, nrow=row, padding=2, pad_value=1.0)

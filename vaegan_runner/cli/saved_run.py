@@ -94,3 +94,45 @@ def load_saved_run(
     family.eval()
     data = load_data(run.dataset, torch_device) if with_data else None
     return SavedRun(run, family, data, checkpoint, run_dir_of(checkpoint), saved.step)
+
+
+PRIOR_CHOICES = ("model", "gmm")
+PRIOR_SETTINGS = {
+    "prior": (str, "model"),  # model: the family's own p(z); gmm: a mixture fitted to the training codes
+    "prior_components": (int, 10),  # prior=gmm: Gaussians in the mixture (Ghosh et al. 2020 use 10)
+}
+
+
+def ex_post_prior(saved: SavedRun, prior: str, components: int, batch_size: int = 500):
+    """None for ``prior=model``; for ``prior=gmm``, the Gaussian mixture fitted to the codes of
+    the saved run's training images (``models/fitted_prior.py``). Checked before the fit."""
+    import sys
+
+    from ..config.checks import ConfigError, one_of
+    from ..data.pixels import to_pixels
+    from ..metrics.context import unit_batches
+    from ..models.fitted_prior import ExPostPrior, fit_to_codes
+
+    one_of(prior, PRIOR_CHOICES, "prior")
+    if prior == "model":
+        if components != PRIOR_SETTINGS["prior_components"][1]:
+            raise ConfigError("prior_components", "sizes the mixture of prior=gmm; add prior=gmm or leave it out")
+        return None
+    family, model = saved.family, saved.run.model.name
+    if not family.has_encoder:
+        raise ConfigError(
+            "prior",
+            f"prior=gmm fits a mixture to the codes of the training images, and model={model} has no "
+            "encoder to make them; use prior=model",
+        )
+    train = len(saved.data.train)
+    if not 1 <= components <= train:
+        raise ConfigError("prior_components", f"must be between 1 and the {train} training images, got {components}")
+    batches = (
+        (to_pixels(images, family.pixel_range), labels)
+        for images, labels in unit_batches(saved.data.train, batch_size, None)
+    )
+    mixture, codes = fit_to_codes(family, batches, components)
+    fitted = ExPostPrior(mixture, codes, family.device)
+    print(f"prior: {fitted.stamp}", file=sys.stderr)
+    return fitted

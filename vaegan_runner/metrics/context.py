@@ -26,6 +26,7 @@ import torch
 from ..data import ImageData
 from ..data.pixels import to_pixels, to_unit
 from ..models import Family
+from ..models.fitted_prior import ExPostPrior
 from .frechet import FeatureAccumulator, FeatureStats
 from .probe import linear_probe_accuracy
 from .registry import METRICS, MetricSkipped, unmet_need
@@ -200,11 +201,18 @@ class MetricContext:
     """One evaluation: ``n_samples`` generated images, the first ``max_images`` held-out ones."""
 
     def __init__(
-        self, family: Family, resources: MetricResources, n_samples: int, max_images: int | None, results: MetricResults
+        self,
+        family: Family,
+        resources: MetricResources,
+        n_samples: int,
+        max_images: int | None,
+        results: MetricResults,
+        prior: ExPostPrior | None = None,
     ):
         self.family, self.resources, self.results = family, resources, results
         self.data, self.cfg = resources.data, resources.cfg
         self.n_samples, self.max_images = n_samples, max_images
+        self.prior = prior  # None: samples decode draws of the family's own prior
 
     def note(self, metric: str, features: str | None = None, **counts: int) -> None:
         """Record what ``metric``'s values were computed on; with ``features`` (``domain`` or
@@ -213,6 +221,8 @@ class MetricContext:
         if features is not None:
             split = {"reference_split": f"held-out ({len(self.data.test)} images)"} if "reference" in counts else {}
             counts = {**self.resources.feature_protocol(features), **counts, **split, "seed": SAMPLE_SEED}
+            if self.prior is not None and "samples" in counts:
+                counts["prior"] = self.prior.stamp
         self.results.counts[metric] = counts
 
     # --- generated images ------------------------------------------------------------------
@@ -224,9 +234,11 @@ class MetricContext:
 
     def sample_batches(self) -> Iterator[torch.Tensor]:
         """The same ``n_samples`` images in [0,1] every time (a seeded generator), drawn for
-        ``sample_labels`` when the family is conditional."""
+        ``sample_labels`` when the family is conditional; the codes from the family's prior, or
+        from ``prior`` when one was fitted."""
         generator = torch.Generator(self.family.device).manual_seed(SAMPLE_SEED)
-        z = self.family.sample_latent(self.n_samples, generator)
+        sample_latent = self.family.sample_latent if self.prior is None else self.prior.sample_latent
+        z = sample_latent(self.n_samples, generator)
         labels = self.sample_labels
         for start in range(0, self.n_samples, self.cfg.batch_size):
             part = z[start : start + self.cfg.batch_size]
@@ -357,11 +369,12 @@ def evaluate_metrics(
     n_samples: int,
     max_images: int | None,
     inception_on_cpu: bool,
+    prior: ExPostPrior | None = None,
 ) -> MetricResults:
-    """Run the metrics ``names`` (registry names) on ``family``; a metric whose needs are not
-    met is skipped with its reason in ``results.skipped``."""
+    """Run the metrics ``names`` (registry names) on ``family`` (its samples from ``prior``
+    when given); a metric whose needs are not met is skipped with its reason in ``results.skipped``."""
     results = MetricResults()
-    ctx = MetricContext(family, resources, n_samples, max_images, results)
+    ctx = MetricContext(family, resources, n_samples, max_images, results, prior)
     was_training = family.training
     family.eval()
     devices = [family.device] if family.device.type == "cuda" else []

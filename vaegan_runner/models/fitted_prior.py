@@ -37,12 +37,17 @@ class GaussianMixture:
 
     def component_log_densities(self, codes: torch.Tensor) -> torch.Tensor:
         """[n, k] log w_j + log N(code; mean_j, covariance_j)."""
+        x = codes.double()
         chol = torch.linalg.cholesky(self.covariances)  # [k, d, d]
-        diff = codes.double()[:, None, :] - self.means[None]  # [n, k, d]
-        solved = torch.linalg.solve_triangular(chol[None], diff[..., None], upper=False).squeeze(-1)
         log_det = 2 * chol.diagonal(dim1=-2, dim2=-1).log().sum(-1)  # [k]
-        d = codes.shape[1]
-        return self.weights.log() - 0.5 * (solved.pow(2).sum(-1) + log_det + d * math.log(2 * math.pi))
+        squared = torch.stack(  # Mahalanobis distances, one component at a time: [n, k]
+            [
+                torch.linalg.solve_triangular(chol[j], (x - self.means[j]).T, upper=False).pow(2).sum(0)
+                for j in range(self.components)
+            ],
+            dim=1,
+        )
+        return self.weights.log() - 0.5 * (squared + log_det + x.shape[1] * math.log(2 * math.pi))
 
     def log_likelihood(self, codes: torch.Tensor) -> float:
         """Mean log-density of ``codes`` under the mixture, in nats."""
@@ -50,10 +55,11 @@ class GaussianMixture:
 
     @classmethod
     def fit(
-        cls, codes: torch.Tensor, components: int, iterations: int = 200, tolerance: float = 1e-7, seed: int = 0
+        cls, codes: torch.Tensor, components: int, iterations: int = 100, tolerance: float = 1e-3, seed: int = 0
     ) -> GaussianMixture:
         """Maximum-likelihood mixture of ``components`` full-covariance Gaussians by EM; stops
-        when the mean log-likelihood gains less than ``tolerance`` nats in an iteration."""
+        when the mean log-likelihood per code gains less than ``tolerance`` nats in an iteration
+        (scikit-learn's ``GaussianMixture`` defaults: 1e-3, at most 100 iterations)."""
         x = codes.detach().double().cpu()
         n, d = x.shape
         if not 1 <= components <= n:
@@ -74,8 +80,12 @@ class GaussianMixture:
             responsibilities = (log_densities - total).exp()  # E step
             mass = responsibilities.sum(0) + 1e-12  # M step
             means = responsibilities.T @ x / mass[:, None]
-            diff = x[:, None, :] - means[None]
-            covariances = torch.einsum("nk,nki,nkj->kij", responsibilities, diff, diff) / mass[:, None, None] + floor
+            covariances = torch.stack(
+                [
+                    (responsibilities[:, j, None] * (x - means[j])).T @ (x - means[j]) / mass[j] + floor
+                    for j in range(components)
+                ]
+            )
             mixture = cls(mass / n, means, covariances, step)
             current = float(total.mean())
             if current - previous < tolerance:

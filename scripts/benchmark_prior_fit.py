@@ -1,0 +1,85 @@
+"""Where finished autoencoder runs lose sample quality: decoder or prior. One table per dataset.
+
+    VAEGAN_DATA_DIR=../shared/data python scripts/benchmark_prior_fit.py \
+        outputs/benchmark_quality/3-epochs/mnist/{vae,aae}/seed=*
+
+For each run (a run directory with a checkpoint and a model with an encoder, e.g. those of
+``benchmark_quality.py``), ``vaegan-eval`` computes on its last checkpoint: domain FID and
+recall of samples decoded from the model's prior (``prior=model``), the same of samples decoded
+from a Gaussian mixture fitted to the training codes (``prior=gmm``, ``--components`` Gaussians;
+``vaegan_runner/models/fitted_prior.py``), and ``recon_fid``, the domain FID of held-out
+reconstructions. Rows are families, mean ± standard deviation over the runs given; every value
+on 10000 samples (or reconstructions) against the 10000 held-out images. Each run's report is
+written next to it (``eval_prior_fit_<prior>.json``), and a run with its reports is not
+evaluated again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+METRICS = {"model": "domain_fid,precision_recall,recon_fid", "gmm": "domain_fid,precision_recall"}
+
+
+def evaluate(run_dir: Path, prior: str, components: int) -> dict:
+    """The metrics of one run with one prior (the saved report when there is one)."""
+    from vaegan_runner.cli.eval import evaluate_checkpoint, write_report
+
+    out = run_dir / f"eval_prior_fit_{prior if prior == 'model' else f'gmm{components}'}.json"
+    if not out.is_file():
+        settings = [f"metrics={METRICS[prior]}", f"prior={prior}", f"out={out}"]
+        if prior == "gmm":
+            settings.append(f"prior_components={components}")
+        report, _ = evaluate_checkpoint(str(run_dir), settings)
+        write_report(report, out)
+    return json.loads(out.read_text())
+
+
+def mean_sd(values: list[float], digits: int) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def table(rows: dict[str, list[tuple[dict, dict]]], components: int) -> str:
+    lines = [
+        f"| family | runs | domain FID, model prior | domain FID, GMM-{components} | recall, model prior "
+        f"| recall, GMM-{components} | recon FID |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for family, runs in rows.items():
+        model = [r["metrics"] for r, _ in runs]
+        gmm = [g["metrics"] for _, g in runs]
+        cells = [
+            mean_sd([m["domain_fid"] for m in model], 1),
+            mean_sd([g["domain_fid"] for g in gmm], 1),
+            mean_sd([m["recall"] for m in model], 3),
+            mean_sd([g["recall"] for g in gmm], 3),
+            mean_sd([m["recon_fid"] for m in model], 1),
+        ]
+        lines.append(f"| {family} | {len(runs)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="run directories")
+    parser.add_argument("--components", type=int, default=10)
+    args = parser.parse_args()
+    by_dataset: dict[str, dict[str, list]] = {}
+    for run_dir in args.runs:
+        model, gmm = evaluate(run_dir, "model", args.components), evaluate(run_dir, "gmm", args.components)
+        by_dataset.setdefault(model["dataset"], {}).setdefault(model["model"], []).append((model, gmm))
+        print(f"{run_dir}: done", file=sys.stderr, flush=True)
+    for dataset, rows in by_dataset.items():
+        print(f"\n### {dataset}: python scripts/benchmark_prior_fit.py {' '.join(sys.argv[1:])}\n")
+        print(table(rows, args.components))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""scripts/benchmark_prior_fit.py: its table, and that a run with its reports is not evaluated again."""
+
+import importlib.util
+import json
+
+from runner_utils import REPO
+
+spec = importlib.util.spec_from_file_location("benchmark_prior_fit", REPO / "scripts" / "benchmark_prior_fit.py")
+benchmark_prior_fit = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(benchmark_prior_fit)
+
+
+def report(fid, recall, recon=None):
+    metrics = {"domain_fid": fid, "precision": 0.5, "recall": recall}
+    return {"model": "vae", "dataset": "mnist", "metrics": metrics | ({"recon_fid": recon} if recon else {})}
+
+
+def test_the_table_has_mean_and_sd_over_runs_per_prior():
+    rows = {
+        "vae": [(report(350.0, 0.1, 150.0), report(200.0, 0.02)), (report(360.0, 0.12, 170.0), report(210.0, 0.04))]
+    }
+    lines = benchmark_prior_fit.table(rows, 10).splitlines()
+    assert "domain FID, GMM-10" in lines[0]
+    assert lines[2] == "| vae | 2 | 355.0 ± 7.1 | 205.0 ± 7.1 | 0.110 ± 0.014 | 0.030 ± 0.014 | 160.0 ± 14.1 |"
+
+
+def test_a_run_with_its_report_is_not_evaluated_again(tmp_path):
+    saved = report(1.0, 0.5, 2.0)
+    (tmp_path / "eval_prior_fit_gmm10.json").write_text(json.dumps(saved))
+    assert benchmark_prior_fit.evaluate(tmp_path, "gmm", 10) == saved  # no checkpoint here: it would fail

@@ -438,7 +438,8 @@ def test_vaegan_sample_prior_gmm_writes_samples_and_refuses_what_it_cannot_do(va
     capsys.readouterr()
     for target, settings, words in [
         (gan_run[0], ["prior=gmm"], "model=gan has no encoder"),
-        (run_dir, ["prior=gmm", "mode=reconstruct"], "mode=reconstruct draws none from a prior"),
+        (run_dir, ["prior=gmm", "mode=reconstruct"], "mode=reconstruct decodes the codes of held-out images"),
+        (gan_run[0], ["prior=gmm", "mode=codes"], "mode=codes draws InfoGAN's categories"),
         (run_dir, ["prior=fitted"], "prior: "),
         (run_dir, ["prior_components=5"], "sizes the mixture of prior=gmm"),
         (run_dir, ["prior=gmm", "prior_components=0"], "must be between 1 and the 512 training images"),
@@ -447,3 +448,6 @@ def test_vaegan_sample_prior_gmm_writes_samples_and_refuses_what_it_cannot_do(va
         assert words in capsys.readouterr().err
     assert eval_main([str(gan_run[0]), "prior=gmm", f"out={tmp_path}/e.json"]) == 2
     assert "prior=gmm fits a mixture to the codes" in capsys.readouterr().err
+    assert eval_main([str(run_dir), "prior=gmm", "metrics=neg_elbo,recon_fid", f"out={tmp_path}/e.json"]) == 2
+    assert "none of the metrics neg_elbo, recon_fid scores samples" in capsys.readouterr().err
+    assert not (tmp_path / "e.json").exists()

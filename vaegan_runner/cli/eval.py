@@ -70,6 +70,13 @@ def check_counts(settings: dict) -> None:
         )
 
 
+def draws_samples(name: str) -> bool:
+    """Whether metric ``name`` scores generated samples (what ``prior=`` changes)."""
+    from ..metrics.registry import METRICS
+
+    return not set(METRICS[name].needs) & {"encoder", "likelihood", "classifier"}
+
+
 def evaluate_checkpoint(target: str, pairs: list[str]) -> tuple[dict, Path]:
     from ..metrics.context import MetricResources, evaluate_metrics
     from .saved_run import ex_post_prior, load_saved_run
@@ -88,6 +95,12 @@ def evaluate_checkpoint(target: str, pairs: list[str]) -> tuple[dict, Path]:
     names = settings["metrics"] or cfg.final_metrics
     n_samples = settings["n_samples"] or cfg.final_n_samples
     max_images = settings["max_images"] or cfg.final_max_images
+    if settings["prior"] == "gmm" and not any(draws_samples(name) for name in names):
+        raise ConfigError(
+            "prior",
+            f"prior=gmm changes the samples, and none of the metrics {', '.join(names)} scores samples; "
+            "name a sample metric (domain_fid, precision_recall, ...) or drop prior=",
+        )
     prior = ex_post_prior(saved, settings["prior"], settings["prior_components"], cfg.batch_size)
     resources = MetricResources(saved.data, cfg, saved.family.device, lambda m: print(m, file=sys.stderr))
     results = evaluate_metrics(
@@ -120,9 +133,12 @@ def evaluate_samples(pairs: list[str]) -> tuple[dict, Path]:
     check_counts(settings)
     if not settings["dataset"]:
         raise ConfigError("dataset", "samples= needs the dataset to compare them with, e.g. dataset=mnist")
-    if settings["checkpoint"] != "last" or settings["iwae_k"] is not None or settings["prior"] != "model":
+    moved = settings["prior"] != "model" or settings["prior_components"] != PRIOR_SETTINGS["prior_components"][1]
+    if settings["checkpoint"] != "last" or settings["iwae_k"] is not None or moved:
         raise ConfigError(
-            "samples", "given samples have no checkpoint, likelihood or prior: drop checkpoint=, iwae_k= and prior="
+            "samples",
+            "given samples have no checkpoint, likelihood or prior: drop checkpoint=, iwae_k=, prior= "
+            "and prior_components=",
         )
     run = compose_dataset_run([f"dataset={settings['dataset']}", *overrides])
     device = resolve_device(settings["device"] or "auto")

@@ -222,10 +222,15 @@ def sample_checkpoint(target: str, pairs: list[str]) -> tuple[Path, Path | None,
             raise ConfigError(key, f"must be > 0, got {settings[key]}")
     fitted = settings["prior"] == "gmm"
     if fitted and settings["mode"] not in ("sample", "classes"):
+        why = (
+            "draws InfoGAN's categories, which only a GAN (no encoder, so no codes to fit) has"
+            if settings["mode"] == "codes"
+            else "decodes the codes of held-out images, not prior draws"
+        )
         raise ConfigError(
             "prior",
-            f"prior=gmm draws the codes of mode=sample and mode=classes, and mode={settings['mode']} "
-            "draws none from a prior; drop prior=",
+            f"prior=gmm draws the codes of mode=sample and mode=classes, and mode={settings['mode']} {why}; "
+            "drop prior=",
         )
     saved = load_saved_run(
         target,

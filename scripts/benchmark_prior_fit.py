@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from summarize_runs import mean_std  # noqa: E402
 
 METRICS = {"model": "domain_fid,precision_recall,recon_fid", "gmm": "domain_fid,precision_recall"}
 
@@ -44,12 +46,6 @@ def evaluate(run_dir: Path, prior: str, components: int) -> dict:
     return json.loads(out.read_text())
 
 
-def mean_sd(values: list[float], digits: int) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
-
-
 def table(rows: dict[str, list[tuple[dict, dict]]], components: int) -> str:
     lines = [
         f"| family | runs | domain FID, model prior | domain FID, GMM-{components} | recall, model prior "
@@ -60,11 +56,11 @@ def table(rows: dict[str, list[tuple[dict, dict]]], components: int) -> str:
         model = [r["metrics"] for r, _ in runs]
         gmm = [g["metrics"] for _, g in runs]
         cells = [
-            mean_sd([m["domain_fid"] for m in model], 1),
-            mean_sd([g["domain_fid"] for g in gmm], 1),
-            mean_sd([m["recall"] for m in model], 3),
-            mean_sd([g["recall"] for g in gmm], 3),
-            mean_sd([m["recon_fid"] for m in model], 1),
+            mean_std([m["domain_fid"] for m in model], "{:.1f}"),
+            mean_std([g["domain_fid"] for g in gmm], "{:.1f}"),
+            mean_std([m["recall"] for m in model], "{:.3f}"),
+            mean_std([g["recall"] for g in gmm], "{:.3f}"),
+            mean_std([m["recon_fid"] for m in model], "{:.1f}"),
         ]
         lines.append(f"| {family} | {len(runs)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

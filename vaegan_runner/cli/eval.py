@@ -74,7 +74,7 @@ def draws_samples(name: str) -> bool:
     """Whether metric ``name`` scores generated samples (what ``prior=`` changes)."""
     from ..metrics.registry import METRICS
 
-    return not set(METRICS[name].needs) & {"encoder", "likelihood", "classifier"}
+    return not set(METRICS[name].needs) & {*MODEL_NEEDS, "classifier"}
 
 
 def evaluate_checkpoint(target: str, pairs: list[str]) -> tuple[dict, Path]:

@@ -37,7 +37,9 @@ Sections (``--sections``, default ``throughput``):
   per-repeat ratios to ``default``, and the compile seconds: the first step's time less that of
   the same variant without compile.
 * ``families``: each family's training speed with its own default config (``--families``,
-  default all five, at 28x28: MNIST when ``VAEGAN_DATA_DIR`` holds it), the families made as
+  default all five, at 28x28: MNIST when ``VAEGAN_DATA_DIR`` holds it; an entry
+  ``FAMILY:KEY=VALUE[:KEY=VALUE...]`` adds overrides, so that ``vae:model.prior=gaussian vae``
+  times one family two ways), the families made as
   ``vaegan-train`` makes them and driven by ``throughput``'s runner side. Chunks of
   ``--steps-per-chunk`` steps of every family in rotating order, so that all of them see the
   same machine; the table gives each family's median images/s, the seconds a 60000-image epoch
@@ -231,7 +233,7 @@ def plain_gan_steps(run, family, images: torch.Tensor) -> Steps:
 
 PLAIN = {"vae": plain_vae_steps, "gan": plain_gan_steps}
 FAMILY_NAMES = ("vae", "gan", "vaegan", "aae", "bigan")
-MODEL_OVERRIDES = {"vae": ["model=vae"], "gan": ["model=gan", "model.ema.enabled=false"]}
+MODEL_OVERRIDES = {"vae": ["model=vae", "model.prior=gaussian"], "gan": ["model=gan", "model.ema.enabled=false"]}
 
 
 def check_plain_matches(run) -> None:
@@ -251,6 +253,7 @@ def check_plain_matches(run) -> None:
                 "model.pixel_range": (m.pixel_range, "unit"),
                 "model.beta": (m.beta, 1.0),
                 "model.kl_warmup_steps": (m.kl_warmup_steps, 0),
+                "model.prior": (m.prior, "gaussian"),
             }
         )
     else:
@@ -469,7 +472,8 @@ def family_speed(args, scratch: Path) -> list[dict]:
     sides: dict[str, Steps] = {}
     batch: dict[str, int] = {}
     for name in args.families:
-        run = validated(family_overrides(name, data_overrides, args, scratch))
+        family_name, *overrides = name.split(":")
+        run = validated([*family_overrides(family_name, data_overrides, args, scratch), *overrides])
         data = load_data(run.dataset, device)
         torch.manual_seed(run.seed)
         family = build_family(run, data, device, Distributed())
@@ -654,7 +658,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=["throughput"])
     parser.add_argument("--models", nargs="+", choices=list(PLAIN), default=list(PLAIN))
-    parser.add_argument("--families", nargs="+", choices=family_names(), default=list(FAMILY_NAMES))
+    parser.add_argument(
+        "--families",
+        nargs="+",
+        default=list(FAMILY_NAMES),
+        help="family names, each optionally followed by :KEY=VALUE overrides (vae:model.prior=gaussian)",
+    )
     parser.add_argument("--sizes", nargs="+", type=int, choices=[28, 32], default=[28, 32])
     parser.add_argument("--repeats", type=int, default=9, help="timed chunks per side")
     parser.add_argument("--steps-per-chunk", type=int, default=20)
@@ -665,6 +674,9 @@ def main() -> None:
     parser.add_argument("--data-runs", type=int, default=5)
     parser.add_argument("--json", type=Path, help="also write every measurement here")
     args = parser.parse_args()
+    unknown = [name for name in args.families if name.split(":")[0] not in family_names()]
+    if unknown:
+        parser.error(f"--families: unknown family in {', '.join(unknown)}; known: {', '.join(family_names())}")
     if args.threads:
         torch.set_num_threads(args.threads)
     command = shlex.join(["python", *sys.argv])

@@ -180,6 +180,7 @@ def check_config(family: str, run) -> None:
                 "model.likelihood": (m.likelihood, "bernoulli"),
                 "model.beta": (m.beta, 1.0),
                 "model.kl_warmup_steps": (m.kl_warmup_steps, 0),
+                "model.prior": (m.prior, "gaussian"),
             }
         )
     else:

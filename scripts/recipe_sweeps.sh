@@ -11,7 +11,7 @@
 # SEEDS (default 0,1) the seeds.
 # Rerunning continues: with resume=auto a finished job is neither trained nor evaluated again.
 # Each setting names what it changes against the defaults of its time, so that it still means
-# the same run after a default moves (the GAN's EMA, the VAE's latent size).
+# the same run after a default moves (the GAN's EMA, the VAE's latent size and prior).
 set -euo pipefail
 OUT=${OUT:-outputs/recipes}
 LOCK=${LOCK:-/tmp/vaegan-bench.lock}
@@ -21,20 +21,20 @@ COMMON=(dataset=mnist trainer.max_epochs=3 "seed=$SEEDS" log.progress_bar=false 
         "eval.final_metrics=[domain_fid,classifier_score,class_coverage,precision_recall,diversity,neg_elbo,iwae,recon_mse]")
 
 declare -A SETTINGS=(  # name -> overrides; the old defaults are the *-old settings
-  [vae-old]="model=vae dataset.binarize=true optimizer.lr=2e-4 optimizer.betas=[0.5,0.999] model.latent_dim=16"
-  [vae-lr1e-3-b0.9]="model=vae dataset.binarize=true optimizer.lr=1e-3 optimizer.betas=[0.9,0.999] model.latent_dim=16"
-  [vae-lr2e-3-b0.9]="model=vae dataset.binarize=true optimizer.lr=2e-3 optimizer.betas=[0.9,0.999] model.latent_dim=16"
+  [vae-old]="model=vae dataset.binarize=true optimizer.lr=2e-4 optimizer.betas=[0.5,0.999] model.latent_dim=16 model.prior=gaussian"
+  [vae-lr1e-3-b0.9]="model=vae dataset.binarize=true optimizer.lr=1e-3 optimizer.betas=[0.9,0.999] model.latent_dim=16 model.prior=gaussian"
+  [vae-lr2e-3-b0.9]="model=vae dataset.binarize=true optimizer.lr=2e-3 optimizer.betas=[0.9,0.999] model.latent_dim=16 model.prior=gaussian"
   [gan-old]="model=gan model.ema.enabled=true"
   [gan-ttur]="model=gan optimizer.discriminator.lr=4e-4 model.ema.enabled=true"
   [gan-hinge-ttur]="model=gan model.loss=hinge optimizer.discriminator.lr=4e-4 model.ema.enabled=true"
   [aae-old]="model=aae"
   [aae-lr1e-3-b0.9]="model=aae optimizer.lr=1e-3 optimizer.betas=[0.9,0.999]"
-  [vae-lr2e-3-z8]="model=vae dataset.binarize=true optimizer.lr=2e-3 optimizer.betas=[0.9,0.999] model.latent_dim=8"
-  [vae-lr3e-3-b0.9]="model=vae dataset.binarize=true optimizer.lr=3e-3 optimizer.betas=[0.9,0.999] model.latent_dim=16"
-  [vae-lr2e-3-z32]="model=vae dataset.binarize=true optimizer.lr=2e-3 optimizer.betas=[0.9,0.999] model.latent_dim=32"
+  [vae-lr2e-3-z8]="model=vae dataset.binarize=true optimizer.lr=2e-3 optimizer.betas=[0.9,0.999] model.latent_dim=8 model.prior=gaussian"
+  [vae-lr3e-3-b0.9]="model=vae dataset.binarize=true optimizer.lr=3e-3 optimizer.betas=[0.9,0.999] model.latent_dim=16 model.prior=gaussian"
+  [vae-lr2e-3-z32]="model=vae dataset.binarize=true optimizer.lr=2e-3 optimizer.betas=[0.9,0.999] model.latent_dim=32 model.prior=gaussian"
   [gan-sn]="model=gan model.discriminator.spectral_norm=true model.ema.enabled=true"
   [aae-adv5]="model=aae model.adversarial_weight=5"
-  [vae-lr5e-3-b0.9]="model=vae dataset.binarize=true optimizer.lr=5e-3 optimizer.betas=[0.9,0.999] model.latent_dim=16"
+  [vae-lr5e-3-b0.9]="model=vae dataset.binarize=true optimizer.lr=5e-3 optimizer.betas=[0.9,0.999] model.latent_dim=16 model.prior=gaussian"
   [gan-sn-ttur]="model=gan model.discriminator.spectral_norm=true optimizer.discriminator.lr=4e-4 model.ema.enabled=true"
   [bigan-old]="model=bigan"
   [vaegan-old]="model=vaegan"
@@ -42,15 +42,20 @@ declare -A SETTINGS=(  # name -> overrides; the old defaults are the *-old setti
   [gan-ema0.99]="model=gan model.ema.enabled=true model.ema.decay=0.99"
   [gan-bs32]="model=gan model.ema.enabled=false trainer.batch_size=32"
   [aae-z16]="model=aae model.latent_dim=16"
-  [vae-bs32]="model=vae dataset.binarize=true trainer.batch_size=32 model.latent_dim=16"
+  [vae-bs32]="model=vae dataset.binarize=true trainer.batch_size=32 model.latent_dim=16 model.prior=gaussian"
   [gan-w96]="model=gan model.ema.enabled=false model.net.width=96"
   [gan-w128]="model=gan model.ema.enabled=false model.net.width=128"
   [gan-info10]="model=gan model.ema.enabled=false model.info_codes=10"
+  [vae-mix10]="model=vae dataset.binarize=true model.latent_dim=32 model.prior=mixture model.prior_components=10"
+  [vae-mix50]="model=vae dataset.binarize=true model.latent_dim=32 model.prior=mixture model.prior_components=50"
+  [vae-mix200]="model=vae dataset.binarize=true model.latent_dim=32 model.prior=mixture model.prior_components=200"
+  [vae-mix500]="model=vae dataset.binarize=true model.latent_dim=32 model.prior=mixture model.prior_components=500"
+  [vaegan-mix10]="model=vaegan model.prior=mixture model.prior_components=10"
 )
 ORDER=(vae-old vae-lr1e-3-b0.9 gan-old gan-ttur aae-old aae-lr1e-3-b0.9 vae-lr2e-3-b0.9 gan-hinge-ttur
        vae-lr2e-3-z8 vae-lr3e-3-b0.9 gan-sn aae-adv5 vae-lr2e-3-z32 bigan-old vaegan-old vae-lr5e-3-b0.9
        gan-sn-ttur gan-noema aae-z16 vae-bs32 gan-ema0.99 gan-bs32
-       gan-w96 gan-w128 gan-info10)
+       gan-w96 gan-w128 gan-info10 vae-mix10 vae-mix50 vae-mix200 vae-mix500 vaegan-mix10)
 
 for name in "${@:-${ORDER[@]}}"; do
   [ -n "${SETTINGS[$name]:-}" ] || { echo "unknown setting $name; known: ${ORDER[*]}" >&2; exit 2; }

@@ -52,6 +52,8 @@ def test_debug_preset_composes():
         (["model=gan", "model.loss=wgan"], "model.loss", "wgan-gp"),
         (["model=gan", "model.loss=wgan-gp"], "model.discriminator.norm", "batch norm"),
         (["model=vae", "model.pixel_range=symmetric"], "model.pixel_range", "Bernoulli"),
+        (["model=vae", "model.prior=vamp"], "model.prior", "mixture"),
+        (["model=vae", "model.prior=mixture", "model.prior_components=0"], "model.prior_components", "> 0"),
         (["model=vae", "optimizer.discriminator.lr=1e-4"], "optimizer.discriminator", "no discriminator"),
         (["optimizer=sgd", "optimizer.betas=[0.5,0.9]"], "optimizer.betas", "not used by sgd"),
         (["trainer.amp=fp8"], "trainer.amp", "bf16"),

@@ -27,11 +27,12 @@ def phase_named(family, name: str):
 
 
 @pytest.mark.parametrize(
-    "model,conditional",
-    [(m, c) for m in family_names() for c in (False, True) if m != "ssaae" or c],  # ssaae: always conditional
+    "model,conditional,extra",
+    [(m, c, ()) for m in family_names() for c in (False, True) if m != "ssaae" or c]  # ssaae: always conditional
+    + [(m, c, ("model.prior=mixture",)) for m in ("vae", "vaegan") for c in (False, True)],
 )
-def test_each_phase_changes_only_its_networks(model, conditional, build_family, phase_runner):
-    run, family = build_family(model, f"model.conditional={str(conditional).lower()}")
+def test_each_phase_changes_only_its_networks(model, conditional, extra, build_family, phase_runner):
+    run, family = build_family(model, f"model.conditional={str(conditional).lower()}", *extra)
     assert family.conditional == conditional
     runner = phase_runner(run, family)  # the loop's own update code, one phase at a time
     params = {n: list(m.parameters()) for n, m in family.networks().items()}

@@ -21,8 +21,9 @@ def test_the_script_lists_its_settings_in_order():
 @pytest.mark.parametrize("name", sorted(SETTINGS))
 def test_every_setting_composes_and_validates(name):
     cfg = validate(compose_config(["dataset=mnist", "trainer.max_epochs=3", *shlex.split(SETTINGS[name])]))
-    if name.startswith("vae-"):  # measured at latent 16, the default then (32 now)
+    if name.startswith("vae-"):  # measured at latent 16, the default then (32 now), with N(0, I) until the fifth round
         assert cfg.model.latent_dim in (8, 16, 32) and "model.latent_dim=" in SETTINGS[name]
+        assert "model.prior=" in SETTINGS[name], f"{name} must say which prior it ran with"
     if name.startswith("gan-"):  # the generator average was on by default until the first round
         assert "model.ema.enabled=" in SETTINGS[name], f"{name} must say whether it ran with the generator average"
         assert cfg.model.ema.enabled == ("model.ema.enabled=true" in SETTINGS[name])

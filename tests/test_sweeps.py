@@ -82,7 +82,13 @@ def test_optuna_search_minimises_the_returned_metric(tmp_path):
     values = [json.loads((job / "metrics.json").read_text())[VALUE] for job in jobs]
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     assert best["best_value"] == pytest.approx(min(values), rel=1e-12)
-    assert set(best["best_params"]) == {"optimizer.lr", "model.latent_dim", "model.beta", "model.kl_warmup_steps"}
+    assert set(best["best_params"]) == {
+        "optimizer.lr",
+        "model.latent_dim",
+        "model.beta",
+        "model.kl_warmup_steps",
+        "model.prior",
+    }
     # The winning trial's settings are the ones its job ran with.
     winner = jobs[values.index(min(values))]
     overrides = yaml.safe_load((winner / ".hydra" / "overrides.yaml").read_text())

@@ -121,13 +121,22 @@ def test_vae_negative_elbo_falls(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "model,conditional", [("vae", False), ("gan", False), ("vae", True), ("gan", True), ("bigan", True)]
+    "model,conditional,extra",
+    [
+        ("vae", False, []),
+        ("gan", False, []),
+        ("vae", True, []),
+        ("gan", True, []),
+        ("bigan", True, []),
+        ("vae", False, ["model.prior=mixture"]),  # the learned prior's parameters and their Adam state
+    ],
 )
 @pytest.mark.slow
-def test_resumed_run_continues_the_same_curve(tmp_path, model, conditional):
+def test_resumed_run_continues_the_same_curve(tmp_path, model, conditional, extra):
     common = [
         f"model={model}",
         f"model.conditional={str(conditional).lower()}",
+        *extra,
         *FAST,
         "trainer.deterministic=true",
         "log.every_n_steps=5",

@@ -1,12 +1,14 @@
 """Variational autoencoder (Kingma & Welling 2014, "Auto-Encoding Variational Bayes").
 
     q(z|x) = N(mu(x), diag sigma^2(x))      Gaussian encoder, reparameterised
-    p(z)   = N(0, I)
+    p(z)   = N(0, I), or (``model.prior=mixture``) a mixture of Gaussians learned with the model
+             (models/learned_prior.py)
     p(x|z) = Bernoulli(decoder(z))  or  N(decoder(z), sigma_x^2)
     loss   = E_q[-log p(x|z)] + beta_t * KL(q(z|x) || p(z)),  beta_t warmed up linearly
 
-The negative ELBO (beta = 1) is logged on its own, in nats per image, for training batches
-and for the held-out split.
+The KL is in closed form against N(0, I) and estimated from the posterior sample against the
+mixture (models/learned_prior.py says how and why). The negative ELBO (beta = 1) is logged on
+its own, in nats per image, for training batches and for the held-out split.
 
 Class-conditional (``model.conditional=true``): the CVAE of Sohn et al. (2015), q(z|x, y) and
 p(x|z, y) with the one-hot label at both networks' inputs, p(z) unchanged; the bounds are then
@@ -25,7 +27,8 @@ from ..config.checks import non_negative, one_of, positive, require
 from .base import FAMILIES, Family, FamilyConfig, Phase
 from .conditioning import decoder_for, encoder_for, run
 from .encoders import GaussianAutoencoder, gaussian_posterior
-from .losses import bernoulli_nll, diagonal_gaussian_log_density, gaussian_nll, kl_to_standard_normal, reparameterize
+from .learned_prior import CodePrior, check_prior
+from .losses import bernoulli_nll, diagonal_gaussian_log_density, gaussian_nll, reparameterize
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 
@@ -36,6 +39,8 @@ class VAEConfig(FamilyConfig):
     decoder_std: float | None = MISSING  # gaussian: fixed sigma_x; null = learn one sigma_x
     beta: float = MISSING
     kl_warmup_steps: int = MISSING  # beta ramps 0 -> beta over this many steps (0: off)
+    prior: str = MISSING  # gaussian (N(0, I)) | mixture (learned with the model)
+    prior_components: int = MISSING  # mixture: number of Gaussians
 
     def __post_init__(self):
         super().__post_init__()
@@ -49,10 +54,11 @@ class VAEConfig(FamilyConfig):
         positive(self.decoder_std, "decoder_std", allow_none=True)
         non_negative(self.beta, "beta")
         non_negative(self.kl_warmup_steps, "kl_warmup_steps")
+        check_prior(self)
 
 
 @FAMILIES.register("vae")
-class VAE(GaussianAutoencoder, Family):
+class VAE(CodePrior, GaussianAutoencoder, Family):
     config_class = VAEConfig
     network_names = ("encoder", "decoder")
     has_likelihood = True
@@ -63,6 +69,7 @@ class VAE(GaussianAutoencoder, Family):
         self.decoder = decoder_for(cfg.net, channels, image_size, cfg.latent_dim, self.num_classes)
         if cfg.likelihood == "gaussian" and cfg.decoder_std is None:
             self.decoder.register_parameter("log_std", nn.Parameter(torch.zeros(1)))
+        self.build_prior()
         self.phases = [Phase("elbo", ("encoder", "decoder"), self.elbo_losses)]
 
     def nll(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -74,10 +81,11 @@ class VAE(GaussianAutoencoder, Family):
         return gaussian_nll(self.activate(logits), log_std, x)
 
     def elbo_terms(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-image reconstruction NLL and KL, from one posterior sample."""
+        """Per-image reconstruction NLL and KL, from one posterior sample (the KL in closed form
+        against N(0, I), estimated from that sample against the learned mixture)."""
         mu, logvar = gaussian_posterior(self.encoder, x, y)
-        logits = run(self.decoder, reparameterize(mu, logvar), y)
-        return self.nll(logits, x), kl_to_standard_normal(mu, logvar)
+        z = reparameterize(mu, logvar)
+        return self.nll(run(self.decoder, z, y), x), self.kl_to_prior(mu, logvar, z)
 
     def beta_at(self, step: int) -> float:
         warmup = self.cfg.kl_warmup_steps
@@ -102,8 +110,6 @@ class VAE(GaussianAutoencoder, Family):
         for _ in range(k):
             z = reparameterize(mu, logvar)
             weights.append(
-                -self.nll(run(self.decoder, z, y), x)
-                + diagonal_gaussian_log_density(z)
-                - diagonal_gaussian_log_density(z, mu, logvar)
+                -self.nll(run(self.decoder, z, y), x) + self.log_prior(z) - diagonal_gaussian_log_density(z, mu, logvar)
             )
         return torch.stack(weights)

@@ -1,11 +1,13 @@
 """VAE-GAN (Larsen et al. 2016, "Autoencoding beyond pixels using a learned similarity metric").
 
-    z ~ q(z|x) = N(mu(x), sigma^2(x)),  x~ = Dec(z);   z_p ~ N(0, I),  x_p = Dec(z_p)
-    L_prior = KL(q(z|x) || p(z))
+    z ~ q(z|x) = N(mu(x), sigma^2(x)),  x~ = Dec(z);   z_p ~ p(z),  x_p = Dec(z_p)
+    L_prior = KL(q(z|x) || p(z))     p(z) = N(0, I), or a mixture learned with the decoder
+                                     (``model.prior=mixture``, models/learned_prior.py)
     L_llike = 1/2 ||D_l(x~) - D_l(x)||^2  [+ pixel_weight * 1/2 ||x~ - x||^2]
               (a unit Gaussian on the activations of D's block l = ``feature_layer``)
     L_GAN   = L_D(D(x); D(x~), D(x_p))
     Enc <- beta * L_prior + L_llike;   Dec <- gamma * L_llike + L_G(D(x~), D(x_p));   Dis <- L_GAN
+    (a learned prior trains with the decoder, on beta * L_prior: the only term that reads it)
 
 (beta = 1 in the paper; a larger beta pulls the codes onto the prior, so that decoded prior
 draws look like decoded codes.)
@@ -38,7 +40,8 @@ from .adversarial import AdversarialConfig, check_auxiliary_weight, discriminato
 from .base import FAMILIES, Family, Phase
 from .conditioning import decoder_for, discriminator_for, encoder_for, run
 from .encoders import GaussianAutoencoder, gaussian_posterior
-from .losses import generator_loss, gradient_penalty, kl_to_standard_normal, pixel_mse, reparameterize
+from .learned_prior import CodePrior, check_prior
+from .losses import generator_loss, gradient_penalty, pixel_mse, reparameterize
 from .nets import DiscriminatorConfig, body_blocks, sizes_with_blocks
 
 
@@ -51,6 +54,8 @@ class VAEGANConfig(AdversarialConfig):
     equilibrium: float | None = MISSING  # D's loss per term at balance (null: no gating)
     margin: float = MISSING  # gating band around ``equilibrium``
     auxiliary_weight: float = MISSING  # conditional: ACGAN's class loss in D and the decoder (0: off)
+    prior: str = MISSING  # gaussian (N(0, I)) | mixture (learned with the decoder)
+    prior_components: int = MISSING  # mixture: number of Gaussians
     discriminator: DiscriminatorConfig = MISSING
 
     def __post_init__(self):
@@ -60,6 +65,7 @@ class VAEGANConfig(AdversarialConfig):
         non_negative(self.beta, "beta")
         non_negative(self.margin, "margin")
         check_auxiliary_weight(self)
+        check_prior(self)
         if self.equilibrium is not None:
             positive(self.equilibrium, "equilibrium")
             require(
@@ -111,7 +117,7 @@ def check_feature_layer(cfg: VAEGANConfig, image_size: int | None = None) -> Non
 
 
 @FAMILIES.register("vaegan")
-class VAEGAN(GaussianAutoencoder, Family):
+class VAEGAN(CodePrior, GaussianAutoencoder, Family):
     config_class = VAEGANConfig
     network_names = ("encoder", "decoder", "discriminator")
 
@@ -121,6 +127,7 @@ class VAEGAN(GaussianAutoencoder, Family):
         k = self.num_classes
         self.encoder = encoder_for(cfg.net, channels, image_size, 2 * cfg.latent_dim, k)
         self.decoder = decoder_for(cfg.net, channels, image_size, cfg.latent_dim, k)
+        self.build_prior()
         d = cfg.discriminator
         self.discriminator = discriminator_for(
             cfg.net, channels, image_size, d.norm, d.spectral_norm, k, cfg.auxiliary_weight > 0
@@ -172,8 +179,9 @@ class VAEGAN(GaussianAutoencoder, Family):
         """
         n = x.shape[0]
         mu, logvar = gaussian_posterior(self.encoder, x, y)
-        z_prior = self.sample_latent(n)
-        logits = run(self.decoder, torch.cat([reparameterize(mu, logvar), z_prior]), torch.cat([y, y]))
+        z_prior = self.sample_latent(n)  # drawn before the posterior noise (as before the learned prior)
+        z = reparameterize(mu, logvar)
+        logits = run(self.decoder, torch.cat([z, z_prior]), torch.cat([y, y]))
         x_rec, x_prior = self.activate(logits).split(n)
         (
             (feats_real, real_logits, classes_real),
@@ -196,7 +204,7 @@ class VAEGAN(GaussianAutoencoder, Family):
             else None,
         )
         terms = {
-            "kl": kl_to_standard_normal(mu, logvar).mean(),
+            "kl": self.kl_to_prior(mu, logvar, z).mean(),
             "feature_rec": 0.5 * (feats_rec - feats_real).pow(2).sum(1).mean(),
             "pixel_rec": 0.5 * (x_rec - x).pow(2).flatten(1).sum(1).mean(),
             "d": d_terms.pop("d"),
@@ -228,9 +236,12 @@ class VAEGAN(GaussianAutoencoder, Family):
         terms, l_dis = self.terms(x, y)
         llike = terms["feature_rec"] + self.cfg.pixel_weight * terms["pixel_rec"]
         skip_d, skip_gan = self.gates(terms)
+        decoder = self.cfg.gamma * llike + (1 - skip_gan) * terms["g"] + terms.get("g_class", 0.0)
+        if self.prior is not None:  # the learned prior lives in the decoder and learns from the KL alone
+            decoder = decoder + self.cfg.beta * terms["kl"]
         losses = {
             "encoder": self.cfg.beta * terms["kl"] + llike,
-            "decoder": self.cfg.gamma * llike + (1 - skip_gan) * terms["g"] + terms.get("g_class", 0.0),
+            "decoder": decoder,
             # A skipped update is a zero gradient (no host sync to decide it); with Adam the
             # weights then move only by the momentum left over, which decays by beta1 per step.
             "discriminator": (1 - skip_d) * l_dis,

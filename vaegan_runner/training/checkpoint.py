@@ -47,8 +47,9 @@ ADDED_KEYS = {  # key added since the first checkpoints -> the value that behave
     "model.conditional": False,
 }
 FAMILY_ADDED_KEYS = {  # the same, for the keys of one family's model config ...
+    "vae": {"model.prior": "gaussian", "model.prior_components": 10},
     "gan": {"model.auxiliary_weight": 0.0, "model.info_codes": 0, "model.info_weight": 1.0},
-    "vaegan": {"model.auxiliary_weight": 0.0},
+    "vaegan": {"model.auxiliary_weight": 0.0, "model.prior": "gaussian", "model.prior_components": 10},
     "aae": {"model.label_to_discriminator": False},
     "ssaae": {"model.input_noise": 0.0},
 }

@@ -3,8 +3,8 @@
     p(z) = sum_k pi_k N(z; m_k, diag s_k^2),   pi = softmax(w),
 
 whose weights, means and variances are trained by the same ELBO as the encoder and decoder
-(the "mixture of Gaussians prior" of Tomczak & Welling 2018, section 2, the baseline of their
-VampPrior; Dilokthanakul et al. 2016 use one for clustering). N(0, I) asks every posterior to
+(the "mixture of Gaussians prior" of Tomczak & Welling 2018, the baseline of their
+VampPrior). N(0, I) asks every posterior to
 sit near the origin; the data's codes then leave holes there that prior draws fall into. A
 learned mixture moves its mass to where the codes are, so that what the decoder was trained
 on is what sampling draws.

@@ -56,7 +56,15 @@ def test_another_optimizer_takes_its_own_defaults_not_the_familys_adam_settings(
 def test_an_experiment_that_changes_the_model_gets_that_models_recipe():
     gan = compose_config(["model=gan"]).optimizer
     cfg = compose_config(["experiment=gan_mnist"])  # the root default is model=vae
-    assert cfg.model.name == "gan" and cfg.optimizer.lr == gan.lr and list(cfg.optimizer.betas) == list(gan.betas)
+    assert cfg.model.name == "gan" and list(cfg.optimizer.betas) == list(gan.betas)
+    assert cfg.optimizer.lr == 2e-4 != gan.lr  # the experiment pins DCGAN's rate, the plain loop's
+
+
+def test_a_family_recipe_can_follow_the_condition():
+    """``lr: ${if_conditional:A,B}`` in a family's optimizer file reads ``model.conditional``."""
+    assert validate(compose_config(["model=gan", "dataset=mnist"])).optimizer.lr == 8e-4
+    assert validate(compose_config(["model=gan", "dataset=mnist", "model.conditional=true"])).optimizer.lr == 2e-4
+    assert validate(compose_config(["model=gan", "dataset=mnist", "optimizer.lr=1e-4"])).optimizer.lr == 1e-4
 
 
 def test_the_composed_config_names_the_recipe_it_used():

@@ -27,3 +27,8 @@ def test_every_setting_composes_and_validates(name):
     if name.startswith("gan-"):  # the generator average was on by default until the first round
         assert "model.ema.enabled=" in SETTINGS[name], f"{name} must say whether it ran with the generator average"
         assert cfg.model.ema.enabled == ("model.ema.enabled=true" in SETTINGS[name])
+        assert "optimizer.lr=" in SETTINGS[name], f"{name} must say its learning rate (2e-4 until the sixth round)"
+    if name.startswith("aae-"):  # latent 8 by default until the sixth round (16 now)
+        assert "model.latent_dim=" in SETTINGS[name], f"{name} must say which latent size it ran with"
+    if name.startswith(("aae-", "bigan-")):  # 2e-4 until the sixth round, as the GAN's
+        assert "optimizer.lr=" in SETTINGS[name], f"{name} must say its learning rate"

@@ -1,8 +1,9 @@
 """OmegaConf resolvers the model configs use.
 
-``${if_conditional:A,B}`` in a model config (``configs/model/*.yaml``) is A for a
-class-conditional run (``model.conditional=true``) and B otherwise, so a family whose best
-settings differ with the label keeps both in its one file; ``vaegan-train --cfg job`` prints
+``${if_conditional:A,B}`` in a model config (``configs/model/*.yaml``) or a family's optimizer
+settings (``configs/family_optimizer/*.yaml``) is A for a class-conditional run
+(``model.conditional=true``) and B otherwise, so a family whose best settings differ with the
+label keeps both in its one file; ``vaegan-train --cfg job`` prints
 the expression, ``--cfg job --resolve`` the value a run will use, and an override such as
 ``model.latent_dim=16`` replaces it as it would any value.
 """
@@ -14,8 +15,11 @@ from typing import Any
 from omegaconf import OmegaConf
 
 
-def if_conditional(when_conditional: Any, otherwise: Any, *, _parent_) -> Any:
-    return when_conditional if _parent_.get("conditional", False) else otherwise
+def if_conditional(when_conditional: Any, otherwise: Any, *, _parent_, _root_) -> Any:
+    """A or B by the ``conditional`` key beside the expression (a model config), else by
+    ``model.conditional`` (the composed run config)."""
+    model = _parent_ if "conditional" in _parent_ else _root_.get("model", {})
+    return when_conditional if model.get("conditional", False) else otherwise
 
 
 def register() -> None:

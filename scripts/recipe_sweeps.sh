@@ -60,12 +60,13 @@ declare -A SETTINGS=(  # name -> overrides; the old defaults are the *-old setti
   [gan-lr4e-4]="model=gan model.ema.enabled=false optimizer.lr=4e-4"
   [gan-lr8e-4]="model=gan model.ema.enabled=false optimizer.lr=8e-4"
   [bigan-lr4e-4]="model=bigan optimizer.lr=4e-4"
+  [vaegan-lr4e-4]="model=vaegan optimizer.lr=4e-4"
 )
 ORDER=(vae-old vae-lr1e-3-b0.9 gan-old gan-ttur aae-old aae-lr1e-3-b0.9 vae-lr2e-3-b0.9 gan-hinge-ttur
        vae-lr2e-3-z8 vae-lr3e-3-b0.9 gan-sn aae-adv5 vae-lr2e-3-z32 bigan-old vaegan-old vae-lr5e-3-b0.9
        gan-sn-ttur gan-noema aae-z16 vae-bs32 gan-ema0.99 gan-bs32
        gan-w96 gan-w128 gan-info10 vae-mix10 vae-mix50 vae-mix200 vae-mix500 vaegan-mix10
-       aae-z32 aae-z16-gauss aae-z16-adv50 aae-z16-adv10 aae-z16-lr4e-4 gan-lr4e-4 gan-lr8e-4 bigan-lr4e-4)
+       aae-z32 aae-z16-gauss aae-z16-adv50 aae-z16-adv10 aae-z16-lr4e-4 gan-lr4e-4 gan-lr8e-4 bigan-lr4e-4 vaegan-lr4e-4)
 
 for name in "${@:-${ORDER[@]}}"; do
   [ -n "${SETTINGS[$name]:-}" ] || { echo "unknown setting $name; known: ${ORDER[*]}" >&2; exit 2; }

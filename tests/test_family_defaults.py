@@ -65,6 +65,14 @@ def test_a_family_recipe_can_follow_the_condition():
     assert validate(compose_config(["model=gan", "dataset=mnist"])).optimizer.lr == 8e-4
     assert validate(compose_config(["model=gan", "dataset=mnist", "model.conditional=true"])).optimizer.lr == 2e-4
     assert validate(compose_config(["model=gan", "dataset=mnist", "optimizer.lr=1e-4"])).optimizer.lr == 1e-4
+    for spelling, lr, latent in (("no", 8e-4, 16), ("off", 8e-4, 16), ("yes", 2e-4, 8)):  # what the schema reads
+        for model in ("gan", "aae"):
+            run = validate(compose_config([f"model={model}", "dataset=mnist", f"model.conditional={spelling}"]))
+            assert run.model.conditional == (spelling == "yes")
+            if model == "gan":
+                assert run.optimizer.lr == lr, spelling
+            else:
+                assert run.model.latent_dim == latent, spelling
 
 
 def test_the_composed_config_names_the_recipe_it_used():

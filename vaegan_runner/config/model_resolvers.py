@@ -19,7 +19,16 @@ def if_conditional(when_conditional: Any, otherwise: Any, *, _parent_, _root_) -
     """A or B by the ``conditional`` key beside the expression (a model config), else by
     ``model.conditional`` (the composed run config)."""
     model = _parent_ if "conditional" in _parent_ else _root_.get("model", {})
-    return when_conditional if model.get("conditional", False) else otherwise
+    return when_conditional if is_true(model.get("conditional", False)) else otherwise
+
+
+def is_true(value: Any) -> bool:
+    """A boolean as OmegaConf's schema reads it: the command line's ``model.conditional=no``
+    arrives here as the string "no", which is false (not a non-empty, truthy string); a value
+    the schema refuses counts as false here and is refused by validation."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "yes", "on", "y", "1")
+    return bool(value)
 
 
 def register() -> None:

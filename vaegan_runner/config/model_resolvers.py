@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, ValidationError
+from omegaconf.nodes import BooleanNode
 
 
 def if_conditional(when_conditional: Any, otherwise: Any, *, _parent_, _root_) -> Any:
@@ -23,12 +24,13 @@ def if_conditional(when_conditional: Any, otherwise: Any, *, _parent_, _root_) -
 
 
 def is_true(value: Any) -> bool:
-    """A boolean as OmegaConf's schema reads it: the command line's ``model.conditional=no``
-    arrives here as the string "no", which is false (not a non-empty, truthy string); a value
-    the schema refuses counts as false here and is refused by validation."""
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "yes", "on", "y", "1")
-    return bool(value)
+    """A boolean as the schema reads it (OmegaConf's own conversion): the command line's
+    ``model.conditional=no`` arrives here as the string "no", which is false, not a truthy
+    string; a value the schema refuses counts as false here and is refused by validation."""
+    try:
+        return bool(BooleanNode().validate_and_convert(value))
+    except ValidationError:
+        return False
 
 
 def register() -> None:

@@ -50,6 +50,7 @@ def train_overrides(family: str, dataset: str, seed: int, epochs: int | None, ru
         f"dataset={dataset}",
         f"seed={seed}",
         f"hydra.run.dir='{run_dir}'",
+        "resume=auto",  # a run stopped after its last checkpoint (in its final evaluation) only evaluates
         "log.progress_bar=false",
         "eval.every_n_steps=1000000",
         "log.image_every_n_steps=1000000",
@@ -75,8 +76,9 @@ def length_folder(epochs: int | None) -> str:
 
 
 def task_overrides(overrides: list[str]) -> list[str]:
-    """The overrides a run records in ``.hydra/overrides.yaml`` (Hydra keeps ``hydra.*`` apart)."""
-    return [o for o in overrides if not o.startswith("hydra.")]
+    """The overrides that say what a run trained, as it records them in ``.hydra/overrides.yaml``
+    (Hydra keeps ``hydra.*`` apart; ``resume=`` says how it started, not what it trained)."""
+    return [o for o in overrides if not o.startswith(("hydra.", "resume="))]
 
 
 def check_finished_run(run_dir: Path, overrides: list[str]) -> None:
@@ -86,7 +88,7 @@ def check_finished_run(run_dir: Path, overrides: list[str]) -> None:
     recorded = run_dir / ".hydra" / "overrides.yaml"
     if not recorded.is_file():
         return
-    was, asked = list(OmegaConf.load(recorded)), task_overrides(overrides)
+    was, asked = task_overrides(list(map(str, OmegaConf.load(recorded)))), task_overrides(overrides)
     if was != asked:
         raise SystemExit(
             f"{run_dir} holds a finished run with other overrides than this benchmark asks for:\n"

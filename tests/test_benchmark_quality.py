@@ -73,6 +73,9 @@ def test_a_finished_run_with_other_overrides_is_refused(tmp_path):
     recorded = benchmark_quality.task_overrides(asked)
     (run_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in recorded))
     benchmark_quality.check_finished_run(run_dir, asked)  # the same run: accepted
+    assert "resume=auto" in asked and "resume=auto" not in recorded  # how a run started is not what it trained
+    (run_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in [*recorded, "resume=auto"]))
+    benchmark_quality.check_finished_run(run_dir, asked)  # recorded with resume=auto: the same run
     other = benchmark_quality.train_overrides("gan", "mnist", 0, 3, run_dir, ["model.net.width=128"])
     with pytest.raises(SystemExit, match="(?s)other overrides.*asked:.*model.net.width=128"):
         benchmark_quality.check_finished_run(run_dir, other)

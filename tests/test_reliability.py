@@ -129,6 +129,30 @@ def test_resume_auto_ignores_runs_with_other_settings(tmp_path, caplog):
 
 
 @pytest.mark.slow
+def test_a_fresh_run_never_writes_among_another_runs_checkpoints(tmp_path):
+    run_dir = tmp_path / "fixed"
+    train_run(compose_config([*CURVE, "trainer.max_steps=20"]), run_dir)
+    kept = [(p.name, p.stat().st_mtime_ns) for p in list_checkpoints(run_dir / "checkpoints")]
+    assert kept
+    # other settings with resume=auto: nothing to continue, and the folder is taken
+    other = run_cli(
+        [*CURVE, "trainer.max_steps=20", "model.conditional=true", "resume=auto", f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path,
+    )
+    assert other.returncode == 2 and "Traceback" not in other.stderr
+    assert "hydra.run.dir" in other.stderr and "already holds another run's checkpoints" in other.stderr
+    assert "model.conditional is False in the checkpoint and True here" in other.stderr
+    # the same settings without resume: the message says how to continue it
+    same = run_cli([*CURVE, "trainer.max_steps=30", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert same.returncode == 2 and "resume=auto would continue it" in same.stderr
+    assert [(p.name, p.stat().st_mtime_ns) for p in list_checkpoints(run_dir / "checkpoints")] == kept
+    # and resume=auto with the same settings continues it there
+    extended = run_cli([*CURVE, "trainer.max_steps=30", "resume=auto", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert extended.returncode == 0, extended.stderr[-2000:]
+    assert sorted(series(run_dir)) == [5, 10, 15, 20, 25, 30]
+
+
+@pytest.mark.slow
 def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog):
     run_dir = tmp_path / "run"
     train_run(compose_config([*CURVE, "trainer.max_steps=20"]), run_dir)

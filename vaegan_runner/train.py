@@ -41,7 +41,7 @@ def run(cfg: DictConfig, output_dir: Path, multirun: bool = False, stop=None) ->
     from .training.device import resolve_device, seed_everything
     from .training.distributed import from_environment
     from .training.loop import fit
-    from .training.resume import changed_settings, resolve_resume
+    from .training.resume import changed_settings, refuse_foreign_checkpoints, resolve_resume
 
     run_cfg = validate(cfg)
     dist = from_environment(run_cfg.device)
@@ -59,6 +59,8 @@ def run(cfg: DictConfig, output_dir: Path, multirun: bool = False, stop=None) ->
                 log.info("resuming %s at step %d; writing to %s", checkpoint, resume_state.step, run_dir)
                 if run_dir != output_dir:
                     log_to(run_dir)
+        if resume_state is None:
+            refuse_foreign_checkpoints(output_dir, run_cfg.resolved, "hydra.sweep.dir" if multirun else "hydra.run.dir")
         check_writable(run_dir)
 
         seed_everything(run_cfg.seed, run_cfg.trainer.deterministic)

@@ -10,6 +10,10 @@ recently written one wins; with none, the run starts fresh.
 
 A corrupt or truncated newest checkpoint in a directory is skipped with a warning and the
 one before it is used; a checkpoint named as a file must be readable.
+
+A run that starts fresh never writes into a folder that holds another run's checkpoints
+(``refuse_foreign_checkpoints``): the two runs' ``step_*.pt`` files would interleave, and
+``checkpoint.keep_last`` would delete the older run's.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from ..config.checks import ConfigError
 from .checkpoint import (
     CHECKPOINT_DIR,
     Checkpoint,
+    best_path,
     find_checkpoint,
     list_checkpoints,
     read_checkpoint,
@@ -107,3 +112,28 @@ def resolve_resume(target: str, output_dir: Path, resolved: dict, multirun: bool
         return found
     checkpoint = find_checkpoint(path)
     return checkpoint, read_checkpoint(checkpoint)
+
+
+def refuse_foreign_checkpoints(run_dir: Path, resolved: dict, key: str) -> None:
+    """Raise a ConfigError naming ``key`` (the setting that chose ``run_dir``) when a run that
+    starts fresh in ``run_dir`` would write among another run's checkpoints there."""
+    found = list_checkpoints(run_dir / CHECKPOINT_DIR)
+    if best_path(run_dir).is_file():
+        found.append(best_path(run_dir))
+    if not found:
+        return
+    newest = newest_readable(run_dir)
+    changes = changed_settings(newest[1].config, resolved) if newest else []
+    if newest is None:
+        whose = "none of them readable"
+    elif changes:
+        whose = f"trained with other settings: {'; '.join(changes)}"
+    else:
+        whose = f"trained with these settings (newest {newest[0].name}); resume=auto would continue it"
+    raise ConfigError(
+        key,
+        f"{run_dir} already holds another run's checkpoints ({len(found)} in {CHECKPOINT_DIR}/, {whose}), "
+        f"and this run starts fresh: its checkpoints would mix with them and checkpoint.keep_last would "
+        f"delete theirs. Continue that run with resume={run_dir}, or give this one its own folder "
+        f"({key}=<another path>)",
+    )

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from runner_utils import FAST, LOGGED_AT_6_AND_12, compose_config
 from vaegan_runner.config.checks import ConfigError
 from vaegan_runner.config.schema import validate
-from vaegan_runner.models import priors
+from vaegan_runner.models import priors, vaegan
 from vaegan_runner.models.losses import discriminator_loss, generator_loss, kl_to_standard_normal
 from vaegan_runner.train import run as train_run
 from vaegan_runner.training.latent_view import PALETTE, PRIOR_GREY, scatter_image
@@ -131,10 +131,15 @@ def vaegan_losses(family, x: torch.Tensor, seed: int, gamma: float, pixel_weight
 
 
 @pytest.mark.parametrize("feature_layer", [0, -1])
-def test_vaegan_gradient_split(feature_layer, build_family, run_phase):
+@pytest.mark.parametrize("floor", [vaegan.SHARED_D_LOGIT_FLOOR, float("inf")], ids=["shared-d", "below-floor"])
+def test_vaegan_gradient_split(feature_layer, floor, build_family, run_phase, monkeypatch):
+    """Each network gets the gradient of its own loss of Algorithm 1, whether the decoder's GAN
+    gradient comes from D's own backward pass or, for logits below the floor, from its own."""
+    monkeypatch.setattr(vaegan, "SHARED_D_LOGIT_FLOOR", floor)
     run, family = build_family(
         "vaegan", "model.gamma=0.3", "model.pixel_weight=0.5", "model.beta=2.0", f"model.feature_layer={feature_layer}"
     )
+    assert family.can_share_d_backward()
     reference, x = copy.deepcopy(family), batch(family)
     run_phase(run, family, "vaegan", x, seed=7)
     expected = vaegan_losses(reference, x, seed=7, gamma=0.3, pixel_weight=0.5, beta=2.0)
@@ -147,27 +152,33 @@ def test_vaegan_gradient_split(feature_layer, build_family, run_phase):
     assert not all(torch.allclose(p.grad, g, rtol=1e-4, atol=1e-6) for p, g in zip(family.encoder.parameters(), leaked))
 
 
-@pytest.mark.parametrize("d_norm,encoder_rows,decoder_rows", [("none", [16], [16, 16]), ("batch", [48], [48])])
-def test_vaegan_backward_runs_d_only_on_the_images_each_loss_reads(d_norm, encoder_rows, decoder_rows, build_family):
-    """Without batch norm in D, the encoder's loss goes back through D for x~ only and the
-    decoder's for x~ and x_p (16 images each); D's own loss reads all three. With batch norm,
-    one batch of 48 ties them together and every backward pass runs through all of it."""
-    run, family = build_family("vaegan", f"model.discriminator.norm={d_norm}")
+@pytest.mark.parametrize(
+    "setting,in_step,encoder_rows,decoder_rows,d_rows",
+    [
+        # shared: D's loss on x, x~, x_p and dL_llike/dx~ once, in the step; the loop's passes skip D
+        ("model.loss=nonsaturating", [16, 16, 16, 16], [], [], []),
+        # hinge: D's cotangent is 0 for some fakes, so each loss goes back through D itself
+        ("model.loss=hinge", [], [16], [16, 16], [16, 16, 16]),
+        # batch norm ties the images together: one batch of 48 in every pass
+        ("model.discriminator.norm=batch", [], [48], [48], [48]),
+    ],
+)
+def test_vaegan_backward_runs_d_only_where_needed(setting, in_step, encoder_rows, decoder_rows, d_rows, build_family):
+    """Images each backward pass through D's last block takes: in the step itself (the shared
+    pass) and in the loop's pass of each network's loss. Without batch norm, the encoder's loss
+    reads x~ alone and the decoder's x~ and x_p, so neither goes back through x."""
+    run, family = build_family("vaegan", setting)
     rows: list[int] = []
     last_block = family.discriminator.blocks[-1]
     last_block.register_full_backward_hook(lambda module, grad_in, grad_out: rows.append(grad_out[0].shape[0]))
     torch.manual_seed(0)
     losses, _ = family.all_losses(batch(family), torch.zeros(16, dtype=torch.long), 0)
-    seen = {}
+    seen = {"step": sorted(rows)}
     for net in ("encoder", "decoder", "discriminator"):
         rows.clear()
         losses[net].backward(inputs=list(getattr(family, net).parameters()), retain_graph=True)
         seen[net] = sorted(rows)
-    assert seen == {
-        "encoder": encoder_rows,
-        "decoder": decoder_rows,
-        "discriminator": [16, 16, 16] if d_norm == "none" else [48],
-    }
+    assert seen == {"step": in_step, "encoder": encoder_rows, "decoder": decoder_rows, "discriminator": d_rows}
 
 
 def test_vaegan_gating_skips_d_when_too_good_and_gan_term_when_too_bad(build_family, run_phase):

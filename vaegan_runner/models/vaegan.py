@@ -17,6 +17,14 @@ gradients taken at the same pre-update weights (the paper's Algorithm 1); the lo
 loss into its own network's parameters only. Optional equilibrium gating (Larsen's code):
 D's update is skipped while D is too good, the decoder's GAN term while D is too bad.
 
+One backward pass through D serves two losses (``shared_d_backward``): with the
+non-saturating loss and no batch norm in D, each fake's logit l_i depends on that image alone,
+and the two losses differ there only by a factor per image,
+dL_G/dl_i = -exp(-l_i) dL_D/dl_i, so the decoder's GAN gradient at x~ and x_p is D's own
+input gradient times that factor; and dL_llike/dx~ is taken once for the encoder and the
+decoder. The gradients are those of the losses above (to float rounding; tested), for two
+passes through D's input gradients fewer per step.
+
 Class-conditional (``model.conditional=true``): encoder and decoder as in the CVAE (Sohn et
 al. 2015, the one-hot label at both inputs), D the projection discriminator (Miyato & Koyama
 2018); prior draws x_p are decoded with the batch's labels. L_llike compares D's label-free
@@ -29,6 +37,7 @@ another class on MNIST; README, "Class-conditional models").
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -116,6 +125,19 @@ def check_feature_layer(cfg: VAEGANConfig, image_size: int | None = None) -> Non
     raise ConfigError("model.feature_layer", message)
 
 
+# Below this fake logit, D's cotangent sigmoid(l) / n nears float32's smallest normal number on
+# its way through D, and the per-image factor exp(-l) would amplify what is left of it:
+# ``shared_d_backward`` then takes the decoder's GAN gradient through D on its own instead.
+SHARED_D_LOGIT_FLOOR = -50.0
+
+
+class ForwardPass(NamedTuple):
+    terms: dict[str, torch.Tensor]  # every loss term (``VAEGAN.terms``)
+    l_dis: torch.Tensor  # D's loss L_GAN
+    fakes: torch.Tensor  # [x~; x_p], one tensor (D reads its two halves)
+    fake_logits: torch.Tensor  # D's logits on x~ and x_p
+
+
 @FAMILIES.register("vaegan")
 class VAEGAN(CodePrior, GaussianAutoencoder, Family):
     config_class = VAEGANConfig
@@ -168,9 +190,7 @@ class VAEGAN(CodePrior, GaussianAutoencoder, Family):
         with parametrize.cached():
             return [self.discriminate(part, y) for part in parts]
 
-    def terms(
-        self, x: torch.Tensor, y: torch.Tensor, with_penalty: bool = True
-    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    def terms(self, x: torch.Tensor, y: torch.Tensor, with_penalty: bool = True) -> ForwardPass:
         """Every loss term of one forward pass (batch means of per-image sums), and D's loss L_GAN
         (with the weighted gradient penalty, for wgan-gp, unless ``with_penalty`` is false: the
         penalty needs gradients, which held-out evaluation does not take).
@@ -181,8 +201,8 @@ class VAEGAN(CodePrior, GaussianAutoencoder, Family):
         mu, logvar = gaussian_posterior(self.encoder, x, y)
         z_prior = self.sample_latent(n)  # drawn before the posterior noise (as before the learned prior)
         z = reparameterize(mu, logvar)
-        logits = run(self.decoder, torch.cat([z, z_prior]), torch.cat([y, y]))
-        x_rec, x_prior = self.activate(logits).split(n)
+        fakes = self.activate(run(self.decoder, torch.cat([z, z_prior]), torch.cat([y, y])))
+        x_rec, x_prior = fakes.split(n)
         (
             (feats_real, real_logits, classes_real),
             (feats_rec, logits_rec, classes_rec),
@@ -218,7 +238,7 @@ class VAEGAN(CodePrior, GaussianAutoencoder, Family):
             fake_classes = torch.cat([classes_rec, classes_prior])
             terms["g_class"] = self.cfg.auxiliary_weight * F.cross_entropy(fake_classes, torch.cat([y, y]))
             l_dis = l_dis + terms["d_class"]
-        return terms, l_dis
+        return ForwardPass(terms, l_dis, fakes, fake_logits)
 
     def gates(self, terms: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(skip D's update, skip the decoder's GAN term) as 0/1 tensors: D too good when either
@@ -232,11 +252,17 @@ class VAEGAN(CodePrior, GaussianAutoencoder, Family):
         return (too_good & ~too_bad).float(), (too_bad & ~too_good).float()
 
     def all_losses(self, x, y, step):
-        """The three networks' losses from one forward pass (``terms``)."""
-        terms, l_dis = self.terms(x, y)
+        """The three networks' losses from one forward pass (``terms``); where D's backward pass
+        can be shared, stand-ins with the same gradients (``shared_d_backward``)."""
+        forward = self.terms(x, y)
+        terms = forward.terms
         llike = terms["feature_rec"] + self.cfg.pixel_weight * terms["pixel_rec"]
         skip_d, skip_gan = self.gates(terms)
-        decoder = self.cfg.gamma * llike + (1 - skip_gan) * terms["g"] + terms.get("g_class", 0.0)
+        if self.can_share_d_backward():
+            llike, gan, l_dis = self.shared_d_backward(forward, llike)
+        else:
+            gan, l_dis = terms["g"], forward.l_dis
+        decoder = self.cfg.gamma * llike + (1 - skip_gan) * gan + terms.get("g_class", 0.0)
         if self.prior is not None:  # the learned prior lives in the decoder and learns from the KL alone
             decoder = decoder + self.cfg.beta * terms["kl"]
         losses = {
@@ -249,11 +275,42 @@ class VAEGAN(CodePrior, GaussianAutoencoder, Family):
         logs = {**terms, "gate/discriminator_skipped": skip_d, "gate/decoder_gan_skipped": skip_gan}
         return losses, logs
 
+    def can_share_d_backward(self) -> bool:
+        """Whether D's logit on a fake depends on that image alone and D's cotangent on it is
+        never zero (the non-saturating loss, no batch norm, no class head), in a precision whose
+        gradients keep small values (not fp16)."""
+        if self.cfg.loss != "nonsaturating" or self.cfg.discriminator.norm == "batch" or self.cfg.auxiliary_weight:
+            return False
+        device = self.device.type
+        return not (torch.is_autocast_enabled(device) and torch.get_autocast_dtype(device) == torch.float16)
+
+    def shared_d_backward(
+        self, forward: ForwardPass, llike: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Stand-ins for L_llike, the decoder's GAN loss and L_GAN: losses whose gradients for the
+        networks they train are those of the real ones, computed here from two backward passes
+        through D (D's weights and its input gradient on the fakes from L_GAN; dL_llike/dx~)
+        instead of four (the encoder's and the decoder's passes through D each went through it
+        again). Each stand-in is <tensor, its gradient> with the gradient held fixed."""
+        d_params = [p for p in self.discriminator.parameters() if p.requires_grad]
+        fakes, logits, gan = forward.fakes, forward.fake_logits, forward.terms["g"]
+        *d_grads, d_fakes = torch.autograd.grad(forward.l_dis, [*d_params, fakes], retain_graph=True)
+        (llike_fakes,) = torch.autograd.grad(llike, fakes, retain_graph=True)
+        if bool((logits.detach() > SHARED_D_LOGIT_FLOOR).all()):  # one host sync per step
+            (d_slope,) = torch.autograd.grad(forward.l_dis, logits, retain_graph=True)
+            (g_slope,) = torch.autograd.grad(gan, logits, retain_graph=True)
+            factor = (g_slope / d_slope).reshape(len(fakes), *[1] * (fakes.dim() - 1))  # -exp(-l) here
+            gan_fakes = d_fakes * factor
+        else:
+            (gan_fakes,) = torch.autograd.grad(gan, fakes, retain_graph=True)
+        d_stand_in = sum((p * g).sum() for p, g in zip(d_params, d_grads))
+        return (fakes * llike_fakes).sum(), (fakes * gan_fakes).sum(), d_stand_in
+
     @torch.no_grad()
     def evaluate(self, x, y):
         """Held-out KL, reconstruction in D's features and in pixels ([0,1] scale, per pixel),
         and D's accuracy on held-out real images and on reconstructions + prior samples."""
-        terms, _ = self.terms(x, y, with_penalty=False)
+        terms = self.terms(x, y, with_penalty=False).terms
         mu, _ = gaussian_posterior(self.encoder, x, y)
         return {
             "kl": terms["kl"],

@@ -30,5 +30,5 @@ def test_every_setting_composes_and_validates(name):
         assert "optimizer.lr=" in SETTINGS[name], f"{name} must say its learning rate (2e-4 until the sixth round)"
     if name.startswith("aae-"):  # latent 8 by default until the sixth round (16 now)
         assert "model.latent_dim=" in SETTINGS[name], f"{name} must say which latent size it ran with"
-    if name.startswith(("aae-", "bigan-")):  # 2e-4 until the sixth round, as the GAN's
+    if name.startswith(("aae-", "bigan-", "vaegan-")):  # 2e-4 until the sixth round (VAE-GAN: seventh)
         assert "optimizer.lr=" in SETTINGS[name], f"{name} must say its learning rate"

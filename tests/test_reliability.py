@@ -131,9 +131,11 @@ def test_resume_auto_ignores_runs_with_other_settings(tmp_path, caplog):
 @pytest.mark.slow
 def test_a_fresh_run_never_writes_among_another_runs_checkpoints(tmp_path):
     run_dir = tmp_path / "fixed"
-    train_run(compose_config([*CURVE, "trainer.max_steps=20"]), run_dir)
+    first = run_cli([*CURVE, "trainer.max_steps=20", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
     kept = [(p.name, p.stat().st_mtime_ns) for p in list_checkpoints(run_dir / "checkpoints")]
-    assert kept
+    record = {p: p.read_bytes() for p in [*(run_dir / ".hydra").iterdir(), run_dir / "train.log"]}
+    assert kept and len(record) == 4
     # other settings with resume=auto: nothing to continue, and the folder is taken
     other = run_cli(
         [*CURVE, "trainer.max_steps=20", "model.conditional=true", "resume=auto", f"hydra.run.dir={run_dir}"],
@@ -146,6 +148,12 @@ def test_a_fresh_run_never_writes_among_another_runs_checkpoints(tmp_path):
     same = run_cli([*CURVE, "trainer.max_steps=30", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     assert same.returncode == 2 and "resume=auto would continue it" in same.stderr
     assert [(p.name, p.stat().st_mtime_ns) for p in list_checkpoints(run_dir / "checkpoints")] == kept
+    assert all(p.read_bytes() == content for p, content in record.items())  # Hydra's record of it too
+    elsewhere = tmp_path / "other"  # continuing another run with this folder named: refused as well
+    train_run(compose_config([*CURVE, "trainer.max_steps=10"]), elsewhere)
+    other_run = run_cli([*CURVE, "trainer.max_steps=20", f"resume={elsewhere}", f"hydra.run.dir={run_dir}"], tmp_path)
+    assert other_run.returncode == 2 and "does not continue it" in other_run.stderr
+    assert all(p.read_bytes() == content for p, content in record.items())
     # and resume=auto with the same settings continues it there
     extended = run_cli([*CURVE, "trainer.max_steps=30", "resume=auto", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     assert extended.returncode == 0, extended.stderr[-2000:]

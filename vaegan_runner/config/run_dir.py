@@ -87,13 +87,15 @@ def remove_if_empty_run(output_dir: Path) -> None:
 class RunDirCheck:
     """A Hydra callback (``hydra.callbacks.run_dir._target_: vaegan_runner.config.run_dir.RunDirCheck``)
     that stops the command with one line and exit code 2 when the run directory cannot be made
-    or written: a path under a regular file, a read-only disk, no permission. Hydra creates the
+    or written (a path under a regular file, a read-only disk, no permission) or, for a single
+    run, holds the checkpoints of a run that this one does not continue. Hydra creates the
     directory before any of the task's code runs and would otherwise end with a traceback and
     exit code 1. Hydra's callback plumbing turns exceptions into warnings, so this exits itself.
     """
 
     def on_run_start(self, config, **kwargs) -> None:
         check_run_dir(config.hydra.run.dir, "hydra.run.dir")
+        check_run_dir_is_free(config, Path(config.hydra.run.dir), "hydra.run.dir")
 
     def on_multirun_start(self, config, **kwargs) -> None:
         check_run_dir(config.hydra.sweep.dir, "hydra.sweep.dir")
@@ -105,6 +107,33 @@ class RunDirCheck:
     def on_job_start(self, config, **kwargs) -> None: ...
 
     def on_job_end(self, config, **kwargs) -> None: ...
+
+
+def check_run_dir_is_free(config, run_dir: Path, key: str, prog: str = "vaegan-train") -> None:
+    """Print one paragraph and exit 2 when ``run_dir`` holds checkpoints of a run that this one
+    (``config``, the whole composed config) does not continue, before Hydra overwrites that
+    run's record there (``.hydra/``, the log). A config that does not resolve is left to the
+    run's own validation, which names what is wrong with it."""
+    if not is_main_process() or not (Path(run_dir) / "checkpoints").is_dir():
+        return
+    from omegaconf import OmegaConf
+
+    from ..training.resume import continues_run_in, refuse_foreign_checkpoints
+
+    try:
+        resolved = OmegaConf.to_container(
+            OmegaConf.masked_copy(config, [k for k in config if k != "hydra"]), resolve=True
+        )
+    except Exception:
+        return
+    if continues_run_in(Path(run_dir), resolved):
+        return
+    try:
+        refuse_foreign_checkpoints(Path(run_dir), resolved, key)
+    except ConfigError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        sys.stderr.flush()
+        sys.exit(2)
 
 
 def check_run_dir(path: str, key: str, prog: str = "vaegan-train") -> None:

@@ -1,19 +1,23 @@
 """Which checkpoint a run continues from: ``resume=auto``, a run directory, or a file.
 
-``resume=auto`` looks where an earlier life of the same run would be: the other run
-directories next to this one (``outputs/<model>-<dataset>/*``) and, for a multirun job, the
-job of the same name in earlier sweeps (``outputs/multirun/*/<job>``). A directory qualifies
-when its newest readable checkpoint was trained with the same settings: the same seed,
-model, dataset, optimizer and trainer keys, except the ones that only say how long to train
-or how fast (``TRAINING_LENGTH_AND_SPEED``), so a finished run can also be extended. The most
-recently written one wins; with none, the run starts fresh.
+``resume=auto`` looks where an earlier life of the same run would be: the run directory
+itself (a fixed ``hydra.run.dir``), the other run directories next to it
+(``outputs/<model>-<dataset>/*``) and, for a multirun job, the job of the same name in earlier
+sweeps (``outputs/multirun/*/<job>``). A directory qualifies when its newest readable
+checkpoint was trained with the same settings: the same seed, model, dataset, optimizer and
+trainer keys, except the ones that only say how long to train or how fast
+(``TRAINING_LENGTH_AND_SPEED``), so a finished run can also be extended. The run directory's
+own run wins when it qualifies, else the most recently written one; with none, the run starts
+fresh.
 
 A corrupt or truncated newest checkpoint in a directory is skipped with a warning and the
 one before it is used; a checkpoint named as a file must be readable.
 
-A run that starts fresh never writes into a folder that holds another run's checkpoints
-(``refuse_foreign_checkpoints``): the two runs' ``step_*.pt`` files would interleave, and
-``checkpoint.keep_last`` would delete the older run's.
+A run never writes into a folder that holds another run's checkpoints unless it continues that
+run (``continues_run_in``, ``refuse_foreign_checkpoints``): the two runs' ``step_*.pt`` files
+would interleave, and ``checkpoint.keep_last`` would delete the older run's. For a single run
+``config.run_dir.RunDirCheck`` refuses before Hydra writes its record (``.hydra/``, the log)
+into the folder; ``train.run`` refuses a multirun job, whose folder Hydra makes as it starts.
 """
 
 from __future__ import annotations
@@ -83,8 +87,13 @@ def candidate_dirs(output_dir: Path, multirun: bool) -> list[Path]:
 
 
 def find_auto(output_dir: Path, resolved: dict, multirun: bool) -> tuple[Path, Checkpoint] | None:
-    """The newest checkpoint of an earlier life of this run, or None."""
+    """The newest checkpoint of an earlier life of this run, or None: the run in ``output_dir``
+    itself when it has these settings (a fixed ``hydra.run.dir``), else the most recently
+    written one among the candidates."""
     wanted = run_identity(resolved)
+    own = newest_readable(output_dir) if output_dir.is_dir() else None
+    if own is not None and run_identity(own[1].config) == wanted:
+        return own
     best: tuple[float, Path, Checkpoint] | None = None
     for run_dir in set(candidate_dirs(output_dir, multirun)):
         found = newest_readable(run_dir)
@@ -114,9 +123,23 @@ def resolve_resume(target: str, output_dir: Path, resolved: dict, multirun: bool
     return checkpoint, read_checkpoint(checkpoint)
 
 
+def continues_run_in(run_dir: Path, resolved: dict) -> bool:
+    """Whether a run with the config ``resolved`` writes on in the run that ``run_dir`` holds:
+    ``resume`` names that folder or a file in it, or is ``auto`` and the folder's newest readable
+    checkpoint was trained with this run's settings (``run_identity``)."""
+    target = resolved.get("resume")
+    if target is None:
+        return False
+    if target == "auto":
+        found = newest_readable(run_dir)
+        return found is not None and run_identity(found[1].config) == run_identity(resolved)
+    path, here = Path(str(target)).expanduser().absolute(), run_dir.expanduser().absolute()
+    return path == here or here in path.parents
+
+
 def refuse_foreign_checkpoints(run_dir: Path, resolved: dict, key: str) -> None:
-    """Raise a ConfigError naming ``key`` (the setting that chose ``run_dir``) when a run that
-    starts fresh in ``run_dir`` would write among another run's checkpoints there."""
+    """Raise a ConfigError naming ``key`` (the setting that chose ``run_dir``) when ``run_dir``
+    holds checkpoints: called for a run that does not continue the run they belong to."""
     found = list_checkpoints(run_dir / CHECKPOINT_DIR)
     if best_path(run_dir).is_file():
         found.append(best_path(run_dir))
@@ -133,7 +156,7 @@ def refuse_foreign_checkpoints(run_dir: Path, resolved: dict, key: str) -> None:
     raise ConfigError(
         key,
         f"{run_dir} already holds another run's checkpoints ({len(found)} in {CHECKPOINT_DIR}/, {whose}), "
-        f"and this run starts fresh: its checkpoints would mix with them and checkpoint.keep_last would "
-        f"delete theirs. Continue that run with resume={run_dir}, or give this one its own folder "
-        f"({key}=<another path>)",
+        f"and this run does not continue it: a fresh run's checkpoints would mix with them and "
+        f"checkpoint.keep_last would delete theirs. Continue that run with resume={run_dir}, or give "
+        f"this one its own folder ({key}=<another path>)",
     )

@@ -12,7 +12,7 @@
 # Rerunning continues: with resume=auto a finished job is neither trained nor evaluated again.
 # Each setting names what it changes against the defaults of its time, so that it still means
 # the same run after a default moves (the GAN's EMA, the VAE's latent size and prior, the AAE's latent size, the learning rates of
-# the GAN, AAE, BiGAN and VAE-GAN).
+# the GAN, AAE, BiGAN and VAE-GAN, the VAE-GAN's gamma).
 set -euo pipefail
 OUT=${OUT:-outputs/recipes}
 LOCK=${LOCK:-/tmp/vaegan-bench.lock}
@@ -38,7 +38,7 @@ declare -A SETTINGS=(  # name -> overrides; the old defaults are the *-old setti
   [vae-lr5e-3-b0.9]="model=vae dataset.binarize=true optimizer.lr=5e-3 optimizer.betas=[0.9,0.999] model.latent_dim=16 model.prior=gaussian"
   [gan-sn-ttur]="model=gan optimizer.lr=2e-4 model.discriminator.spectral_norm=true optimizer.discriminator.lr=4e-4 model.ema.enabled=true"
   [bigan-old]="model=bigan optimizer.lr=2e-4"
-  [vaegan-old]="model=vaegan optimizer.lr=2e-4"
+  [vaegan-old]="model=vaegan model.gamma=0.1 optimizer.lr=2e-4"
   [gan-noema]="model=gan optimizer.lr=2e-4 model.ema.enabled=false"
   [gan-ema0.99]="model=gan optimizer.lr=2e-4 model.ema.enabled=true model.ema.decay=0.99"
   [gan-bs32]="model=gan optimizer.lr=2e-4 model.ema.enabled=false trainer.batch_size=32"
@@ -51,7 +51,7 @@ declare -A SETTINGS=(  # name -> overrides; the old defaults are the *-old setti
   [vae-mix50]="model=vae dataset.binarize=true model.latent_dim=32 model.prior=mixture model.prior_components=50"
   [vae-mix200]="model=vae dataset.binarize=true model.latent_dim=32 model.prior=mixture model.prior_components=200"
   [vae-mix500]="model=vae dataset.binarize=true model.latent_dim=32 model.prior=mixture model.prior_components=500"
-  [vaegan-mix10]="model=vaegan optimizer.lr=2e-4 model.prior=mixture model.prior_components=10"
+  [vaegan-mix10]="model=vaegan model.gamma=0.1 optimizer.lr=2e-4 model.prior=mixture model.prior_components=10"
   [aae-z32]="model=aae optimizer.lr=2e-4 model.latent_dim=32"
   [aae-z16-gauss]="model=aae optimizer.lr=2e-4 model.latent_dim=16 model.encoder_type=gaussian"
   [aae-z16-adv50]="model=aae optimizer.lr=2e-4 model.latent_dim=16 model.adversarial_weight=50"
@@ -60,15 +60,16 @@ declare -A SETTINGS=(  # name -> overrides; the old defaults are the *-old setti
   [gan-lr4e-4]="model=gan model.ema.enabled=false optimizer.lr=4e-4"
   [gan-lr8e-4]="model=gan model.ema.enabled=false optimizer.lr=8e-4"
   [bigan-lr4e-4]="model=bigan optimizer.lr=4e-4"
-  [vaegan-lr4e-4]="model=vaegan optimizer.lr=4e-4"
-  [vaegan-lr8e-4]="model=vaegan optimizer.lr=8e-4"
-  [vaegan-lr1.6e-3]="model=vaegan optimizer.lr=1.6e-3"
-  [vaegan-lr8e-4-nosn]="model=vaegan optimizer.lr=8e-4 model.discriminator.spectral_norm=false"
-  [vaegan-lr3.2e-3]="model=vaegan optimizer.lr=3.2e-3"
-  [vaegan-lr1.6e-3-nosn]="model=vaegan optimizer.lr=1.6e-3 model.discriminator.spectral_norm=false"
+  [vaegan-lr4e-4]="model=vaegan model.gamma=0.1 optimizer.lr=4e-4"
+  [vaegan-lr8e-4]="model=vaegan model.gamma=0.1 optimizer.lr=8e-4"
+  [vaegan-lr1.6e-3]="model=vaegan model.gamma=0.1 optimizer.lr=1.6e-3"
+  [vaegan-lr8e-4-nosn]="model=vaegan model.gamma=0.1 optimizer.lr=8e-4 model.discriminator.spectral_norm=false"
+  [vaegan-lr3.2e-3]="model=vaegan model.gamma=0.1 optimizer.lr=3.2e-3"
+  [vaegan-lr1.6e-3-nosn]="model=vaegan model.gamma=0.1 optimizer.lr=1.6e-3 model.discriminator.spectral_norm=false"
   [vaegan-lr1.6e-3-g0.3]="model=vaegan optimizer.lr=1.6e-3 model.gamma=0.3"
   [vaegan-lr1.6e-3-g0.03]="model=vaegan optimizer.lr=1.6e-3 model.gamma=0.03"
-  [vaegan-lr1.6e-3-z64]="model=vaegan optimizer.lr=1.6e-3 model.latent_dim=64"
+  [vaegan-lr1.6e-3-g0.01]="model=vaegan optimizer.lr=1.6e-3 model.gamma=0.01"
+  [vaegan-lr1.6e-3-z64]="model=vaegan model.gamma=0.1 optimizer.lr=1.6e-3 model.latent_dim=64"
   [gan-lr1.6e-3]="model=gan model.ema.enabled=false optimizer.lr=1.6e-3"
   [gan-lr3.2e-3]="model=gan model.ema.enabled=false optimizer.lr=3.2e-3"
   [gan-lr6.4e-3]="model=gan model.ema.enabled=false optimizer.lr=6.4e-3"
@@ -76,14 +77,15 @@ declare -A SETTINGS=(  # name -> overrides; the old defaults are the *-old setti
   [aae-z16-lr1.6e-3]="model=aae model.latent_dim=16 optimizer.lr=1.6e-3"
   [bigan-lr8e-4]="model=bigan optimizer.lr=8e-4"
   [bigan-lr1.6e-3]="model=bigan optimizer.lr=1.6e-3"
+  [bigan-lr3.2e-3]="model=bigan optimizer.lr=3.2e-3"
 )
 ORDER=(vae-old vae-lr1e-3-b0.9 gan-old gan-ttur aae-old aae-lr1e-3-b0.9 vae-lr2e-3-b0.9 gan-hinge-ttur
        vae-lr2e-3-z8 vae-lr3e-3-b0.9 gan-sn aae-adv5 vae-lr2e-3-z32 bigan-old vaegan-old vae-lr5e-3-b0.9
        gan-sn-ttur gan-noema aae-z16 vae-bs32 gan-ema0.99 gan-bs32
        gan-w96 gan-w128 gan-info10 vae-mix10 vae-mix50 vae-mix200 vae-mix500 vaegan-mix10
        aae-z32 aae-z16-gauss aae-z16-adv50 aae-z16-adv10 aae-z16-lr4e-4 gan-lr4e-4 gan-lr8e-4 bigan-lr4e-4 vaegan-lr4e-4
-       vaegan-lr8e-4 vaegan-lr1.6e-3 vaegan-lr8e-4-nosn vaegan-lr3.2e-3 vaegan-lr1.6e-3-nosn vaegan-lr1.6e-3-g0.3 vaegan-lr1.6e-3-g0.03
-       vaegan-lr1.6e-3-z64 gan-lr1.6e-3 gan-lr3.2e-3 gan-lr6.4e-3 aae-z16-lr8e-4 aae-z16-lr1.6e-3 bigan-lr8e-4 bigan-lr1.6e-3)
+       vaegan-lr8e-4 vaegan-lr1.6e-3 vaegan-lr8e-4-nosn vaegan-lr3.2e-3 vaegan-lr1.6e-3-nosn vaegan-lr1.6e-3-g0.3 vaegan-lr1.6e-3-g0.03 vaegan-lr1.6e-3-g0.01
+       vaegan-lr1.6e-3-z64 gan-lr1.6e-3 gan-lr3.2e-3 gan-lr6.4e-3 aae-z16-lr8e-4 aae-z16-lr1.6e-3 bigan-lr8e-4 bigan-lr1.6e-3 bigan-lr3.2e-3)
 
 for name in "${@:-${ORDER[@]}}"; do
   [ -n "${SETTINGS[$name]:-}" ] || { echo "unknown setting $name; known: ${ORDER[*]}" >&2; exit 2; }

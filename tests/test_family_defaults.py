@@ -88,6 +88,14 @@ def test_conditional_runs_keep_the_rate_their_table_was_measured_with(model, opt
     assert validate(compose_config(base)).optimizer.lr > 2e-4
 
 
+def test_the_vaegan_gamma_follows_the_condition():
+    """γ 0.03 won the seventh round unconditionally; the conditional VAE-GAN was measured at 0.1."""
+    base = ["model=vaegan", "dataset=mnist"]
+    assert validate(compose_config(base)).model.gamma == 0.03
+    assert validate(compose_config([*base, "model.conditional=true"])).model.gamma == 0.1
+    assert validate(compose_config([*base, "model.gamma=0.5"])).model.gamma == 0.5
+
+
 def test_the_composed_config_names_the_recipe_it_used():
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra

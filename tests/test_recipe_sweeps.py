@@ -32,3 +32,5 @@ def test_every_setting_composes_and_validates(name):
         assert "model.latent_dim=" in SETTINGS[name], f"{name} must say which latent size it ran with"
     if name.startswith(("aae-", "bigan-", "vaegan-")):  # 2e-4 until the sixth round (VAE-GAN: seventh)
         assert "optimizer.lr=" in SETTINGS[name], f"{name} must say its learning rate"
+    if name.startswith("vaegan-"):  # gamma 0.1 until the seventh round (0.03 now)
+        assert "model.gamma=" in SETTINGS[name], f"{name} must say its gamma"

@@ -78,6 +78,8 @@ declare -A SETTINGS=(  # name -> overrides; the old defaults are the *-old setti
   [bigan-lr8e-4]="model=bigan optimizer.lr=8e-4"
   [bigan-lr1.6e-3]="model=bigan optimizer.lr=1.6e-3"
   [bigan-lr3.2e-3]="model=bigan optimizer.lr=3.2e-3"
+  [vae-beta0.5]="model=vae dataset.binarize=true model.latent_dim=32 model.prior=mixture model.prior_components=500 model.beta=0.5"
+  [vae-beta0.25]="model=vae dataset.binarize=true model.latent_dim=32 model.prior=mixture model.prior_components=500 model.beta=0.25"
 )
 ORDER=(vae-old vae-lr1e-3-b0.9 gan-old gan-ttur aae-old aae-lr1e-3-b0.9 vae-lr2e-3-b0.9 gan-hinge-ttur
        vae-lr2e-3-z8 vae-lr3e-3-b0.9 gan-sn aae-adv5 vae-lr2e-3-z32 bigan-old vaegan-old vae-lr5e-3-b0.9
@@ -85,7 +87,8 @@ ORDER=(vae-old vae-lr1e-3-b0.9 gan-old gan-ttur aae-old aae-lr1e-3-b0.9 vae-lr2e
        gan-w96 gan-w128 gan-info10 vae-mix10 vae-mix50 vae-mix200 vae-mix500 vaegan-mix10
        aae-z32 aae-z16-gauss aae-z16-adv50 aae-z16-adv10 aae-z16-lr4e-4 gan-lr4e-4 gan-lr8e-4 bigan-lr4e-4 vaegan-lr4e-4
        vaegan-lr8e-4 vaegan-lr1.6e-3 vaegan-lr8e-4-nosn vaegan-lr3.2e-3 vaegan-lr1.6e-3-nosn vaegan-lr1.6e-3-g0.3 vaegan-lr1.6e-3-g0.03 vaegan-lr1.6e-3-g0.01
-       vaegan-lr1.6e-3-z64 gan-lr1.6e-3 gan-lr3.2e-3 gan-lr6.4e-3 aae-z16-lr8e-4 aae-z16-lr1.6e-3 bigan-lr8e-4 bigan-lr1.6e-3 bigan-lr3.2e-3)
+       vaegan-lr1.6e-3-z64 gan-lr1.6e-3 gan-lr3.2e-3 gan-lr6.4e-3 aae-z16-lr8e-4 aae-z16-lr1.6e-3 bigan-lr8e-4 bigan-lr1.6e-3 bigan-lr3.2e-3
+       vae-beta0.5 vae-beta0.25)
 
 for name in "${@:-${ORDER[@]}}"; do
   [ -n "${SETTINGS[$name]:-}" ] || { echo "unknown setting $name; known: ${ORDER[*]}" >&2; exit 2; }

@@ -19,6 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from .config.checks import ConfigError
+from .config.resume_overrides import with_run_settings
 from .config.run_dir import remove_if_empty_run
 from .config.sweep_dir import register as register_sweep_resolver
 from .config.sweep_failures import record_failure
@@ -249,5 +250,12 @@ def share_cores(parallel_jobs: int | None) -> None:
     torch.set_num_threads(max(1, cores // jobs))
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """``vaegan-train`` and ``python -m vaegan_runner.train``: ``resume=<run>`` brings that run's
+    own overrides (``config/resume_overrides.py``), then Hydra composes the config."""
+    sys.argv[1:] = with_run_settings(sys.argv[1:])
     main()
+
+
+if __name__ == "__main__":
+    cli()

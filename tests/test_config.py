@@ -48,6 +48,8 @@ def test_debug_preset_composes():
         (["trainer.max_steps=abc"], "trainer.max_steps", "Integer"),
         (["+model.depth=3"], "model.depth", "unknown key"),
         (["+trainer.foo=1"], "trainer.foo", "unknown key"),
+        (["model=vaegan", "+model.gama=0.1"], "model.gama", "did you mean model.gamma?"),
+        (["model=gan", "+model.discriminator.spectral_nrm=true"], "model.discriminator.spectral_nrm", "spectral_norm?"),
         (["+colour=red"], "colour", "top-level"),
         (["model=gan", "model.loss=wgan"], "model.loss", "wgan-gp"),
         (["model=gan", "model.loss=wgan-gp"], "model.discriminator.norm", "batch norm"),

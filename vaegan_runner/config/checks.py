@@ -10,6 +10,7 @@ dataclasses' ``__post_init__`` or from ``require``.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import typing
 from collections.abc import Iterable
 from typing import Any, TypeVar
@@ -68,7 +69,9 @@ def typed(schema: type[T], node: DictConfig | dict, prefix: str) -> T:
         reason = str(err).splitlines()[0]
         if "not in struct" in reason or ("Key '" in reason and "not in" in reason):
             parent, owner = _owner_of(schema, full_key, prefix)
-            reason = f"unknown key; the keys of {parent} are: {', '.join(keys_of(owner))}"
+            near = difflib.get_close_matches(key.rsplit(".", 1)[-1], keys_of(owner), n=1)
+            guess = f"did you mean {parent}.{near[0]}? " if near else ""
+            reason = f"unknown key; {guess}the keys of {parent} are: {', '.join(keys_of(owner))}"
         elif "missing mandatory value" in reason.lower():
             reason = "has no value; set it in the YAML or on the command line"
         elif "is not a subclass of" in reason and (group := _nested_schema(schema, full_key)) is not None:

@@ -245,6 +245,21 @@ def test_missing_mnist_without_download(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("named", ["MNIST", "MNIST/raw"])
+def test_a_root_one_level_too_deep_is_named(tmp_path, named):
+    """VAEGAN_DATA_DIR=<data>/MNIST: the files are found one level up and the right root is said."""
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in (n for split in FILES.values() for n in split):
+        (raw / f"{name}.gz").write_bytes(b"")
+    with pytest.raises(ConfigError, match="dataset.root") as err:
+        load_data(config("mnist", root=str(tmp_path / named), download=False), CPU)
+    assert f"The files are in {raw.resolve()}: set the root to {tmp_path.resolve()}." in str(err.value)
+    with pytest.raises(ConfigError) as elsewhere:
+        load_data(config("mnist", root=str(tmp_path / "other"), download=False), CPU)
+    assert "The files are in" not in str(elsewhere.value)
+
+
 def test_missing_cifar_without_download(tmp_path):
     with pytest.raises(ConfigError, match="dataset.root") as err:
         load_data(config("cifar10", root=str(tmp_path), download=False), CPU)

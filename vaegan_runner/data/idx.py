@@ -73,17 +73,27 @@ def find(raw: Path, name: str) -> Path | None:
     return None
 
 
-def missing_data_error(what: str, folder: Path, files: list[str], holds: str, why: str) -> ConfigError:
+def missing_data_error(what: str, folder: Path, files: list[str], holds: str, why: str, hint: str = "") -> ConfigError:
     """The one-paragraph error for a dataset that is not on disk and could not be downloaded."""
     return ConfigError(
         "dataset.root",
         (
             f"{what} not found: looked in {folder.resolve()} for {', '.join(files)}, and {why}. "
-            f"Point dataset.root or the VAEGAN_DATA_DIR environment variable at a folder that holds {holds}, "
+            f"{hint}Point dataset.root or the VAEGAN_DATA_DIR environment variable at a folder that holds {holds}, "
             "allow network access so that torchvision can download it (dataset.download=true), "
             "or use dataset=shapes, which needs no download."
         ),
     )
+
+
+def one_level_too_deep(folder: Path, files: list[str]) -> str:
+    """When the root named was the dataset's own folder or its ``raw/`` (``<root>/MNIST`` for
+    ``<root>``), say which root holds the files: torchvision's layout is ``<root>/MNIST/raw``."""
+    named = folder.parent.parent  # folder is <named root>/<dataset>/raw
+    for raw in (named / "raw", named):
+        if all(find(raw, name) for name in files):
+            return f"The files are in {raw.resolve()}: set the root to {raw.resolve().parent.parent}. "
+    return ""
 
 
 def one_line(err: Exception) -> str:
@@ -113,7 +123,8 @@ def load_mnist_family(cfg: MnistConfig, device: torch.device) -> ImageData:
                 except OSError:  # not empty (a file did arrive), or never made
                     break
         if any(find(raw, name) is None for name in names):
-            raise missing_data_error(folder, raw, [f"{n}[.gz]" for n in names], f"{folder}/raw/", why)
+            found = one_level_too_deep(raw, names)
+            raise missing_data_error(folder, raw, [f"{n}[.gz]" for n in names], f"{folder}/raw/", why, found)
 
     def split(which: str) -> tuple[torch.Tensor, torch.Tensor]:
         image_file, label_file = FILES[which]

@@ -289,3 +289,14 @@ def test_a_diverging_cli_run_exits_4_with_one_message(tmp_path):
     result = run_cli([*CURVE, "trainer.max_steps=50", "optimizer.lr=1e30"], cwd=tmp_path)
     assert result.returncode == EXIT_DIVERGED, result.stderr[-2000:]
     assert "vaegan-train: diverged: non-finite" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_changed_group_is_named_once():
+    """Another model differs in every model key; the message names the model, not each key."""
+    from vaegan_runner.training.checkpoint import setting_changes
+
+    gan = {"name": "gan", "latent_dim": 64, "ema": {"enabled": False}}
+    bigan = {"name": "bigan", "latent_dim": 32, "encoder_type": "gaussian"}
+    assert setting_changes(gan, bigan, "model") == ["model is 'gan' in the checkpoint and 'bigan' here"]
+    wider = {**gan, "latent_dim": 128}
+    assert setting_changes(gan, wider, "model") == ["model.latent_dim is 64 in the checkpoint and 128 here"]

@@ -351,8 +351,11 @@ def check_resumable(saved: Checkpoint | dict, run_cfg) -> None:
 
 def setting_changes(theirs, ours, prefix: str) -> list[str]:
     """'<dotted key> is <checkpoint's value> in the checkpoint and <this run's> here' for every
-    leaf that differs."""
+    leaf that differs; a group whose ``name`` differs (``model``: gan and bigan) as one line,
+    since every key under it differs by that."""
     if isinstance(theirs, dict) and isinstance(ours, dict):
+        if "name" in theirs and "name" in ours and theirs["name"] != ours["name"]:
+            return [f"{prefix} is {theirs['name']!r} in the checkpoint and {ours['name']!r} here"]
         return [
             change
             for key in sorted(set(theirs) | set(ours), key=str)

@@ -25,15 +25,14 @@ def override_key(override: str) -> str:
 
 
 def recorded_run(target: str) -> Path | None:
-    """The run directory holding ``target`` (a run directory or a file in one) whose Hydra
-    record exists, or None."""
+    """The run directory ``target`` names (itself, or the run a checkpoint file belongs to) when
+    it holds Hydra's record, else None."""
     path = Path(target).expanduser()
-    if not path.exists():
-        return None
-    for folder in [path, *path.parents] if path.is_dir() else list(path.parents):
-        if (folder / RECORD).is_file():
-            return folder
-    return None
+    if path.is_file():
+        from ..training.checkpoint import run_dir_of  # imports torch: only when a file is named
+
+        path = run_dir_of(path)
+    return path if (path / RECORD).is_file() else None
 
 
 def saved_overrides(run_dir: Path) -> list[str]:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The sweeps behind each family's default recipe (docs/recipes.md): one Hydra multirun over
+# The sweeps behind each family's default recipe (docs/experiments.md): one Hydra multirun over
 # two seeds per setting, on the 3-epoch MNIST budget, every job scored by its own end-of-run
 # evaluation (10000 samples against the 10000 test images). Runs are serialised with flock,
 # so timings are not shared with another benchmark.

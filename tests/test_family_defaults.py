@@ -81,7 +81,7 @@ def test_a_family_recipe_can_follow_the_condition():
 @pytest.mark.parametrize("optimizer", ["adam", "adamw"])
 @pytest.mark.parametrize("model", ["gan", "vaegan", "aae", "bigan"])
 def test_conditional_runs_keep_the_rate_their_table_was_measured_with(model, optimizer):
-    """The README's conditional table was measured at DCGAN's 2e-4; the unconditional rates have
+    """The conditional table of docs/results.md was measured at DCGAN's 2e-4; the unconditional rates have
     moved since (the sixth and seventh recipe rounds)."""
     base = [f"model={model}", f"optimizer={optimizer}", "dataset=mnist"]
     assert validate(compose_config([*base, "model.conditional=true"])).optimizer.lr == 2e-4

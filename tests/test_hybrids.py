@@ -60,7 +60,7 @@ def assert_grads(net: torch.nn.Module, loss: torch.Tensor, reference: torch.nn.M
         assert torch.allclose(p.grad, g, rtol=1e-4, atol=1e-6), (name, (p.grad - g).abs().max())
 
 
-# --- end to end: every tag the README promises ---------------------------------------------------
+# --- end to end: every tag docs/runs.md promises ------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "model,extra,losses,latent_images,latent_histograms",

@@ -1,5 +1,5 @@
 """scripts/recipe_sweeps.sh: every setting is a config the runner accepts, and the settings
-measured before a default moved still pin the old value (docs/recipes.md reads them so)."""
+measured before a default moved still pin the old value (docs/experiments.md reads them so)."""
 
 import re
 import shlex

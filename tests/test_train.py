@@ -1,4 +1,4 @@
-"""End to end: the CLI trains, TensorBoard holds what the README promises, runs resume."""
+"""End to end: the CLI trains, TensorBoard holds what docs/runs.md promises, runs resume."""
 
 from __future__ import annotations
 

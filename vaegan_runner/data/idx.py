@@ -143,5 +143,11 @@ def load_mnist_family(cfg: MnistConfig, device: torch.device) -> ImageData:
         lambda: (split("train"), split("test")),
     )
     return in_memory_data(
-        cfg.name, train, test, num_classes=10, device=device, binarize_seed=0 if cfg.binarize else None
+        cfg.name,
+        train,
+        test,
+        num_classes=10,
+        device=device,
+        binarize_seed=0 if cfg.binarize else None,
+        origin=f"{cfg.name} IDX files ({raw.resolve()})",
     )

@@ -14,9 +14,10 @@ import torch
 from omegaconf import MISSING
 from torch.utils.data import Dataset
 
-from ..config.checks import non_negative, one_of, require
+from ..config.checks import ConfigError, non_negative, one_of, require
 from .idx import one_line
 from .sources import DATASETS, ImageData, LoaderSource, seeded_generator
+from .split_folders import is_split_folder, listing_digest
 
 log = logging.getLogger(__name__)
 SPLIT_STREAM = 0  # (seed, 0): the permutation that picks the held-out images
@@ -122,11 +123,10 @@ class FolderImages(Dataset):
         raise RuntimeError(f"none of the {len(self)} images could be decoded")
 
 
-@DATASETS.register("image_folder", config=ImageFolderConfig)
-def load_image_folder(cfg: ImageFolderConfig, device: torch.device) -> ImageData:
-    folder = Path(cfg.path).expanduser()
+def readable_files(folder: Path, cfg: ImageFolderConfig) -> tuple[list[Path], list[int], list[str]]:
+    """The readable images under ``folder`` with their labels and class names; unreadable files
+    are left out with a warning, a folder with none readable is a ConfigError."""
     looked_for = f"images with extensions {', '.join(cfg.extensions)}"
-    require(folder.is_dir(), "dataset.path", f"{folder.resolve()} is not a folder (looked for {looked_for})")
     files, labels, classes = list_images(folder, cfg.extensions)
     ok = [readable(path) for path in files]
     bad = [path for path, good in zip(files, ok) if not good]
@@ -143,20 +143,65 @@ def load_image_folder(cfg: ImageFolderConfig, device: torch.device) -> ImageData
         files = [path for path, good in zip(files, ok) if good]
         labels = [label for label, good in zip(labels, ok) if good]
     require(len(files) > 0, "dataset.path", f"found no readable {looked_for} under {folder.resolve()}")
-    require(len(files) > 1, "dataset.path", f"{folder.resolve()} holds 1 readable image; a split needs 2")
+    return files, labels, classes
 
-    order = torch.randperm(len(files), generator=seeded_generator(cfg.seed, SPLIT_STREAM)).tolist()
-    n_test = min(max(1, round(len(files) * cfg.val_fraction)), len(files) - 1)
 
-    def source(indices: list[int]) -> LoaderSource:
-        images = [files[i] for i in indices], [labels[i] for i in indices]
-        return LoaderSource(FolderImages(*images, cfg.image_size, cfg.channels), device, cfg.num_workers)
+def check_same_classes(folder: Path, train_classes: list[str], test_classes: list[str]) -> None:
+    """train/ and test/ must name the same classes, or label i would mean two things."""
+    if train_classes == test_classes:
+        return
+    only = [
+        f"only in {split}/: {', '.join(sorted(set(mine) - set(other)))}"
+        for split, mine, other in (("train", train_classes, test_classes), ("test", test_classes, train_classes))
+        if set(mine) - set(other)
+    ]
+    raise ConfigError(
+        "dataset.path",
+        f"the class folders of {folder.resolve()}/train and /test differ ({'; '.join(only) or 'none or all'}): "
+        "every class needs a folder in both splits (or neither split has class folders), or the labels of the "
+        "two splits would not mean the same thing.",
+    )
 
+
+@DATASETS.register("image_folder", config=ImageFolderConfig)
+def load_image_folder(cfg: ImageFolderConfig, device: torch.device) -> ImageData:
+    """``<path>/train/`` and ``<path>/test/`` are the splits when both exist (class sub-folders
+    below each); otherwise every image under ``<path>`` and a seeded ``val_fraction`` held out."""
+    folder = Path(cfg.path).expanduser()
+    looked_for = f"images with extensions {', '.join(cfg.extensions)}"
+    require(folder.is_dir(), "dataset.path", f"{folder.resolve()} is not a folder (looked for {looked_for})")
+
+    def source(files: list[Path], labels: list[int]) -> LoaderSource:
+        return LoaderSource(FolderImages(files, labels, cfg.image_size, cfg.channels), device, cfg.num_workers)
+
+    if is_split_folder(folder):
+        train_files, train_labels, classes = readable_files(folder / "train", cfg)
+        test_files, test_labels, test_classes = readable_files(folder / "test", cfg)
+        check_same_classes(folder, classes, test_classes)
+        log.info(
+            "%s: train/ (%d images) and test/ (%d images) are the splits; dataset.val_fraction is not used",
+            folder,
+            len(train_files),
+            len(test_files),
+        )
+        train, test = source(train_files, train_labels), source(test_files, test_labels)
+        split = "train/ and test/ folders"
+        n_files = len(train_files) + len(test_files)
+    else:
+        files, labels, classes = readable_files(folder, cfg)
+        require(len(files) > 1, "dataset.path", f"{folder.resolve()} holds 1 readable image; a split needs 2")
+        order = torch.randperm(len(files), generator=seeded_generator(cfg.seed, SPLIT_STREAM)).tolist()
+        n_test = min(max(1, round(len(files) * cfg.val_fraction)), len(files) - 1)
+        train = source([files[i] for i in order[n_test:]], [labels[i] for i in order[n_test:]])
+        test = source([files[i] for i in order[:n_test]], [labels[i] for i in order[:n_test]])
+        split = f"held-out share {cfg.val_fraction} (seed {cfg.seed})"
+        n_files = len(files)
     return ImageData(
         name="image_folder",
         channels=cfg.channels,
         image_size=cfg.image_size,
         num_classes=len(classes) or None,
-        train=source(order[n_test:]),
-        test=source(order[:n_test]),
+        train=train,
+        test=test,
+        source=f"image_folder {folder.resolve()} ({n_files} files, {split}, listing {listing_digest(folder)})",
     )

@@ -8,6 +8,7 @@ the uninterrupted run from there on.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -51,6 +52,7 @@ class ImageData:
     train: ImageSource
     test: ImageSource
     labelled: Any = None  # dataset.labelled: the LabelledSubset the model may see the labels of (labelled.py)
+    source: str = ""  # which copy of the data: its origin and a digest of its pixels (part of every metric stamp)
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,16 @@ class TensorSource:
         return self.images[:n], self.labels[:n]
 
 
+def pixel_digest(*splits: Batch) -> str:
+    """sha256 of the images and labels of the splits, as stored (uint8, before binarisation)."""
+    digest = hashlib.sha256()
+    for images, labels in splits:
+        digest.update(str(tuple(images.shape)).encode())
+        digest.update(images.contiguous().cpu().numpy().data)
+        digest.update(labels.to(torch.int64).contiguous().cpu().numpy().data)
+    return f"sha256:{digest.hexdigest()[:12]}"
+
+
 def in_memory_data(
     name: str,
     train: Batch,
@@ -141,17 +153,20 @@ def in_memory_data(
     num_classes: int | None,
     device: torch.device,
     binarize_seed: int | None = None,
+    origin: str | None = None,
 ) -> ImageData:
     """ImageData from CPU (images, labels) pairs, moved to the device once.
 
     ``binarize_seed`` switches on dynamic binarisation: the train source samples per batch, the
-    test split is sampled once here from that seed so that evaluation is stable.
+    test split is sampled once here from that seed so that evaluation is stable. ``origin`` says
+    where the pixels came from; with a digest of them it becomes ``ImageData.source``.
     """
     (train_x, train_y), (test_x, test_y) = train, test
     dynamic = binarize_seed is not None
     if dynamic:
         test_x = binarize(test_x, seeded_generator(binarize_seed, BINARIZE_STREAM))
     _, channels, image_size, _ = train_x.shape
+    source = f"{origin or name}, pixels {pixel_digest(train, test)}"
     return ImageData(
         name=name,
         channels=channels,
@@ -159,6 +174,7 @@ def in_memory_data(
         num_classes=num_classes,
         train=TensorSource(train_x.to(device), train_y.long().to(device), binarize=dynamic),
         test=TensorSource(test_x.to(device), test_y.long().to(device)),
+        source=source,
     )
 
 

@@ -7,7 +7,7 @@ decodes each code with its own label and with another label drawn at random, and
 share of each set that the dataset's domain classifier assigns to the label it was decoded
 with. A code that holds only style follows the new label (transfer near the own-label value); a
 code that still holds the class pulls the image back to its own class (transfer well below).
-The README's "Class-conditional models" quotes it for the AAE's code discriminator.
+docs/results.md#the-aaes-code-discriminator quotes it for the AAE's code discriminator.
 """
 
 from __future__ import annotations

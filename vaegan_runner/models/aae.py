@@ -11,13 +11,14 @@ see ``vaegan_runner/models/priors.py``) without a closed-form KL; samples decode
 Class-conditional (``model.conditional=true``): the paper's supervised AAE (section 4, Fig. 6):
 the one-hot label joins z at the decoder's input and the encoder never sees it, so the code
 should hold the style only and decoding one code with every label transfers its style. Nothing
-in the paper's objective removes class information the code already holds, though (after 3
-epochs on MNIST a held-out code decoded with another label still shows its own class one time
-in five). So by default D also reads the label (``model.label_to_discriminator``): D(z, y)
-against prior draws paired with the same labels, and the encoder is pushed to match the prior
-within every class, q(z | y) = p(z), i.e. to make the code independent of the label (the
-adversarial independence of Fader networks, Lample et al. 2017, done by the AAE's own
-discriminator). ``label_to_discriminator=false`` gives the paper's D(z).
+in the paper's objective removes class information the code already holds, though (a held-out
+code decoded with another label can still show its own class:
+docs/results.md#the-aaes-code-discriminator). So by default D also reads the label
+(``model.label_to_discriminator``): D(z, y) against prior draws paired with the same labels,
+and the encoder is pushed to match the prior within every class, q(z | y) = p(z), i.e. to make
+the code independent of the label (the adversarial independence of Fader networks, Lample et
+al. 2017, done by the AAE's own discriminator). ``label_to_discriminator=false`` gives the
+paper's D(z).
 """
 
 from __future__ import annotations

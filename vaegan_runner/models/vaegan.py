@@ -30,8 +30,8 @@ al. 2015, the one-hot label at both inputs), D the projection discriminator (Miy
 2018); prior draws x_p are decoded with the batch's labels. L_llike compares D's label-free
 features. With ``auxiliary_weight`` > 0, ACGAN's class head C on D's last features (Odena et
 al. 2017), as in the GAN: Dis <- ... + w * CE(C(x), y), Dec <- ... + w * CE(C(x~ and x_p), y);
-w = 1 by default when conditional (the projection D alone left 6 to 7 % of the samples in
-another class on MNIST; README, "Class-conditional models").
+w = 1 by default when conditional: the projection D alone leaves more samples in a class other
+than their label (docs/results.md#the-vae-gans-class-loss).
 """
 
 from __future__ import annotations

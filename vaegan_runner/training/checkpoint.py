@@ -1,13 +1,16 @@
 """Checkpoints: everything a run needs to continue as if it had never stopped.
 
 A checkpoint (``Checkpoint``) holds the family's weights (EMA copies included), each
-optimizer's state, the loss scaler, the step counter, every RNG state and the resolved config.
+optimizer's state, the loss scaler, the step counter, every RNG state, the resolved config and
+the version of the runner that wrote it (``runner_version``; absent from checkpoints written
+before 0.2.0, which still load).
 Files are written to a temporary name, fsynced and renamed, so a crash mid-save never leaves a
 torn file under a checkpoint's name; loading never unpickles code (``weights_only=True``).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import re
@@ -21,6 +24,7 @@ import torch
 from omegaconf import OmegaConf
 
 from ..config.checks import ConfigError
+from ..version import BEFORE_VERSIONS, __version__
 
 CHECKPOINT_DIR = "checkpoints"
 BEST_NAME = "best.pt"  # checkpoint.keep_best
@@ -107,9 +111,16 @@ class Checkpoint:
     rollbacks: int = 0  # trainer.on_nonfinite=rollback: rollbacks used so far
     schedulers: dict = field(default_factory=dict)  # learning-rate schedule state by network name
     best: dict | None = None  # checkpoint.keep_best: {"metric", "value", "step"} of the best so far
+    runner_version: str | None = __version__  # the runner that wrote it; None: before 0.2.0
+
+    @property
+    def written_by(self) -> str:
+        """The version of the runner that wrote this checkpoint, or ``BEFORE_VERSIONS``."""
+        return self.runner_version or BEFORE_VERSIONS
 
     def to_dict(self) -> dict:
         return {
+            "runner_version": self.runner_version,
             "rollbacks": self.rollbacks,
             "family": self.family,
             "optimizers": self.optimizers,
@@ -135,6 +146,7 @@ class Checkpoint:
             rollbacks=int(state.get("rollbacks", 0)),
             schedulers=state.get("schedulers") or {},
             best=state.get("best"),
+            runner_version=state.get("runner_version"),  # absent before 0.2.0
         )
 
 
@@ -347,6 +359,23 @@ def check_resumable(saved: Checkpoint | dict, run_cfg) -> None:
         f"{f'. Model settings that differ: {changed}' if changed else ''}. Resume with the "
         "checkpoint's model settings, or start a fresh run without resume=",
     )
+
+
+def warn_if_other_version(saved: Checkpoint | dict, log: logging.Logger | None = None) -> str | None:
+    """When ``saved`` was written by another version of the runner than this one, log one
+    warning that names both (defaults and the checkpoint format change between versions:
+    CHANGELOG.md says how) and return it; None when the versions match. ``saved`` may be the
+    dict on disk."""
+    if isinstance(saved, dict):
+        saved = Checkpoint.from_dict(saved)
+    if saved.runner_version == __version__:
+        return None
+    message = (
+        f"resuming a checkpoint written by vaegan-runner {saved.written_by} with vaegan-runner "
+        f"{__version__}; CHANGELOG.md lists what changed between them"
+    )
+    (log or logging.getLogger("vaegan_runner")).warning(message)
+    return message
 
 
 def setting_changes(theirs, ours, prefix: str) -> list[str]:

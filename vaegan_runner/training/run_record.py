@@ -1,5 +1,5 @@
 """A run's record of itself: ``metrics.json`` (its final numbers) and its settings as the flat
-scalars of TensorBoard's HPARAMS tab."""
+scalars of TensorBoard's HPARAMS tab, both with the version of the runner that wrote them."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ..metrics.context import MetricResults
+from ..version import __version__
 
 HPARAM_GROUPS = ("model", "dataset", "optimizer", "trainer")
 
@@ -22,10 +23,12 @@ def write_metrics_json(
 ) -> None:
     """The run's final numbers: family scalars (``eval/``), metrics (``metrics/``), and for each
     metric what it was computed on (FID depends on the sample count); ``train_images`` is the
-    training split's size (an epoch), ``images_seen`` what training went through."""
+    training split's size (an epoch), ``images_seen`` what training went through;
+    ``runner_version`` the runner that finished the run."""
     path.write_text(
         json.dumps(
             {
+                "runner_version": __version__,
                 "step": step,
                 "images_seen": images_seen,
                 "train_images": train_images,
@@ -54,8 +57,9 @@ def finished_results(path: Path) -> dict[str, float]:
 
 
 def hparam_values(resolved: dict) -> dict[str, float | int | str | bool]:
-    """The run's settings as flat ``group.key`` scalars for TensorBoard's HPARAMS tab."""
-    flat: dict[str, float | int | str | bool] = {"seed": resolved["seed"]}
+    """The run's settings as flat ``group.key`` scalars for TensorBoard's HPARAMS tab, with the
+    runner's version (``runner_version``), so runs of different versions can be told apart."""
+    flat: dict[str, float | int | str | bool] = {"runner_version": __version__, "seed": resolved["seed"]}
     for group in HPARAM_GROUPS:
         _flatten(group, resolved[group], flat)
     return flat

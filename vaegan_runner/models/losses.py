@@ -104,6 +104,26 @@ def gaussian_nll(mean: torch.Tensor, log_std: torch.Tensor, x: torch.Tensor) -> 
     return nll.flatten(1).sum(dim=1)
 
 
+def discretized_logistic_nll(mean01: torch.Tensor, log_scale: torch.Tensor, x01: torch.Tensor) -> torch.Tensor:
+    """-log P(x) per image for 8-bit pixels x (given on the [0, 1] scale as k / 255), summed over
+    pixels: each pixel's probability is the mass a logistic(mean, exp(log_scale)) puts on its
+    bin [x - 1/510, x + 1/510], the edge bins taking the tails below 0 and above 1 (Salimans et
+    al. 2017, one logistic per pixel). A discrete likelihood: -log2 P(x) / pixels is the test
+    bits per dimension that colour likelihood papers report.
+
+    Written as log sigmoid(a) + log sigmoid(-b) + log(1 - exp(b - a)) for the bin edges a > b,
+    the identity sigmoid(a) - sigmoid(b) = sigmoid(a) sigmoid(-b) (1 - exp(b - a)), which stays
+    finite however narrow the logistic.
+    """
+    inv_scale = torch.exp(-log_scale.expand_as(mean01))
+    half_bin = 0.5 / 255
+    a = (x01 - mean01 + half_bin) * inv_scale
+    b = (x01 - mean01 - half_bin) * inv_scale
+    log_inner = F.logsigmoid(a) + F.logsigmoid(-b) + torch.log(-torch.expm1(b - a))
+    log_p = torch.where(x01 < half_bin, F.logsigmoid(a), torch.where(x01 > 1 - half_bin, F.logsigmoid(-b), log_inner))
+    return -log_p.flatten(1).sum(dim=1)
+
+
 def pixel_mse(x_hat: torch.Tensor, x: torch.Tensor, pixel_range: str) -> torch.Tensor:
     """Mean squared error per pixel on the [0,1] scale, whatever the model's pixel range."""
     from ..data.pixels import to_unit

@@ -3,7 +3,9 @@
     q(z|x) = N(mu(x), diag sigma^2(x))      Gaussian encoder, reparameterised
     p(z)   = N(0, I), or (``model.prior=mixture``) a mixture of Gaussians learned with the model
              (models/learned_prior.py)
-    p(x|z) = Bernoulli(decoder(z))  or  N(decoder(z), sigma_x^2)
+    p(x|z) = Bernoulli(decoder(z)),  N(decoder(z), sigma_x^2),  or a discretised logistic per
+             8-bit pixel around decoder(z) with one learned scale per channel (colour images:
+             a discrete likelihood, so the bound reads as bits per dimension)
     loss   = E_q[-log p(x|z)] + beta_t * KL(q(z|x) || p(z)),  beta_t warmed up linearly
 
 The KL is in closed form against N(0, I) and estimated from the posterior sample against the
@@ -17,6 +19,7 @@ on log p(x|y).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -24,18 +27,25 @@ from omegaconf import MISSING
 from torch import nn
 
 from ..config.checks import non_negative, one_of, positive, require
+from ..data.pixels import to_unit
 from .base import FAMILIES, Family, FamilyConfig, Phase
 from .conditioning import decoder_for, encoder_for, run
 from .encoders import GaussianAutoencoder, gaussian_posterior
 from .learned_prior import CodePrior, check_prior
-from .losses import bernoulli_nll, diagonal_gaussian_log_density, gaussian_nll, reparameterize
+from .losses import (
+    bernoulli_nll,
+    diagonal_gaussian_log_density,
+    discretized_logistic_nll,
+    gaussian_nll,
+    reparameterize,
+)
 
-LIKELIHOODS = ("bernoulli", "gaussian")
+LIKELIHOODS = ("bernoulli", "gaussian", "discretized_logistic")
 
 
 @dataclass
 class VAEConfig(FamilyConfig):
-    likelihood: str = MISSING  # bernoulli | gaussian
+    likelihood: str = MISSING  # bernoulli | gaussian | discretized_logistic
     decoder_std: float | None = MISSING  # gaussian: fixed sigma_x; null = learn one sigma_x
     beta: float = MISSING
     kl_warmup_steps: int = MISSING  # beta ramps 0 -> beta over this many steps (0: off)
@@ -52,6 +62,11 @@ class VAEConfig(FamilyConfig):
             "or model.likelihood=gaussian for pixels in [-1,1]",
         )
         positive(self.decoder_std, "decoder_std", allow_none=True)
+        require(
+            self.decoder_std is None or self.likelihood == "gaussian",
+            "decoder_std",
+            f"is the fixed sigma of the gaussian likelihood; with likelihood={self.likelihood} leave it null",
+        )
         non_negative(self.beta, "beta")
         non_negative(self.kl_warmup_steps, "kl_warmup_steps")
         check_prior(self)
@@ -69,6 +84,8 @@ class VAE(CodePrior, GaussianAutoencoder, Family):
         self.decoder = decoder_for(cfg.net, channels, image_size, cfg.latent_dim, self.num_classes)
         if cfg.likelihood == "gaussian" and cfg.decoder_std is None:
             self.decoder.register_parameter("log_std", nn.Parameter(torch.zeros(1)))
+        if cfg.likelihood == "discretized_logistic":  # scale 0.1: a spread like natural images' pixels
+            self.decoder.register_parameter("log_scale", nn.Parameter(torch.full((channels, 1, 1), math.log(0.1))))
         self.build_prior()
         self.phases = [Phase("elbo", ("encoder", "decoder"), self.elbo_losses)]
 
@@ -76,6 +93,10 @@ class VAE(CodePrior, GaussianAutoencoder, Family):
         """-log p(x|z) per image, in nats."""
         if self.cfg.likelihood == "bernoulli":
             return bernoulli_nll(logits, x)
+        if self.cfg.likelihood == "discretized_logistic":
+            return discretized_logistic_nll(
+                to_unit(self.activate(logits), self.pixel_range), self.decoder.log_scale, to_unit(x, self.pixel_range)
+            )
         fixed = self.cfg.decoder_std
         log_std = self.decoder.log_std if fixed is None else logits.new_tensor(fixed).log()
         return gaussian_nll(self.activate(logits), log_std, x)

@@ -206,8 +206,8 @@ def test_vaegan_eval_of_metrics_none_of_which_can_run_is_an_error(gan_run, tmp_p
 @pytest.mark.parametrize(
     "out,written",
     [
-        ("grids", ["grids/step_00000020-sample.png", "grids/step_00000020-sample.npz"]),  # a new folder
-        ("existing", ["existing/step_00000020-sample.png", "existing/step_00000020-sample.npz"]),
+        ("grids", ["grids/step_00000020-sample-n4-seed0.png", "grids/step_00000020-sample-n4-seed0.npz"]),  # new
+        ("existing", ["existing/step_00000020-sample-n4-seed0.png", "existing/step_00000020-sample-n4-seed0.npz"]),
         ("x.npz", ["x.png", "x.npz"]),
         ("y.png", ["y.png", "y.npz"]),
     ],
@@ -341,7 +341,7 @@ def test_given_samples_default_to_the_metrics_that_need_no_model(vae_run, tmp_pa
     "args,words",
     [
         (["samples={tmp}/fakes"], ["dataset: samples= needs the dataset"]),
-        (["samples={tmp}/missing", "dataset=shapes"], ["samples:", "neither a folder of images nor an .npz"]),
+        (["samples={tmp}/missing", "dataset=shapes"], ["samples:", "missing does not exist", "'images' of uint8"]),
         (["samples={tmp}/empty", "dataset=shapes"], ["samples:", "holds no image files"]),
         (["samples={tmp}/fakes", "dataset=mnist", "dataset.image_size=32"], ["dataset.image_size"]),
         (
@@ -431,10 +431,10 @@ def test_vaegan_eval_prior_gmm_samples_from_a_mixture_fitted_to_the_codes(vae_ru
 def test_vaegan_sample_prior_gmm_writes_samples_and_refuses_what_it_cannot_do(vae_run, gan_run, tmp_path, capsys):
     run_dir, _ = vae_run
     assert sample_main([str(run_dir), "prior=gmm", "prior_components=2", "n=9", f"out={tmp_path}/"]) == 0
-    saved = np.load(next(tmp_path.glob("*-gmm2.npz")))
+    saved = np.load(tmp_path / "step_00000020-sample-gmm2-n9-seed0.npz")
     assert saved["images"].shape[0] == 9 and saved["z"].shape[0] == 9
     assert sample_main([str(run_dir), "n=9", f"out={tmp_path}/"]) == 0
-    assert not np.array_equal(np.load(next(tmp_path.glob("*-sample.npz")))["z"], saved["z"])
+    assert not np.array_equal(np.load(tmp_path / "step_00000020-sample-n9-seed0.npz")["z"], saved["z"])
     capsys.readouterr()
     for target, settings, words in [
         (gan_run[0], ["prior=gmm"], "model=gan has no encoder"),

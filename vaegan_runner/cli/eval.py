@@ -178,6 +178,12 @@ def report_path(out: str | None, default: Path) -> Path:
     else:
         path = Path(out).expanduser()
         if path.is_dir() or out.endswith(("/", os.sep)) or not path.suffix:
+            if path.exists() and not path.is_dir():
+                raise ConfigError(
+                    "out",
+                    f"{path} is an existing file, not a folder; out= is the report's .json file name, or a "
+                    f"folder to write {default.name} in (an existing one, or a new name without a suffix)",
+                )
             path = path / default.name
         elif path.suffix.lower() != ".json":
             raise ConfigError("out", f"the report is JSON: give a .json file name or a folder, got {out!r}")
@@ -186,6 +192,8 @@ def report_path(out: str | None, default: Path) -> Path:
             "out", f"{path} is a folder; give a .json file name, or the folder to write {default.name} in"
         )
     target = path if path.exists() else next(p for p in path.parents if p.exists())
+    if target != path and not target.is_dir():
+        raise ConfigError("out", f"cannot write {path}: {target} is a file, not a folder; give another out=")
     if not os.access(target, os.W_OK):
         raise ConfigError("out", f"cannot write {path}: {target} is not writable; give another out=")
     return path

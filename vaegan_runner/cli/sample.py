@@ -18,27 +18,33 @@ with an encoder: each held-out image's code decoded with every label); ``codes``
 InfoGAN's code: one row per category, the same z per column). ``prior=gmm`` (families with an
 encoder) draws the codes of ``sample`` and ``classes`` from a Gaussian mixture of
 ``prior_components`` fitted to the training images' codes (``models/fitted_prior.py``) instead
-of the model's prior. The same seed gives
-the same images. ``format=grid`` (default) writes a PNG grid and an .npz of uint8
-``images`` [N, C, H, W] with what made them (``z``, or the held-out ``inputs`` and
-``labels``); ``out`` is the grid's file name, or a folder to write it in. ``format=png``
-writes one PNG per image, ``000000.png`` on, into the folder ``out``.
+of the model's prior. The same seed gives the same images, in either format.
+
+``format=grid`` (default) writes a PNG grid and an .npz of uint8 ``images`` [N, C, H, W]
+with what made them (``z``, or the held-out ``inputs`` and ``labels``); ``out`` is the grid's
+file name, or a folder to write it in; an ``n`` whose grid Pillow would not open is refused.
+``format=png`` writes one PNG per generated image, ``000000.png`` on, into the folder ``out``,
+for any ``n``: images are drawn and written ``eval.batch_size`` at a time (``sample_modes.py``).
+Default names say what the images are (``step_00000020-sample-label3-n64-seed0.png``); an
+existing output is replaced only with ``overwrite=true``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..config.checks import ConfigError, one_of
 from .args import parse_settings
+from .sample_modes import MODES, Draw, Layout, Mode, as_uint8, check_family, take_held_out
 from .saved_run import PRIOR_SETTINGS
 
-MODES = ("sample", "reconstruct", "interpolate", "traverse", "classes", "transfer", "codes")
-CONDITIONAL_MODES = ("classes", "transfer")
 FORMATS = ("grid", "png")
 SETTINGS = {
     "mode": (str, "sample"),
@@ -50,178 +56,35 @@ SETTINGS = {
     "out": (str, None),  # grid: the PNG (or a folder for it), the .npz goes next to it; png: the folder
     "format": (str, "grid"),
     "checkpoint": (str, "last"),  # of a run directory: its newest checkpoint, or best.pt (checkpoint.keep_best)
+    "overwrite": (bool, False),  # replace outputs of the same name (else: refused)
     **PRIOR_SETTINGS,
 }
+NUMBERED_PNG = re.compile(r"\d{6,}\.png")  # the files of format=png
 
 
-def as_uint8(x) -> np.ndarray:
-    return (x * 255).round().byte().cpu().numpy()
+@dataclass
+class Written:
+    images: int
+    path: Path  # the grid's PNG, or format=png's folder
+    npz: Path | None = None
 
 
-def check_labels(saved, mode: str, label: int | None) -> None:
-    """``label=`` and the class modes need a class-conditional run, and a label it knows."""
-    family, model = saved.family, saved.run.model.name
-    if (label is not None or mode in CONDITIONAL_MODES) and not family.conditional:
-        key, what = ("label", f"label={label}") if label is not None else ("mode", f"mode={mode}")
-        raise ConfigError(
-            key,
-            f"{what} draws images for a class, and this {model} run was trained without labels "
-            "(model.conditional=false); train with model.conditional=true, or leave it out",
-        )
-    if label is not None:
-        if mode != "sample":
-            raise ConfigError("label", f"label= picks the class of mode=sample, got mode={mode}; leave it out")
-        if not 0 <= label < family.num_classes:
-            raise ConfigError("label", f"must be a class of the dataset, 0..{family.num_classes - 1}, got {label}")
-    if mode == "transfer" and not family.has_encoder:
-        raise ConfigError(
-            "mode", f"mode=transfer decodes the codes of held-out images, and model={model} has no encoder"
-        )
+def chunk_images(saved) -> int:
+    """Images drawn through the networks at once: the run's own ``eval.batch_size``."""
+    return saved.run.eval.batch_size
 
 
-def make_images(saved, mode: str, n: int, steps: int, seed: int, label: int | None = None, prior=None) -> tuple:
-    """(images in [0,1], grid row length, arrays for the .npz); ``prior``: an ``ExPostPrior``
-    to draw the codes of ``sample`` and ``classes`` from (None: the family's own)."""
-    import torch
+def check_settings(settings: dict) -> None:
+    """The settings alone, before any checkpoint is read."""
+    from .saved_run import PRIOR_CHOICES
 
-    from ..data.pixels import to_pixels, to_unit
-    from ..models.latent_paths import class_grid, interpolate, traverse
-
-    family = saved.family
-    unit = lambda x: to_unit(x, family.pixel_range)  # noqa: E731
-    torch.manual_seed(seed)
-    check_labels(saved, mode, label)
-    if mode in ("sample", "classes", "codes"):
-        sample_latent = family.sample_latent if prior is None else prior.sample_latent
-        z = sample_latent(n, torch.Generator(family.device).manual_seed(seed))
-        with torch.no_grad():
-            if mode == "codes":
-                by_code = family.code_grid(z)
-                if by_code is None:
-                    raise ConfigError(
-                        "mode",
-                        f"mode=codes draws a row per category of InfoGAN's code, and this {saved.run.model.name} "
-                        "run has none (a GAN trained with model.info_codes=K has one); use mode=sample",
-                    )
-                codes = torch.arange(by_code.shape[0] // n).repeat_interleave(n)
-                return unit(by_code), n, {"z": z.cpu().numpy(), "codes": codes.numpy()}
-            if mode == "classes":
-                labels = torch.arange(family.num_classes).repeat_interleave(n)
-                return unit(class_grid(family, z)), n, {"z": z.cpu().numpy(), "labels": labels.numpy()}
-            y = None if label is None else torch.full((n,), label, device=family.device)
-            y = family.labels_or_balanced(n, y)
-            images = unit(family.generate(z, y))
-        labels = {} if y is None else {"labels": y.cpu().numpy()}
-        return images, max(1, int(n**0.5)), {"z": z.cpu().numpy(), **labels}
-    one_of(mode, MODES, "mode")
-    if not family.has_encoder:
-        raise ConfigError(
-            "mode",
-            f"mode={mode} needs an encoder, and model={saved.run.model.name} has none; "
-            "allowed for this model: mode=sample"
-            + (", classes" if family.conditional else "")
-            + (", codes" if family.code_categories else ""),
-        )
-    wanted = {"reconstruct": n, "interpolate": 2 * n, "traverse": 1, "transfer": n}[mode]
-    inputs, labels = saved.data.test.take(wanted)
-    if mode == "interpolate" and inputs.shape[0] < 2:
-        raise ConfigError(
-            "mode",
-            f"mode=interpolate walks between pairs of held-out images, and the held-out split has "
-            f"{inputs.shape[0]}; use mode=sample, reconstruct or traverse",
-        )
-    if inputs.shape[0] < wanted:
-        what = {"reconstruct": "images to reconstruct", "interpolate": "pairs", "transfer": "images"}[mode]
-        print(
-            f"vaegan-sample: n={n}, but the held-out split has {inputs.shape[0]} images: "
-            f"{inputs.shape[0] // 2 if mode == 'interpolate' else inputs.shape[0]} {what}",
-            file=sys.stderr,
-        )
-        n = inputs.shape[0] // 2 if mode == "interpolate" else inputs.shape[0]
-    x = to_pixels(inputs, family.pixel_range)
-    codes = family.encode(x, labels)
-    extra = {"inputs": inputs.cpu().numpy(), "labels": labels.cpu().numpy()}
-    if mode == "transfer":  # row i: the input, then its code decoded with labels 0..K-1
-        decoded = class_grid(family, codes).view(family.num_classes, n, *x.shape[1:]).transpose(0, 1)
-        rows = torch.cat([x[:, None], decoded], dim=1)
-        return (
-            unit(rows.flatten(0, 1)),
-            family.num_classes + 1,
-            {**extra, "decoded": as_uint8(unit(decoded.flatten(0, 1)))},
-        )
-    if mode == "reconstruct":
-        recon = family.generate(codes, labels)
-        row = min(8, n)
-        pairs = [x[i : i + row] for i in range(0, n, row)], [recon[i : i + row] for i in range(0, n, row)]
-        images = torch.cat([torch.cat([a, b]) for a, b in zip(*pairs)])
-        return unit(images), row, {**extra, "reconstructions": as_uint8(unit(recon))}
-    if mode == "interpolate":
-        pairs = codes.shape[0] // 2
-        path = interpolate(family, codes[:pairs], codes[pairs : 2 * pairs], steps, labels[:pairs])
-        return unit(path), steps, extra
-    dims = min(n, family.latent_dim)
-    return unit(traverse(family, codes[0], dims, steps, label=int(labels[0]))), steps, extra
-
-
-def grid_path(out: str | None, default: Path) -> Path:
-    """Where the grid goes: ``out`` as a .png file, the .png beside an .npz name, or a folder
-    (an existing one, or a name without a suffix) holding the default file name."""
-    if not out:
-        return default
-    path = Path(out).expanduser()
-    if path.is_dir() or not path.suffix:
-        return path / default.name
-    if path.suffix.lower() in (".png", ".npz"):
-        return path.with_suffix(".png")
-    raise ConfigError(
-        "out",
-        f"format=grid writes a PNG and an .npz beside it, got {out!r}; give a .png or .npz file "
-        "name or a folder (format=png writes one PNG per image into a folder)",
-    )
-
-
-def png_folder(out: str | None, default: Path) -> Path:
-    if not out:
-        return default
-    path = Path(out).expanduser()
-    if path.exists() and not path.is_dir():
-        raise ConfigError("out", f"format=png writes one file per image into a folder, and {out} is a file")
-    if path.suffix and not path.is_dir():
-        raise ConfigError(
-            "out", f"format=png writes one PNG per image into a folder, got the file name {out!r}; give a folder name"
-        )
-    if path.is_dir() and any(path.glob("*.png")):
-        raise ConfigError(
-            "out", f"{out} already holds PNG files; give an empty or new folder, so no image set mixes two runs"
-        )
-    return path
-
-
-def write_pngs(pixels: np.ndarray, folder: Path) -> Path:
-    """One PNG per uint8 image [N, C, H, W]."""
-    from PIL import Image
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, image in enumerate(pixels):
-        plane = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
-        Image.fromarray(plane).save(folder / f"{i:06d}.png")
-    return folder
-
-
-def sample_checkpoint(target: str, pairs: list[str]) -> tuple[Path, Path | None, int]:
-    from torchvision.utils import save_image
-
-    from .saved_run import PRIOR_CHOICES, ex_post_prior, load_saved_run
-
-    settings, overrides = parse_settings(pairs, SETTINGS)
     one_of(settings["mode"], MODES, "mode")
     one_of(settings["format"], FORMATS, "format")
     one_of(settings["prior"], PRIOR_CHOICES, "prior")
     for key in ("n", "steps"):
         if settings[key] <= 0:
             raise ConfigError(key, f"must be > 0, got {settings[key]}")
-    fitted = settings["prior"] == "gmm"
-    if fitted and settings["mode"] not in ("sample", "classes"):
+    if settings["prior"] == "gmm" and settings["mode"] not in ("sample", "classes"):
         why = (
             "draws InfoGAN's categories, which only a GAN (no encoder, so no codes to fit) has"
             if settings["mode"] == "codes"
@@ -232,35 +95,231 @@ def sample_checkpoint(target: str, pairs: list[str]) -> tuple[Path, Path | None,
             f"prior=gmm draws the codes of mode=sample and mode=classes, and mode={settings['mode']} {why}; "
             "drop prior=",
         )
-    saved = load_saved_run(
-        target,
-        overrides,
-        settings["device"],
-        with_data=fitted or settings["mode"] not in ("sample", "classes"),
-        which=settings["checkpoint"],
-    )
-    check_labels(saved, settings["mode"], settings["label"])  # before a mixture is fitted
-    prior = ex_post_prior(saved, settings["prior"], settings["prior_components"], saved.run.eval.batch_size)
-    suffix = f"-gmm{settings['prior_components']}" if fitted else ""
-    default = saved.run_dir / "samples" / f"step_{saved.step:08d}-{settings['mode']}{suffix}"
-    if settings["format"] == "png":
-        folder = png_folder(settings["out"], default)
-        images, _, arrays = make_images(
-            saved, settings["mode"], settings["n"], settings["steps"], settings["seed"], settings["label"], prior
+
+
+def output_name(step: int, settings: dict) -> str:
+    """The default file (or folder) name: the checkpoint's step, then every setting that
+    changes what is drawn, so two different sets never share a name."""
+    mode = settings["mode"]
+    parts = [f"step_{step:08d}", mode]
+    if settings["label"] is not None:
+        parts.append(f"label{settings['label']}")
+    if settings["prior"] == "gmm":
+        parts.append(f"gmm{settings['prior_components']}")
+    parts.append(f"n{settings['n']}")
+    if mode in ("interpolate", "traverse"):
+        parts.append(f"steps{settings['steps']}")
+    parts.append(f"seed{settings['seed']}")
+    return "-".join(parts)
+
+
+def check_place(path: Path) -> None:
+    """``path`` can be written: no file where a folder on the way to it should be, and the
+    nearest existing folder writable. A ConfigError on ``out`` otherwise."""
+    existing = path if path.exists() else next(p for p in path.parents if p.exists())
+    if existing != path and not existing.is_dir():
+        raise ConfigError(
+            "out",
+            f"cannot write {path}: {existing} is a file, not a folder; give another out= (a new name or a folder)",
         )
-        # generated images alone: the held-out inputs of the grid would mix real images into the set
-        generated = {"reconstruct": "reconstructions", "transfer": "decoded"}.get(settings["mode"])
-        pixels = arrays[generated] if generated else as_uint8(images)
-        return write_pngs(pixels, folder), None, pixels.shape[0]
-    out = grid_path(settings["out"], default.with_suffix(".png"))
-    images, row, arrays = make_images(
-        saved, settings["mode"], settings["n"], settings["steps"], settings["seed"], settings["label"], prior
+    folder = existing if existing.is_dir() else existing.parent
+    if not os.access(folder, os.W_OK):
+        raise ConfigError("out", f"cannot write {path}: {folder} is not writable; give another out=")
+
+
+def grid_path(out: str | None, default: Path) -> Path:
+    """Where the grid goes: ``out`` as a .png file, the .png beside an .npz name, or a folder
+    (an existing one, or a new name without a suffix) holding the default file name."""
+    path = Path(out).expanduser() if out else default
+    if out and (path.is_dir() or not path.suffix):
+        if path.exists() and not path.is_dir():
+            raise ConfigError(
+                "out",
+                f"{path} is an existing file without a suffix; out= is the grid's file name (.png, "
+                "or .npz: both are written) or a folder to write them in (an existing folder, or a "
+                "new name without a suffix)",
+            )
+        path = path / default.name
+    elif out and path.suffix.lower() in (".png", ".npz"):
+        path = path.with_suffix(".png")
+    elif out:
+        raise ConfigError(
+            "out",
+            f"format=grid writes a PNG and an .npz beside it, got {out!r}; give a .png or .npz file "
+            "name or a folder (format=png writes one PNG per image into a folder)",
+        )
+    check_place(path)
+    return path
+
+
+def check_new(paths: list[Path], overwrite: bool) -> None:
+    """Refuse to replace an earlier output unasked (``overwrite=true`` replaces files)."""
+    for path in paths:
+        if path.is_dir():
+            raise ConfigError("out", f"{path} is a folder, where vaegan-sample would write a file; give another out=")
+    existing = [str(path) for path in paths if path.exists()]
+    if existing and not overwrite:
+        raise ConfigError(
+            "out",
+            f"{' and '.join(existing)} already exist{'s' if len(existing) == 1 else ''}, and vaegan-sample "
+            "replaces no earlier output unasked; give another out=, or overwrite=true to replace "
+            f"{'it' if len(existing) == 1 else 'them'}",
+        )
+
+
+def png_folder(out: str | None, default: Path, overwrite: bool) -> Path:
+    """The folder of format=png: new, empty of PNG files, or (``overwrite=true``) holding an
+    earlier set of numbered PNGs that the new set replaces; never a mix of two sets."""
+    path = Path(out).expanduser() if out else default
+    if path.exists() and not path.is_dir():
+        raise ConfigError(
+            "out",
+            f"format=png writes one file per image into a folder, and {path} is a file; "
+            "give a folder (an existing one, or a new name)",
+        )
+    if path.suffix and not path.is_dir():
+        raise ConfigError(
+            "out", f"format=png writes one PNG per image into a folder, got the file name {out!r}; give a folder name"
+        )
+    check_place(path)
+    pngs = sorted(p.name for p in path.glob("*.png")) if path.is_dir() else []
+    if pngs and not overwrite:
+        raise ConfigError(
+            "out",
+            f"{path} already holds PNG files ({len(pngs)}); give an empty or new folder, so no image set mixes "
+            "two runs, or overwrite=true to replace the set vaegan-sample wrote there",
+        )
+    foreign = [name for name in pngs if not NUMBERED_PNG.fullmatch(name)]
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise ConfigError(
+            "out",
+            f"{path} holds PNG files that vaegan-sample did not write ({shown}); overwrite=true replaces "
+            "only its own numbered set, and these would mix into the new one: give an empty or new folder",
+        )
+    return path
+
+
+def check_grid_fits(name: str, mode: Mode, settings: dict, saved) -> None:
+    """format=grid holds every image in memory and writes one PNG: refuse an ``n`` whose grid
+    is larger than Pillow opens (``PIL.Image.MAX_IMAGE_PIXELS``), naming the largest n that fits."""
+    from PIL import Image
+
+    limit, size = Image.MAX_IMAGE_PIXELS, saved.run.dataset.image_size
+    n, steps, family = settings["n"], settings["steps"], saved.family
+    layout = mode.layout(n, steps, family)
+    if limit is None or layout.grid_pixels(size) <= limit:
+        return
+    fits, too_many = 0, n  # bisect the largest n whose grid fits
+    while too_many - fits > 1:
+        middle = (fits + too_many) // 2
+        if mode.layout(middle, steps, family).grid_pixels(size) <= limit:
+            fits = middle
+        else:
+            too_many = middle
+    at_most = (
+        f"n<={fits} (the largest grid at {size}x{size} pixels)"
+        if fits
+        else f"a smaller steps= (even n=1 is too large with steps={steps})"
     )
+    raise ConfigError(
+        "n",
+        f"format=grid puts all {layout.images} images of mode={name} n={n} into one PNG of "
+        f"{layout.grid_pixels(size)} pixels, more than Pillow opens ({limit}, PIL.Image.MAX_IMAGE_PIXELS), "
+        f"and holds them all in memory; use format=png, which draws and writes {chunk_images(saved)} images "
+        f"at a time for any n, or {at_most}",
+    )
+
+
+def draw_pieces(mode: Mode, d: Draw, layout: Layout, chunk: int):
+    """(first unit, ``Piece``) of each chunk, drawn as it is asked for."""
+    import torch
+
+    step = mode.chunk_units(layout, chunk)
+    for start in range(0, layout.units, step):
+        with torch.no_grad():
+            piece = mode.draw(d, start, min(layout.units, start + step))
+        yield start, piece
+
+
+def write_grid(pieces, mode: Mode, layout: Layout, d: Draw, out: Path) -> Written:
+    """The PNG grid of the table and the .npz of its images (uint8 [N, C, H, W]) with what made them."""
+    import torch
+    from PIL import Image
+    from torchvision.utils import make_grid
+
+    parts, arrays = [], {}
+    for _, piece in pieces:
+        parts.append(as_uint8(piece.grid))
+        for key, value in piece.arrays.items():
+            arrays.setdefault(key, []).append(value)
+    images = torch.cat(parts, dim=mode.axis).flatten(0, 1)
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_image(images.float().cpu(), out, nrow=row, padding=2, pad_value=1.0)
+    grid = make_grid(images, nrow=layout.row, padding=2, pad_value=255)
+    Image.fromarray(grid.permute(1, 2, 0).numpy()).save(out)
     npz = out.with_suffix(".npz")
-    np.savez_compressed(npz, images=as_uint8(images), **arrays)
-    return out, npz, images.shape[0]
+    joined = {key: np.concatenate(values) for key, values in arrays.items()}
+    np.savez_compressed(npz, images=images.numpy(), **joined, **mode.constants(d))
+    return Written(images.shape[0], out, npz)
+
+
+def write_png_set(pieces, mode: Mode, layout: Layout, folder: Path) -> Written:
+    """One PNG per generated image, numbered in table order, each chunk written as it is drawn;
+    an earlier numbered set in ``folder`` (``overwrite=true``) is removed first."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):
+        old.unlink()  # png_folder let only an earlier numbered set (overwrite=true) through
+    written, width = 0, None
+    for start, piece in pieces:
+        generated = as_uint8(piece.generated).numpy()  # [A, B, C, H, W], a row (or column) per unit
+        rows, columns = generated.shape[:2]
+        if width is None:
+            total = layout.units * (columns if mode.axis == 0 else rows)
+            width = max(6, len(str(total - 1)))
+        for r in range(rows):
+            for c in range(columns):
+                index = (start + r) * columns + c if mode.axis == 0 else r * layout.units + start + c
+                image = generated[r, c]
+                plane = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
+                Image.fromarray(plane).save(folder / f"{index:0{width}d}.png")
+                written += 1
+    return Written(written, folder)
+
+
+def sample_checkpoint(target: str, pairs: list[str]) -> Written:
+    import torch
+
+    from ..data import load_data
+    from .saved_run import ex_post_prior, load_saved_run
+
+    settings, overrides = parse_settings(pairs, SETTINGS)
+    check_settings(settings)
+    name = settings["mode"]
+    mode = MODES[name]
+    saved = load_saved_run(target, overrides, settings["device"], with_data=False, which=settings["checkpoint"])
+    check_family(saved, name, settings["label"])
+    default = saved.run_dir / "samples" / output_name(saved.step, settings)
+    if settings["format"] == "grid":
+        out = grid_path(settings["out"], default.with_suffix(".png"))
+        check_new([out, out.with_suffix(".npz")], settings["overwrite"])
+        check_grid_fits(name, mode, settings, saved)
+    else:
+        out = png_folder(settings["out"], default, settings["overwrite"])
+    fitted = settings["prior"] == "gmm"
+    if mode.held_out or fitted:
+        saved.data = load_data(saved.run.dataset, saved.family.device)
+    prior = ex_post_prior(saved, settings["prior"], settings["prior_components"], saved.run.eval.batch_size)
+    torch.manual_seed(settings["seed"])
+    d = Draw(saved, settings["n"], settings["steps"], settings["seed"], settings["label"], prior)
+    if mode.held_out:
+        take_held_out(d, name)
+    layout = mode.layout(d.n, d.steps, saved.family)
+    pieces = draw_pieces(mode, d, layout, chunk_images(saved))
+    if settings["format"] == "grid":
+        return write_grid(pieces, mode, layout, d, out)
+    return write_png_set(pieces, mode, layout, out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -274,11 +333,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("settings", nargs="*", help="key=value")
     args = parser.parse_args(argv)
     try:
-        png, npz, count = sample_checkpoint(args.target, args.settings)
+        written = sample_checkpoint(args.target, args.settings)
     except (ConfigError, OSError) as err:
         print(f"vaegan-sample: error: {err}", file=sys.stderr)
         return 2
-    print(f"{count} images: {png} and {npz}" if npz else f"{count} images in {png}")
+    if written.npz:
+        print(f"{written.images} images: {written.path} and {written.npz}")
+    else:
+        print(f"{written.images} images in {written.path}")
     return 0
 
 

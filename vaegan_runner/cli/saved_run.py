@@ -29,16 +29,32 @@ class SavedRun:
     step: int
 
 
-def checkpoint_file(target: str, which: str) -> Path:
-    """The checkpoint that ``target`` (a file or a run directory) and ``which`` (``last`` or
-    ``best``, the CLIs' ``checkpoint=`` setting) name."""
+def read_target(target: str, which: str):
+    """(path, ``Checkpoint``) of what ``target`` (a file or a run directory) and ``which``
+    (``last`` or ``best``, the CLIs' ``checkpoint=`` setting) name. Of a run directory, ``last``
+    is its newest readable checkpoint, as for ``resume=``: newer ones that do not load are
+    skipped with one line on stderr naming them, why, and the one used; a file named as such
+    must load."""
+    import sys
+
     from ..config.checks import ConfigError, one_of
-    from ..training.checkpoint import best_path, find_checkpoint
+    from ..training.checkpoint import CHECKPOINT_DIR, best_path, find_checkpoint, list_checkpoints, read_checkpoint
+    from ..training.run_checkpoints import newest_readable
 
     one_of(which, CHECKPOINT_CHOICES, "checkpoint")
-    if which == "last":
-        return find_checkpoint(target, key="checkpoint")
     folder = Path(target).expanduser()
+    if which == "last":
+        if not folder.is_dir():
+            path = find_checkpoint(target, key="checkpoint")  # a file, or the error for a missing path
+            return path, read_checkpoint(path, key="checkpoint")
+        found = newest_readable(list_checkpoints(folder / CHECKPOINT_DIR) or list_checkpoints(folder), key="checkpoint")
+        if not found.skipped and found.path is None:
+            find_checkpoint(target, key="checkpoint")  # raises: no checkpoint at all
+        if found.path is None:
+            raise found.none_readable("checkpoint", folder)
+        if found.fallback_note():
+            print(f"checkpoint: {found.fallback_note()}", file=sys.stderr)
+        return found.path, found.saved
     if not folder.is_dir():
         raise ConfigError(
             "checkpoint",
@@ -53,7 +69,7 @@ def checkpoint_file(target: str, which: str) -> Path:
             "with checkpoint.keep_best=true, at evaluations (eval.every_n_steps) that compute "
             "eval.optimized_metric; use checkpoint=last",
         )
-    return best
+    return best, read_checkpoint(best, key="checkpoint")
 
 
 def check_same_shape(run, meta) -> None:
@@ -75,15 +91,14 @@ def load_saved_run(
     target: str, overrides: list[str], device: str | None, with_data: bool = True, which: str = "last"
 ) -> SavedRun:
     """Rebuild the run behind ``target`` (a checkpoint file or run directory; of a directory,
-    its newest checkpoint, or with ``which="best"`` its ``best.pt``)."""
+    its newest readable checkpoint, or with ``which="best"`` its ``best.pt``)."""
     from ..config.schema import validate
     from ..data import load_data
     from ..models import family_class
-    from ..training.checkpoint import read_checkpoint, run_dir_of
+    from ..training.checkpoint import run_dir_of
     from ..training.device import resolve_device
 
-    checkpoint = checkpoint_file(target, which)
-    saved = read_checkpoint(checkpoint, key="checkpoint")
+    checkpoint, saved = read_target(target, which)
     cfg = OmegaConf.merge(OmegaConf.create(saved.config), OmegaConf.from_dotlist(overrides))
     run = validate(cfg)  # an unknown key in an override is refused here, by name
     check_same_shape(run, saved.meta)

@@ -8,6 +8,7 @@ encoder and no likelihood, so the metrics that need a model are not offered.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -47,19 +48,35 @@ class GivenSamples:
         return self.images[index].float() / 255
 
 
+NPZ_FORMAT = (
+    "an .npz for samples= must hold an array 'images' of uint8 pixels 0..255, shaped [N, C, H, W], "
+    "[N, H, W, C] or [N, H, W] (one channel), as vaegan-sample writes it (np.savez(path, images=...))"
+)
+
+
 def load_samples(path: str | Path, channels: int, image_size: int) -> torch.Tensor:
     """uint8 images [N, channels, image_size, image_size] from a folder of image files (sorted
-    by name) or an .npz holding ``images`` ([N, C, H, W], [N, H, W, C] or [N, H, W], as
-    ``vaegan-sample`` writes it); anything else is a ConfigError on ``samples``."""
+    by name) or an .npz holding ``images`` (``NPZ_FORMAT``); anything else is a ConfigError on
+    ``samples`` naming the path and what it must hold."""
     path = Path(path).expanduser()
     if path.is_dir():
         images = _read_folder(path, channels)
-    elif path.suffix == ".npz" and path.is_file():
+    elif path.suffix.lower() == ".npz" and path.is_file():
         images = _read_npz(path, channels)
+    elif not path.exists():
+        raise ConfigError(
+            "samples",
+            f"{path} does not exist; give a folder of image files ({', '.join(IMAGE_SUFFIXES)}) or an .npz file: "
+            f"{NPZ_FORMAT}",
+        )
     else:
         raise ConfigError(
-            "samples", f"{path} is neither a folder of images nor an .npz file (vaegan-sample writes both)"
+            "samples",
+            f"{path} is a file but not an .npz; give a folder of image files ({', '.join(IMAGE_SUFFIXES)}) "
+            f"or an .npz file: {NPZ_FORMAT}",
         )
+    if images.shape[0] == 0:
+        raise ConfigError("samples", f"{path} holds no images (its 'images' array has N=0); {NPZ_FORMAT}")
     if images.shape[1:] != (channels, image_size, image_size):
         raise ConfigError(
             "samples",
@@ -102,16 +119,33 @@ def _read_folder(folder: Path, channels: int) -> np.ndarray:
 
 
 def _read_npz(file: Path, channels: int) -> np.ndarray:
-    with np.load(file, allow_pickle=False) as arrays:
-        if "images" not in arrays:
-            raise ConfigError("samples", f"{file} has no 'images' array (it has: {', '.join(arrays.files)})")
-        images = arrays["images"]
+    """The ``images`` array of ``file``, as [N, C, H, W]; a file that is not a readable .npz (cut
+    short, another format renamed, pickled objects, which are never loaded) or whose ``images``
+    is not uint8 images is a ConfigError naming the file and ``NPZ_FORMAT``."""
+    if not zipfile.is_zipfile(file):  # an .npz is a zip archive of .npy files
+        with open(file, "rb") as head:
+            npy = head.read(6) == b"\x93NUMPY"
+        what = "holds one bare array (an .npy file)" if npy else "is not a zip archive (cut short, or another format)"
+        raise ConfigError("samples", f"{file} is not an .npz: it {what}; {NPZ_FORMAT}")
+    try:
+        with np.load(file, allow_pickle=False) as arrays:
+            names = list(arrays.files)
+            images = arrays["images"] if "images" in names else None
+    except Exception as err:  # noqa: BLE001 -- whatever numpy or zipfile raise, the archive is damaged
+        first = " ".join(str(err).split())[:160]
+        raise ConfigError(
+            "samples", f"{file} is not a readable .npz ({type(err).__name__}: {first}); {NPZ_FORMAT}"
+        ) from None
+    if images is None:
+        raise ConfigError(
+            "samples", f"{file} has no 'images' array (it has: {', '.join(names) or 'none'}); {NPZ_FORMAT}"
+        )
     if images.dtype != np.uint8:
-        raise ConfigError("samples", f"{file}: 'images' must be uint8 (0..255), got {images.dtype}")
+        raise ConfigError("samples", f"{file}: 'images' is {images.dtype}, not uint8; {NPZ_FORMAT}")
     if images.ndim == 3:
         images = images[:, None]
     elif images.ndim == 4 and images.shape[1] != channels and images.shape[-1] == channels:
         images = images.transpose(0, 3, 1, 2)
     if images.ndim != 4:
-        raise ConfigError("samples", f"{file}: 'images' must be [N, C, H, W], got shape {list(images.shape)}")
+        raise ConfigError("samples", f"{file}: 'images' has shape {list(images.shape)}; {NPZ_FORMAT}")
     return images

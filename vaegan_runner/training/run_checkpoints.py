@@ -9,6 +9,7 @@ also kept as ``checkpoints/best.pt``, which ``checkpoint.keep_last`` never delet
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config.checks import ConfigError
@@ -29,6 +30,51 @@ from .checkpoint import (
 from .distributed import Distributed
 from .optim import configured_lr
 from .phase_runner import PhaseRunner
+
+
+@dataclass
+class NewestReadable:
+    """The newest of some checkpoints that loads, and the newer ones that did not (a run
+    killed mid-write on a filesystem without atomic renames, a copy cut short)."""
+
+    path: Path | None  # None: none of them loads, or there were none
+    saved: Checkpoint | None
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # (checkpoint, why it did not load), newest first
+
+    def fallback_note(self) -> str | None:
+        """One line naming each skipped checkpoint, why, and the one used; None when none was skipped."""
+        if not self.skipped or self.path is None:
+            return None
+        skipped = "; ".join(f"{path} {why}" for path, why in self.skipped)
+        return f"{skipped}: using {self.path.name}, the newest readable one"
+
+    def none_readable(self, key: str, folder: Path) -> ConfigError:
+        """The error for a folder none of whose checkpoints loads, naming each with why."""
+        return ConfigError(
+            key,
+            f"no readable checkpoint in {folder}: {'; '.join(f'{path} {why}' for path, why in self.skipped)}. "
+            "Give another run directory or checkpoint file",
+        )
+
+
+def newest_readable(checkpoints: list[Path], key: str = "resume") -> NewestReadable:
+    """Read ``checkpoints`` (oldest first, as ``list_checkpoints`` gives them) newest first and
+    stop at the first that loads; the newer ones that did not are kept with why."""
+    skipped = []
+    for path in reversed(checkpoints):
+        try:
+            return NewestReadable(path, read_checkpoint(path, key=key), skipped)
+        except ConfigError as err:
+            skipped.append((path, unreadable_reason(str(err), key, path)))
+    return NewestReadable(None, None, skipped)
+
+
+def unreadable_reason(message: str, key: str, path: Path) -> str:
+    """Why ``path`` did not load, from ``load_checkpoint``'s error ``message``: its first clause,
+    without the key, the path and the advice that follows (which names what to give instead)."""
+    reason = message.removeprefix(f"{key}: ").removeprefix(f"{path} ")
+    cut = min((i for i in (reason.find(". Give "), reason.find("; give ")) if i >= 0), default=len(reason))
+    return reason[:cut]
 
 
 class RunCheckpoints:

@@ -138,3 +138,21 @@ def test_real_data_fingerprint_tells_the_datasets_apart(real_data_root):
     key = fingerprint(mnist, seed=0)
     assert key == fingerprint(dataset("mnist", root=str(real_data_root), download=False), seed=0)
     assert key != fingerprint(fashion, seed=0) and key != fingerprint(mnist, seed=1) and len(key) == 16
+
+
+def test_colour_images_get_the_augmented_recipe_and_grey_keep_theirs():
+    from vaegan_runner.metrics.domain_classifier import COLOUR, GREY, augment, recipe_for
+
+    assert recipe_for(3) is COLOUR and recipe_for(1) is GREY
+    assert set(GREY.fingerprint_fields()) == {"pool_above", "epochs"}  # the fields caches were keyed on
+    torch.manual_seed(0)
+    images = torch.rand(64, 3, 8, 8)
+    assert torch.equal(augment(images, GREY), images)
+    moved = augment(images, COLOUR)
+    assert moved.shape == images.shape and not torch.equal(moved, images)
+    # a shift or flip moves pixels around but makes none up: each image's pixels stay inside its range
+    assert (moved.amax(dim=(1, 2, 3)) <= images.amax(dim=(1, 2, 3))).all()
+    assert (moved.amin(dim=(1, 2, 3)) >= images.amin(dim=(1, 2, 3))).all()
+    unshifted = augment(images, COLOUR.__class__(**{**COLOUR.__dict__, "shift": 0}))
+    flipped = [torch.equal(a, b.flip(2)) or torch.equal(a, b) for a, b in zip(unshifted, images)]
+    assert all(flipped) and 0 < sum(not torch.equal(a, b) for a, b in zip(unshifted, images)) < 64

@@ -93,33 +93,34 @@ class VAEGANConfig(AdversarialConfig):
 
 def check_feature_layer(cfg: VAEGANConfig, image_size: int | None = None) -> None:
     """``feature_layer`` must index one of D's blocks. D is ``build_encoder``'s body, so it has
-    one block per halving (conv: 2 to 5, by image size) or per hidden layer (mlp). Without the
-    image size, a conv index is refused only when no size has that many blocks."""
+    one block per halving (conv: 2 to 5, by image size), one per residual block and the pooled
+    vector (resnet: 5 at 32, 6 at 64) or one per hidden layer (mlp). Without the image size, an
+    index is refused only when no size has that many blocks."""
     blocks = body_blocks(cfg.net, image_size)
-    layer = cfg.feature_layer
+    layer, arch = cfg.feature_layer, cfg.net.arch
     if any(-n <= layer < n for n in blocks):
         return
 
     def sizes(k: int) -> str:
-        return " and ".join(map(str, sizes_with_blocks(k)))
+        return " and ".join(map(str, sizes_with_blocks(k, arch)))
 
     if len(blocks) == 1:
         n = blocks[0]
         where = (
-            f"at image size {image_size} (model.net.arch=conv)"
-            if cfg.net.arch == "conv"
+            f"at image size {image_size} (model.net.arch={arch})"
+            if arch != "mlp"
             else "(model.net.arch=mlp: one per entry of model.net.hidden)"
         )
         message = (
             f"{layer} is out of range: D has {n} blocks {where}, so use 0..{n - 1}, or -{n}..-1 counting from the last"
         )
-        if cfg.net.arch == "conv" and any(-k <= layer < k for k in body_blocks(cfg.net)):
+        if arch != "mlp" and any(-k <= layer < k for k in body_blocks(cfg.net)):
             more = "; ".join(f"{k} at {sizes(k)}" for k in body_blocks(cfg.net) if k > n)
             message += f"; a larger dataset.image_size gives D more blocks ({more})"
     else:
         counts = "; ".join(f"{k} blocks at image sizes {sizes(k)}" for k in blocks)
         message = (
-            f"{layer} is out of range at every image size: with model.net.arch=conv D has {counts}; "
+            f"{layer} is out of range at every image size: with model.net.arch={arch} D has {counts}; "
             "use 0..n-1, or -n..-1 counting from the last (-1, the default, is the last block)"
         )
     raise ConfigError("model.feature_layer", message)

@@ -1,7 +1,8 @@
 """Building blocks every family shares: encoder, decoder/generator and discriminator bodies.
 
-``model.net.arch`` picks DCGAN-style convolutions (``conv``) or the fully connected
-networks of the classic tutorials (``mlp``).
+``model.net.arch`` picks DCGAN-style convolutions (``conv``), SNGAN's residual networks
+(``resnet``, 32 and 64 pixels; ``resnet.py`` says what ``width`` means there) or the fully
+connected networks of the classic tutorials (``mlp``).
 """
 
 from __future__ import annotations
@@ -12,17 +13,18 @@ from omegaconf import MISSING
 from torch import nn
 
 from ...config.checks import ConfigError, one_of, positive, require
-from .conv import MAX_HALVINGS, MIN_HALVINGS, ConvDecoder, ConvEncoder, conv_sizes, halvings
+from .conv import ConvDecoder, ConvEncoder, conv_sizes, halvings
 from .mlp import MLPDecoder, MLPEncoder, vector_mlp
+from .resnet import ResNetDecoder, ResNetEncoder, feature_count, resnet_sizes
 
-ARCHS = ("conv", "mlp")
+ARCHS = ("conv", "resnet", "mlp")
 NORMS = ("batch", "layer", "none")
 
 
 @dataclass
 class NetConfig:
-    arch: str = MISSING  # conv | mlp
-    width: int = MISSING  # conv: channels of the first layer (doubles per halving)
+    arch: str = MISSING  # conv | resnet | mlp
+    width: int = MISSING  # conv: channels of the first layer (doubles per halving); resnet: D's channels (G: 2x)
     hidden: list[int] = MISSING  # mlp: hidden layer sizes, input side first
     norm: str = MISSING  # batch | layer | none (encoder and decoder/generator)
 
@@ -46,6 +48,11 @@ class DiscriminatorConfig:
         one_of(self.norm, NORMS, "discriminator.norm")
 
 
+def sizes_of(arch: str) -> list[int] | None:
+    """Every image side ``arch`` can make, smallest first; None: any size (mlp)."""
+    return {"conv": conv_sizes, "resnet": resnet_sizes}.get(arch, lambda: None)()
+
+
 def check_image_size(net: NetConfig, image_size: int) -> None:
     """Raise ConfigError if the architecture cannot make ``image_size`` x ``image_size`` images."""
     if net.arch == "conv" and halvings(image_size) is None:
@@ -56,24 +63,39 @@ def check_image_size(net: NetConfig, image_size: int) -> None:
             f"a 4x4 or 7x7 map; allowed sizes are {sizes}. Pick one of those, or use "
             f"model.net.arch=mlp, which takes any size.",
         )
+    if net.arch == "resnet" and image_size not in resnet_sizes():
+        sizes = " and ".join(map(str, resnet_sizes()))
+        raise ConfigError(
+            "dataset.image_size",
+            f"{image_size} cannot be made by the resnet networks (SNGAN's, which grow a 4x4 map by one "
+            f"up-sampling block per doubling); allowed sizes are {sizes}. Set dataset.image_size to one "
+            f"of those (MNIST, Fashion-MNIST and CIFAR-10 resize at load), or use model.net.arch=conv "
+            f"({', '.join(map(str, conv_sizes()))}) or model.net.arch=mlp (any size).",
+        )
+
+
+def _blocks_at(arch: str, image_size: int) -> int:
+    return halvings(image_size)[1] if arch == "conv" else feature_count(image_size)
 
 
 def body_blocks(net: NetConfig, image_size: int | None = None) -> range:
     """How many blocks the body ``build_encoder`` makes has (``len(features(x))``): one per
-    halving for conv (so it depends on ``image_size``), one per hidden layer for mlp. With
-    ``image_size`` None, the range over every size the architecture can make."""
-    if net.arch != "conv":
+    halving for conv, one per residual block plus the pooled vector for resnet (both depend on
+    ``image_size``), one per hidden layer for mlp. With ``image_size`` None, the range over every
+    size the architecture can make."""
+    if net.arch == "mlp":
         return range(len(net.hidden), len(net.hidden) + 1)
     if image_size is None:
-        return range(MIN_HALVINGS, MAX_HALVINGS + 1)
+        counts = [_blocks_at(net.arch, size) for size in sizes_of(net.arch)]
+        return range(min(counts), max(counts) + 1)
     check_image_size(net, image_size)
-    n = halvings(image_size)[1]
+    n = _blocks_at(net.arch, image_size)
     return range(n, n + 1)
 
 
-def sizes_with_blocks(n: int) -> list[int]:
-    """The conv image sizes whose encoder body has ``n`` blocks."""
-    return [size for size in conv_sizes() if halvings(size)[1] == n]
+def sizes_with_blocks(n: int, arch: str = "conv") -> list[int]:
+    """The image sizes at which ``arch`` (conv or resnet) makes an encoder body of ``n`` blocks."""
+    return [size for size in sizes_of(arch) if _blocks_at(arch, size) == n]
 
 
 def build_encoder(
@@ -83,6 +105,8 @@ def build_encoder(
     norm = net.norm if norm is None else norm
     if net.arch == "conv":
         return init_weights(ConvEncoder(channels, image_size, net.width, out_dim, norm, spectral_norm))
+    if net.arch == "resnet":  # SNGAN's own initialisation (resnet.py)
+        return ResNetEncoder(channels, image_size, net.width, out_dim, norm, spectral_norm)
     return init_weights(MLPEncoder(channels, image_size, list(net.hidden), out_dim, norm, spectral_norm))
 
 
@@ -90,6 +114,8 @@ def build_decoder(net: NetConfig, channels: int, image_size: int, in_dim: int) -
     """z -> logits [B, C, H, W]; the family applies the output activation."""
     if net.arch == "conv":
         return init_weights(ConvDecoder(channels, image_size, net.width, in_dim, net.norm))
+    if net.arch == "resnet":  # the generator has twice the discriminator's channels, as SNGAN's
+        return ResNetDecoder(channels, image_size, 2 * net.width, in_dim, net.norm)
     return init_weights(MLPDecoder(channels, image_size, list(net.hidden), in_dim, net.norm))
 
 
@@ -117,6 +143,8 @@ __all__ = [
     "check_image_size",
     "conv_sizes",
     "init_weights",
+    "resnet_sizes",
+    "sizes_of",
     "sizes_with_blocks",
     "vector_mlp",
 ]

@@ -33,7 +33,8 @@ def _channels(width: int, n: int) -> list[int]:
     return [min(width * 2**i, 8 * width) for i in range(n)]
 
 
-def _norm2d(kind: str, channels: int) -> nn.Module:
+def norm2d(kind: str, channels: int) -> nn.Module:
+    """The 2-d normalisation layer ``kind`` names (batch | layer | none) for ``channels`` channels."""
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     if kind == "layer":
@@ -58,7 +59,7 @@ class ConvEncoder(nn.Module):
         for i, c_out in enumerate(widths):
             layers = [wrap(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=(i == 0 or norm == "none")))]
             if i > 0:  # DCGAN: no normalisation on the first layer
-                layers.append(_norm2d(norm, c_out))
+                layers.append(norm2d(norm, c_out))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             blocks.append(nn.Sequential(*layers))
             c_in = c_out
@@ -90,14 +91,14 @@ class ConvDecoder(nn.Module):
         self.project = nn.Sequential(
             nn.Linear(in_dim, widths[0] * base * base, bias=(norm == "none")),
             nn.Unflatten(1, (widths[0], base, base)),
-            _norm2d(norm, widths[0]),
+            norm2d(norm, widths[0]),
             nn.ReLU(inplace=True),
         )
         layers = []
         for c_in, c_out in zip(widths[:-1], widths[1:]):
             layers += [
                 nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=(norm == "none")),
-                _norm2d(norm, c_out),
+                norm2d(norm, c_out),
                 nn.ReLU(inplace=True),
             ]
         layers.append(nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1))

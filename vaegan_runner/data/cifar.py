@@ -20,7 +20,7 @@ from ..config.checks import ConfigError, one_of, require
 from .decoded_cache import Split, cached_splits, file_identity
 from .idx import missing_data_error, one_line
 from .pixels import resize_images
-from .sources import DATASETS, ImageData, in_memory_data
+from .sources import DATASETS, ImageData, in_memory_data, seeded_generator
 from .split_folders import decode_split_folders, is_split_folder, listing_digest
 
 FOLDER = "cifar-10-batches-py"
@@ -30,6 +30,7 @@ CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 PER_CLASS = {"train": 5000, "test": 1000}
 JPEG_FOLDER = "CIFAR-10-jpeg"  # <root>/CIFAR-10-jpeg/ holds the archive or train/ and test/
 JPEG_ARCHIVE = "cifar10-jpeg.tar.gz"
+JPEG_ORDER_SEED = 0  # the JPEG copy lists images class by class; they are put in this seed's fixed order
 
 
 @dataclass
@@ -116,13 +117,20 @@ def load_jpeg_copy(cfg: Cifar10Config, copy: Path) -> tuple[Split, Split]:
     def decode() -> tuple[Split, Split]:
         decoded = decode_split_folders(copy, channels=3, expected_size=32)
         check_complete(decoded, copy)
-        splits = (decoded.train, decoded.test)
-        return tuple((resize_images(images, cfg.image_size), labels) for images, labels in splits)
+        # The copy lists each split class by class, where the original batches are shuffled: a
+        # fixed permutation makes any first-N subset (an evaluation's max_images, the reconstruction
+        # grid) a sample of every class, the same in every run.
+        out = []
+        for stream, (images, labels) in enumerate((decoded.train, decoded.test)):
+            order = torch.randperm(len(labels), generator=seeded_generator(JPEG_ORDER_SEED, stream))
+            out.append((resize_images(images[order], cfg.image_size), labels[order]))
+        return tuple(out)
 
+    order = f"class-interleaved, seed {JPEG_ORDER_SEED}"
     if copy.is_file():
-        identity = file_identity([copy])
+        identity = {"files": file_identity([copy]), "order": order}
     else:
-        identity = {"folder": str(copy.resolve()), "files": listing_digest(copy)}
+        identity = {"folder": str(copy.resolve()), "files": listing_digest(copy), "order": order}
     return cached_splits(cfg.cache_dir, "cifar10-jpeg", cfg.image_size, cfg.channels, identity, decode)
 
 

@@ -21,6 +21,7 @@ from .split_folders import is_split_folder, listing_digest
 
 log = logging.getLogger(__name__)
 SPLIT_STREAM = 0  # (seed, 0): the permutation that picks the held-out images
+TRAIN_ORDER_STREAM, TEST_ORDER_STREAM = 1, 2  # (seed, 1), (seed, 2): the order of train/ and test/
 
 
 @dataclass
@@ -163,6 +164,11 @@ def check_same_classes(folder: Path, train_classes: list[str], test_classes: lis
     )
 
 
+def in_seeded_order(files: list[Path], labels: list[int], seed: int, stream: int) -> tuple[list[Path], list[int]]:
+    order = torch.randperm(len(files), generator=seeded_generator(seed, stream)).tolist()
+    return [files[i] for i in order], [labels[i] for i in order]
+
+
 @DATASETS.register("image_folder", config=ImageFolderConfig)
 def load_image_folder(cfg: ImageFolderConfig, device: torch.device) -> ImageData:
     """``<path>/train/`` and ``<path>/test/`` are the splits when both exist (class sub-folders
@@ -178,6 +184,9 @@ def load_image_folder(cfg: ImageFolderConfig, device: torch.device) -> ImageData
         train_files, train_labels, classes = readable_files(folder / "train", cfg)
         test_files, test_labels, test_classes = readable_files(folder / "test", cfg)
         check_same_classes(folder, classes, test_classes)
+        # files are listed class by class: a seeded order makes any first-N subset hold every class
+        train_files, train_labels = in_seeded_order(train_files, train_labels, cfg.seed, TRAIN_ORDER_STREAM)
+        test_files, test_labels = in_seeded_order(test_files, test_labels, cfg.seed, TEST_ORDER_STREAM)
         log.info(
             "%s: train/ (%d images) and test/ (%d images) are the splits; dataset.val_fraction is not used",
             folder,

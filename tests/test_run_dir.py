@@ -62,3 +62,24 @@ def test_config_error_keeps_an_outputs_folder_that_was_there(tmp_path):
     assert result.returncode == 2, result.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["outputs"]
     assert list((tmp_path / "outputs").iterdir()) == []
+
+
+def test_a_run_that_wrote_nothing_is_removed_with_its_lock_file(tmp_path, monkeypatch):
+    """A config error in a folder this command made: Hydra's record and the run's own lock file
+    (config/run_lock.py, still held while the run ends) are bookkeeping, not results."""
+    from vaegan_runner.config.run_dir import CREATED, make_dir, remove_if_empty_run
+    from vaegan_runner.config.run_lock import LOCK_NAME, hold, release
+
+    monkeypatch.delenv(CREATED, raising=False)
+    run = tmp_path / "outputs" / "run"
+    make_dir(run)
+    (run / ".hydra").mkdir()
+    assert hold(run, "hydra.run.dir")
+    remove_if_empty_run(run)
+    release(run)  # the folder is gone: nothing left to remove
+    assert not run.exists() and not (tmp_path / "outputs").exists()
+    make_dir(run)
+    (run / "metrics.json").write_text("{}")
+    (run / LOCK_NAME).write_text("")
+    remove_if_empty_run(run)
+    assert (run / "metrics.json").is_file()  # a result: kept

@@ -19,8 +19,10 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from .config.checks import ConfigError
+from .config.override_syntax import refuse_unreadable
 from .config.resume_overrides import with_run_settings
 from .config.run_dir import remove_if_empty_run
+from .config.run_lock import hold, release
 from .config.sweep_dir import register as register_sweep_resolver
 from .config.sweep_failures import record_failure
 
@@ -38,7 +40,7 @@ def run(cfg: DictConfig, output_dir: Path, multirun: bool = False, stop=None) ->
     from .config.schema import AUTO, choose_optimized_metric, validate
     from .data import load_data
     from .models import family_class
-    from .training.checkpoint import check_resumable, run_dir_of
+    from .training.checkpoint import check_resumable, run_dir_of, warn_if_other_version
     from .training.device import resolve_device, seed_everything
     from .training.distributed import from_environment
     from .training.loop import fit
@@ -46,6 +48,7 @@ def run(cfg: DictConfig, output_dir: Path, multirun: bool = False, stop=None) ->
 
     run_cfg = validate(cfg)
     dist = from_environment(run_cfg.device)
+    taken: list[Path] = []  # the run folders this call locked (config/run_lock.py), given back at its end
     try:
         device = resolve_device(run_cfg.device, dist.local_rank if dist.enabled else None)
         run_dir, resume_state = output_dir, None
@@ -54,14 +57,18 @@ def run(cfg: DictConfig, output_dir: Path, multirun: bool = False, stop=None) ->
             if found is not None:
                 checkpoint, resume_state = found
                 check_resumable(resume_state, run_cfg)
+                warn_if_other_version(resume_state)
+                run_dir = run_dir_of(checkpoint)
+                hold_run_dir(run_dir, "resume", "resume", taken)  # a run still writing there: refused
                 if changed := changed_settings(resume_state.config, run_cfg.resolved):
                     log.warning("resuming with settings the checkpoint was not trained with: %s", "; ".join(changed))
-                run_dir = run_dir_of(checkpoint)
                 log.info("resuming %s at step %d; writing to %s", checkpoint, resume_state.step, run_dir)
                 if run_dir != output_dir:
                     log_to(run_dir)
         if resume_state is None:
-            refuse_foreign_checkpoints(output_dir, run_cfg.resolved, "hydra.sweep.dir" if multirun else "hydra.run.dir")
+            key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+            hold_run_dir(output_dir, key, "run", taken)  # a multirun job's folder (a single run's is held already)
+            refuse_foreign_checkpoints(output_dir, run_cfg.resolved, key)
         check_writable(run_dir)
 
         seed_everything(run_cfg.seed, run_cfg.trainer.deterministic)
@@ -114,9 +121,13 @@ def run(cfg: DictConfig, output_dir: Path, multirun: bool = False, stop=None) ->
             f" (rank {dist.rank} of {dist.world_size})" if dist.enabled else "",
             run_dir,
         )
+        if resume_state is not None:
+            say_if_finished(run_cfg, data, run_dir, resume_state.step)
         return fit(run_cfg, family, data, run_dir, resume_state, dist, stop)
     finally:
         dist.close()
+        for folder in taken:
+            release(folder)
 
 
 def build_family(run_cfg, data, device, dist):
@@ -138,6 +149,55 @@ def build_family(run_cfg, data, device, dist):
         for net in family.networks().values():
             net.compile()
     return family
+
+
+def hold_run_dir(folder: Path, key: str, purpose: str, taken: list[Path]) -> None:
+    """Lock ``folder`` for this run (``config/run_lock.py``) before anything is written there,
+    adding it to ``taken`` when this call took it; a ConfigError naming the live run that holds
+    it. Only rank 0 under torchrun takes it. A folder that cannot be made is left to
+    ``check_writable``, which says why."""
+    from .config.run_dir import is_main_process
+
+    if not is_main_process():
+        return
+    try:
+        if hold(folder, key, purpose):
+            taken.append(folder)
+    except OSError:
+        pass
+
+
+def say_if_finished(run_cfg, data, run_dir: Path, step: int) -> None:
+    """Resuming a run that has already trained the length this command asks for (``resume=auto``
+    of a finished run) trains nothing and returns its results: say so, and how to train it further."""
+    import math
+
+    from .training.loop import epoch_length, total_steps
+    from .training.run_record import evaluation_complete
+
+    per_epoch = epoch_length(data, run_cfg.trainer.batch_size)
+    total = total_steps(run_cfg, per_epoch)
+    if step < total or not evaluation_complete(run_dir / "metrics.json"):  # a stopped evaluation runs again
+        return
+    max_epochs, max_steps = run_cfg.trainer.max_epochs, run_cfg.trainer.max_steps
+    done = step / per_epoch
+    if max_epochs is not None and total == max_epochs * per_epoch:
+        asked, more = (
+            f"trainer.max_epochs={max_epochs}",
+            f"trainer.max_epochs={math.floor(done) + max(1, int(done) // 2)}",
+        )
+    else:
+        asked, more = f"trainer.max_steps={max_steps}", f"trainer.max_steps={2 * step}"
+    log.info(
+        "the run in %s is finished: it trained %d steps (%s) and this command asks for %s, so there is "
+        "nothing to train; its results (metrics.json) stand. To train it further, ask for more, e.g. %s resume=%s",
+        run_dir,
+        step,
+        f"{done:.3g} epoch" + ("" if done == 1 else "s"),
+        asked,
+        more,
+        "auto" if run_cfg.resume == "auto" else run_dir,
+    )
 
 
 def check_writable(run_dir: Path) -> None:
@@ -170,7 +230,6 @@ def main(cfg: DictConfig) -> float:
     from .training.stopping import (
         EXIT_CONFIG_ERROR,
         EXIT_DIVERGED,
-        EXIT_INTERRUPTED,
         Diverged,
         Interrupted,
         StopRequest,
@@ -187,7 +246,7 @@ def main(cfg: DictConfig) -> float:
     except ConfigError as err:
         return fail(hydra_cfg, f"vaegan-train: error: {err}", EXIT_CONFIG_ERROR)
     except Interrupted as err:
-        return fail(hydra_cfg, f"vaegan-train: {err}", EXIT_INTERRUPTED, whole_command=True)  # stops a sweep too
+        return fail(hydra_cfg, f"vaegan-train: {err}", err.exit_code, whole_command=True)  # stops a sweep too
     except Diverged as err:
         return fail(hydra_cfg, f"vaegan-train: diverged: {err}", EXIT_DIVERGED)
     remove_if_empty_run(output_dir)  # a resumed run wrote into its original directory
@@ -251,8 +310,16 @@ def share_cores(parallel_jobs: int | None) -> None:
 
 
 def cli() -> None:
-    """``vaegan-train`` and ``python -m vaegan_runner.train``: ``resume=<run>`` brings that run's
-    own overrides (``config/resume_overrides.py``), then Hydra composes the config."""
+    """``vaegan-train`` and ``python -m vaegan_runner.train``: overrides that Hydra cannot read are
+    explained (``config/override_syntax.py``), ``resume=<run>`` brings that run's own overrides
+    (``config/resume_overrides.py``), then Hydra composes the config; ``--version`` prints the
+    runner's version."""
+    if "--version" in sys.argv[1:]:
+        from .version import print_version
+
+        print_version("vaegan-train")
+        return
+    refuse_unreadable(sys.argv[1:])  # an override Hydra's grammar cannot read: how to quote it, exit 2
     sys.argv[1:] = with_run_settings(sys.argv[1:])
     main()
 

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from ..config.checks import ConfigError
+from ..training.stopping import EXIT_CTRL_C
 from .args import parse_settings
 from .saved_run import PRIOR_SETTINGS
 
@@ -111,8 +112,9 @@ def evaluate_checkpoint(target: str, pairs: list[str]) -> tuple[dict, Path]:
         max_images=max_images,
         inception_on_cpu=cfg.inception_on_cpu or names_inception(settings["metrics"]),
         prior=prior,
+        progress=shown_progress(saved.run.log.progress_bar),
     )
-    if not results.values:
+    if not results.values and results.complete:
         reasons = "; ".join(f"{name}: {reason}" for name, reason in results.skipped.items())
         asked = "asked for" if settings["metrics"] else "of the run (eval.final_metrics)"
         raise ConfigError("metrics", f"none of the metrics {asked} can be computed here ({reasons})")
@@ -161,12 +163,24 @@ def evaluate_samples(pairs: list[str]) -> tuple[dict, Path]:
         n_samples=n_samples,
         max_images=settings["max_images"] or run.eval.final_max_images,
         inception_on_cpu=run.eval.inception_on_cpu or names_inception(settings["metrics"]),
+        progress=shown_progress(run.log.progress_bar),
     )
-    if not results.values:
+    if not results.values and results.complete:
         reasons = "; ".join(f"{name}: {reason}" for name, reason in results.skipped.items())
         raise ConfigError("metrics", f"none of the metrics asked for can be computed for given samples ({reasons})")
     report = report_of(results, samples=str(source), images=len(images), model="samples", dataset=data.name)
     return report, out
+
+
+def shown_progress(bar: bool):
+    """The evaluation on stderr: a bar per metric (the run's ``log.progress_bar``, on a terminal)
+    or its start line, and its seconds; Ctrl-C (Python's KeyboardInterrupt) stops it, keeping
+    what finished."""
+    from tqdm.auto import tqdm
+
+    from ..metrics.progress import Progress
+
+    return Progress(lambda message: tqdm.write(message, file=sys.stderr), bar and sys.stderr.isatty())
 
 
 def report_path(out: str | None, default: Path) -> Path:
@@ -216,6 +230,7 @@ def report_of(results, **source) -> dict:
         "metric_counts": results.counts,
         "metric_seconds": {k: round(v, 2) for k, v in results.seconds.items()},
         "metrics_skipped": results.skipped,
+        "complete": results.complete,  # false: Ctrl-C stopped it (metrics_skipped: stopped)
     }
 
 
@@ -287,9 +302,29 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, OSError) as err:
         print(f"vaegan-eval: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\nvaegan-eval: stopped by Ctrl-C before any metric ran; nothing written", file=sys.stderr)
+        return EXIT_CTRL_C
     print(format_table(report))
     print(f"\nwritten to {out}")
+    if not report["complete"]:
+        print(stopped_message(report, out, args.target, args.settings), file=sys.stderr)
+        return EXIT_CTRL_C
     return 0
+
+
+def stopped_message(report: dict, out: Path, target: str | None, settings: list[str]) -> str:
+    """What a stopped ``vaegan-eval`` says: what finished, where it is, the command for the rest."""
+    from ..metrics.context import STOPPED
+
+    done = ", ".join(report["metric_seconds"])
+    rest = ",".join(name for name, reason in report["metrics_skipped"].items() if reason == STOPPED)
+    kept = [pair for pair in settings if not pair.startswith("metrics=")]
+    again = " ".join([*([target] if target else []), *kept, f"metrics={rest}"])
+    return (
+        f"vaegan-eval: evaluation stopped by Ctrl-C {f'after {done}' if done else 'before its first metric'}; "
+        f'{out} holds what finished ("complete": false); `vaegan-eval {again}` computes the rest'
+    )
 
 
 if __name__ == "__main__":

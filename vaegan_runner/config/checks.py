@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import types
 import typing
 from collections.abc import Iterable
 from typing import Any, TypeVar
@@ -25,7 +26,7 @@ class ConfigError(ValueError):
     """A configuration that cannot run. The message is shown to the user as it is."""
 
     def __init__(self, key: str, message: str):
-        self.key = key
+        self.key, self.message = key, message
         super().__init__(f"{key}: {message}" if key else message)
 
 
@@ -50,19 +51,72 @@ def non_negative(value: float | int | None, key: str) -> None:
     require(value is not None and value >= 0, key, f"must be >= 0, got {value!r}")
 
 
+SEED_LIMIT = 2**63  # seeds go to torch.manual_seed (< 2**64), numpy (seed % 2**32) and, as int64, numpy's SeedSequence
+
+
+def check_seed(value: Any, key: str) -> None:
+    """A seed every random generator of a run accepts: a whole number in [0, 2**63)."""
+    require(
+        isinstance(value, int) and not isinstance(value, bool) and 0 <= value < SEED_LIMIT,
+        key,
+        f"must be a whole number from 0 to 2**63 - 1 = {SEED_LIMIT - 1} (torch, numpy and the data's "
+        f"shuffling all take it), got {value!r}",
+    )
+
+
+def check_booleans(schema: type, node: Any, prefix: str) -> None:
+    """Refuse a number other than 0 and 1 for a true/false key of ``schema`` (or of the groups
+    under it): OmegaConf reads any whole number as a bool (2 as true), so a typo or a count
+    given to a switch (``checkpoint.keep_best=2``) would pass silently."""
+    if isinstance(node, DictConfig):
+        node = OmegaConf.to_container(node, resolve=False)  # an interpolation stays a string: left to OmegaConf
+    if not isinstance(node, dict) or not dataclasses.is_dataclass(schema):
+        return
+    hints = typing.get_type_hints(schema)
+    for field in dataclasses.fields(schema):
+        if field.name not in node:
+            continue
+        value, kinds = node[field.name], _types_in(hints[field.name])
+        nested = next((kind for kind in kinds if dataclasses.is_dataclass(kind)), None)
+        if nested is not None:
+            check_booleans(nested, value, f"{prefix}.{field.name}")
+        elif bool in kinds and _is_number_other_than_0_or_1(value):
+            raise ConfigError(
+                f"{prefix}.{field.name}",
+                f"must be true or false, got {value!r} (of numbers only 0 and 1 stand for false and true)",
+            )
+
+
+def _types_in(hint: Any) -> tuple:
+    """``bool | None`` -> (bool, NoneType); ``bool`` -> (bool,)."""
+    return typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+
+
+def _is_number_other_than_0_or_1(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, str):
+        try:
+            value = int(value)  # OmegaConf reads "2" as an int, then as true
+        except ValueError:
+            return False
+    return isinstance(value, (int, float)) and value not in (0, 1)
+
+
 def typed(schema: type[T], node: DictConfig | dict, prefix: str) -> T:
     """Merge ``node`` into the dataclass ``schema`` and return the dataclass instance.
 
     ``prefix`` is the dotted path of ``node`` in the full config (``"model"``), used so
     that error messages name the key as the user typed it (``model.latent_dim``).
     """
+    check_booleans(schema, node, prefix)
     try:
         base = OmegaConf.structured(schema)
         merged = OmegaConf.merge(base, node)
         return OmegaConf.to_object(merged)  # runs __post_init__ checks
     except ConfigError as err:
-        key = f"{prefix}.{err.key}" if err.key and not err.key.startswith(prefix + ".") else err.key
-        raise ConfigError(key, str(err).split(": ", 1)[-1]) from None
+        key = f"{prefix}.{err.key}" if err.key and not err.key.startswith(prefix + ".") else err.key or prefix
+        raise ConfigError(key, err.message) from None
     except OmegaConfBaseException as err:
         full_key = getattr(err, "full_key", None) or ""
         key = f"{prefix}.{full_key}" if full_key else prefix

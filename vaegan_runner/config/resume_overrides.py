@@ -24,6 +24,18 @@ def override_key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
+def override_value(override: str) -> str:
+    """The value of ``key=value`` as Hydra reads it: ``/runs/my run (2)`` for
+    ``resume="/runs/my run (2)"``, quoted for Hydra because of its brackets."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        value = OverridesParser.create().parse_overrides([override])[0].value()
+    except Exception:  # not one value (a sweep, a parse error): Hydra itself says what is wrong
+        return override.split("=", 1)[1]
+    return value if isinstance(value, str) else override.split("=", 1)[1]
+
+
 def recorded_run(target: str) -> Path | None:
     """The run directory ``target`` names (itself, or the run a checkpoint file belongs to) when
     it holds Hydra's record, else None."""
@@ -46,7 +58,7 @@ def saved_overrides(run_dir: Path) -> list[str]:
 def with_run_settings(args: list[str]) -> list[str]:
     """``args`` (a command line without the program) with the resumed run's own overrides in
     front, where ``resume=`` names a run directory or a checkpoint in one."""
-    targets = [a.split("=", 1)[1] for a in args if "=" in a and override_key(a) == "resume"]
+    targets = [override_value(a) for a in args if "=" in a and override_key(a) == "resume"]
     if len(targets) != 1 or targets[0] in ("", "auto", "null"):
         return args
     run_dir = recorded_run(targets[0])

@@ -10,6 +10,9 @@ resumed run that wrote into its original directory) removes that directory, and 
 parents up to ``outputs/``, but only the folders that did not exist before the command
 started: a user's own folder named by ``hydra.run.dir`` is never removed. The folders made
 are remembered in the environment, so the jobs a launcher runs in other processes know them.
+
+One run per folder: ``RunDirCheck`` takes the folder's lock (``config/run_lock.py``) before
+Hydra writes anything into it, and refuses a folder that another live run holds.
 """
 
 from __future__ import annotations
@@ -72,7 +75,9 @@ def remove_if_empty_run(output_dir: Path) -> None:
     output_dir = output_dir.absolute()
     if not is_main_process() or not created_by_runner(output_dir) or not output_dir.is_dir():
         return
-    if not all(p.name == ".hydra" or p.suffix == ".log" for p in output_dir.iterdir()):
+    from .run_lock import LOCK_NAME
+
+    if not all(p.name in (".hydra", LOCK_NAME) or p.suffix == ".log" for p in output_dir.iterdir()):
         return
     shutil.rmtree(output_dir, ignore_errors=True)
     for parent in list(output_dir.parents)[:2]:
@@ -86,27 +91,80 @@ def remove_if_empty_run(output_dir: Path) -> None:
 
 class RunDirCheck:
     """A Hydra callback (``hydra.callbacks.run_dir._target_: vaegan_runner.config.run_dir.RunDirCheck``)
-    that stops the command with one line and exit code 2 when the run directory cannot be made
-    or written (a path under a regular file, a read-only disk, no permission) or, for a single
-    run, holds the checkpoints of a run that this one does not continue. Hydra creates the
-    directory before any of the task's code runs and would otherwise end with a traceback and
+    that stops the command with one line and exit code 2, before Hydra writes into the folder,
+    when the run directory cannot be made or written (a path under a regular file, a read-only
+    disk, no permission), is in use by another live run (``config/run_lock.py``; a sweep's folder
+    likewise), is the folder of a run that ``resume=<dir or file>`` names and that still runs, or,
+    for a single run, holds the checkpoints of a run that this one does not continue. Hydra creates
+    the directory before any of the task's code runs and would otherwise end with a traceback and
     exit code 1. Hydra's callback plumbing turns exceptions into warnings, so this exits itself.
+    The folders held are given back when the run or sweep ends (or the process does).
     """
 
     def on_run_start(self, config, **kwargs) -> None:
+        resumed = resumed_run_dir(config)
+        if resumed is not None:
+            exit_if_held(resumed, "resume", "resume")
+        exit_if_held(config.hydra.run.dir, "hydra.run.dir", "run")
         check_run_dir(config.hydra.run.dir, "hydra.run.dir")
         check_run_dir_is_free(config, Path(config.hydra.run.dir), "hydra.run.dir")
 
     def on_multirun_start(self, config, **kwargs) -> None:
+        exit_if_held(config.hydra.sweep.dir, "hydra.sweep.dir", "sweep")
         check_run_dir(config.hydra.sweep.dir, "hydra.sweep.dir")
 
-    def on_run_end(self, config, **kwargs) -> None: ...
+    def on_run_end(self, config, **kwargs) -> None:
+        from .run_lock import release_all
 
-    def on_multirun_end(self, config, **kwargs) -> None: ...
+        release_all()
 
-    def on_job_start(self, config, **kwargs) -> None: ...
+    def on_multirun_end(self, config, **kwargs) -> None:
+        from .run_lock import release
+
+        release(config.hydra.sweep.dir)
+
+    def on_job_start(self, config, **kwargs) -> None: ...  # a multirun job's folder: train.run takes it
 
     def on_job_end(self, config, **kwargs) -> None: ...
+
+
+def exit_if_held(folder: str | Path, key: str, purpose: str, prog: str = "vaegan-train") -> None:
+    """Take ``folder`` for this process (``run_lock.hold``); print one paragraph naming the
+    holder and exit 2 when another live run holds it. A folder that cannot be made or written
+    is left to ``check_run_dir``, which says why. Only rank 0 under torchrun takes it."""
+    if not is_main_process():
+        return
+    from .run_lock import hold
+
+    try:
+        hold(folder, key, purpose)
+    except OSError:
+        return
+    except ConfigError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        sys.stderr.flush()
+        sys.exit(2)
+
+
+def resumed_run_dir(config) -> Path | None:
+    """The run folder that ``resume=`` names (a run directory, or a checkpoint file in one), or
+    None for no resume, ``resume=auto`` (found later, by ``train.run``) or a path that is not there."""
+    from omegaconf import OmegaConf
+
+    try:
+        target = OmegaConf.select(config, "resume")
+    except Exception:
+        return None
+    if not isinstance(target, str) or target in ("", "auto"):
+        return None
+    path = Path(target).expanduser()
+    if path.is_dir():
+        return path
+    if path.is_file():
+        from ..training.checkpoint import run_dir_of  # imports torch: only when a file is named
+
+        return run_dir_of(path)
+    return None
 
 
 def check_run_dir_is_free(config, run_dir: Path, key: str, prog: str = "vaegan-train") -> None:

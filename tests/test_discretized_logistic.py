@@ -66,3 +66,27 @@ def test_a_vae_with_it_learns_colour_images(build_family):
     last = logs["neg_elbo"].item()
     bits_per_dim = last / (3 * 16 * 16 * math.log(2))
     assert last < first * 0.85 and bits_per_dim < 7.0, (first, last, bits_per_dim)
+
+
+@pytest.mark.parametrize("likelihood, has_bits", [("discretized_logistic", True), ("bernoulli", False)])
+def test_the_iwae_metric_gives_bits_per_dimension_for_8_bit_likelihoods(likelihood, has_bits):
+    from types import SimpleNamespace
+
+    from vaegan_runner.metrics.registry import METRICS
+
+    notes = {}
+    ctx = SimpleNamespace(
+        cfg=SimpleNamespace(iwae_k=5),
+        family=SimpleNamespace(cfg=SimpleNamespace(likelihood=likelihood)),
+        data=SimpleNamespace(channels=3, image_size=32),
+        iwae_images=lambda: 100,
+        negative_log_likelihood_bound=lambda k, images: (7000.0, images),
+        note=lambda metric, **counts: notes.update({metric: counts}),
+    )
+    values = METRICS["iwae"].compute(ctx)
+    assert values["iwae_nll"] == 7000.0
+    if has_bits:
+        assert values["iwae_bits_per_dim"] == pytest.approx(7000.0 / (3072 * math.log(2)))
+        assert notes["iwae"]["dims"] == 3072
+    else:
+        assert "iwae_bits_per_dim" not in values and "dims" not in notes["iwae"]

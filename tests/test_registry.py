@@ -143,6 +143,7 @@ def test_metric_values_and_directions_are_the_documented_ones():
         "inception_score_std",
         "neg_elbo",
         "iwae_nll",
+        "iwae_bits_per_dim",
         "recon_mse",
         "recon_fid",
         "classifier_error",

@@ -22,6 +22,7 @@ reason, or refused when it is ``eval.optimized_metric``):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -240,11 +241,17 @@ def _neg_elbo(ctx: MetricContext) -> dict[str, float]:
     return {"neg_elbo": value}
 
 
-@METRICS.register("iwae", values=("iwae_nll",), needs=("likelihood",), lower_is_better=(True,))
+@METRICS.register("iwae", values=("iwae_nll", "iwae_bits_per_dim"), needs=("likelihood",), lower_is_better=(True, True))
 def _iwae(ctx: MetricContext) -> dict[str, float]:
+    """The bound in nats per image; with a likelihood over the 256 levels of 8-bit pixels
+    (``discretized_logistic``) also in bits per dimension, the unit of colour likelihoods."""
     value, images = ctx.negative_log_likelihood_bound(k=ctx.cfg.iwae_k, images=ctx.iwae_images())
-    ctx.note("iwae", images=images, k=ctx.cfg.iwae_k)
-    return {"iwae_nll": value}
+    if getattr(getattr(ctx.family, "cfg", None), "likelihood", None) != "discretized_logistic":
+        ctx.note("iwae", images=images, k=ctx.cfg.iwae_k)
+        return {"iwae_nll": value}
+    dims = ctx.data.channels * ctx.data.image_size**2
+    ctx.note("iwae", images=images, k=ctx.cfg.iwae_k, dims=dims)
+    return {"iwae_nll": value, "iwae_bits_per_dim": value / (dims * math.log(2))}
 
 
 @METRICS.register("recon_mse", values=("recon_mse",), needs=("encoder",), lower_is_better=(True,))

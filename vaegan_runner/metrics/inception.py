@@ -27,9 +27,9 @@ after every block. The same network is rebuilt here from the file's own weights 
 pooling modules: each batch norm folded into its convolution (w * s, beta - mean * s with
 s = 1 / sqrt(var + 0.001), computed in float64), the ReLU applied in place, and the blocks
 concatenated in whatever layout their branches have, so the activations stay channels-last
-throughout. It gives the TorchScript module's features to ~2e-6 of their largest value (a test
-holds it to that); ``scripts/benchmark_inception.py`` measures the speed and the FID of real
-images with both.
+throughout. It gives the TorchScript module's features to float32 rounding (~2e-6 of their
+largest value; a test holds it to 1e-5); ``scripts/benchmark_inception.py`` measures the speed
+and the FID of real images with both.
 """
 
 from __future__ import annotations

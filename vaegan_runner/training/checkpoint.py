@@ -49,6 +49,8 @@ ADDED_KEYS = {  # key added since the first checkpoints -> the value that behave
     },
     "checkpoint.keep_best": False,
     "model.conditional": False,
+    "eval.inception_reference": "test",
+    "eval.iwae_max_images": None,
 }
 FAMILY_ADDED_KEYS = {  # the same, for the keys of one family's model config ...
     "vae": {"model.prior": "gaussian", "model.prior_components": 10},
@@ -58,7 +60,8 @@ FAMILY_ADDED_KEYS = {  # the same, for the keys of one family's model config ...
     "ssaae": {"model.input_noise": 0.0},
 }
 DATASET_ADDED_KEYS = {  # ... and of one dataset's config
-    name: {"dataset.labelled": None} for name in ("mnist", "fashion_mnist", "cifar10", "shapes")
+    **{name: {"dataset.labelled": None} for name in ("mnist", "fashion_mnist", "shapes")},
+    "cifar10": {"dataset.labelled": None, "dataset.source": "batches"},
 }
 
 

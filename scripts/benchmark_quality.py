@@ -35,7 +35,7 @@ from summarize_runs import read_job, summarize  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 FAMILIES = ["vae", "gan", "vaegan", "aae", "bigan"]
-GREY = ("mnist", "fashion_mnist")
+GREY = ("mnist", "fashion_mnist", "shapes")  # 1-channel datasets
 # the VAE on binarised grey images, as the binarised-MNIST likelihood references; on colour images
 # it keeps its 8-bit likelihood (bits per dimension)
 EXTRA = {("vae", dataset): ["dataset.binarize=true"] for dataset in GREY}

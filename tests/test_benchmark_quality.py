@@ -27,6 +27,14 @@ def test_every_run_parses_and_validates(family, tmp_path):
     assert cfg.dataset.binarize == (family == "vae")  # the VAE's likelihood is on binarised images
 
 
+@pytest.mark.parametrize("family", benchmark_quality.FAMILIES)
+def test_colour_runs_keep_their_8_bit_pixels(family, tmp_path):
+    overrides = benchmark_quality.train_overrides(family, "cifar10", 0, 1, tmp_path / "run", [])
+    cfg = validate(compose_config([o for o in overrides if not o.startswith("hydra.")]))
+    assert cfg.dataset.name == "cifar10" and not cfg.dataset.binarize
+    assert cfg.model.name != "vae" or cfg.model.likelihood == "discretized_logistic"
+
+
 def test_relative_data_and_cache_folders_become_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     environ = {"VAEGAN_DATA_DIR": "../shared/data", "VAEGAN_CACHE_DIR": "cache", "OTHER": "x"}

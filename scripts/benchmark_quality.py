@@ -169,7 +169,12 @@ def real_images_row(dataset: str, n: int) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--families", nargs="+", default=FAMILIES)
+    parser.add_argument(
+        "--families",
+        nargs="+",
+        default=FAMILIES,
+        help="the five built-in families by default; any family vaegan-train knows",
+    )
     parser.add_argument("--datasets", nargs="+", default=["mnist"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     length = parser.add_mutually_exclusive_group()
@@ -181,6 +186,10 @@ def main() -> int:
     )
     parser.add_argument("overrides", nargs="*", help="extra vaegan-train overrides for every run")
     args = parser.parse_args()
+    from vaegan_runner.models import family_names  # built-in and installed families (imports torch)
+
+    if unknown := [name for name in args.families if name not in family_names()]:
+        parser.error(f"--families: unknown family {', '.join(unknown)}; known: {', '.join(family_names())}")
     if not os.environ.get("VAEGAN_DATA_DIR"):
         print("note: VAEGAN_DATA_DIR is not set; the data is read from ./data or downloaded", file=sys.stderr)
     absolute_path_variables(os.environ)

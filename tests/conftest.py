@@ -1,10 +1,46 @@
 """Shared fixtures: the cache folder, the real MNIST files, and a family with the loop's
-phase runner (for tests that run one phase alone)."""
+phase runner (for tests that run one phase alone); and the order of the two tiers: the fast
+tier runs first, and a failure in it stops the run before the slow tier starts."""
 
 import os
 from pathlib import Path
 
 import pytest
+
+FAST_TIER_FAILED = "the fast tier failed"
+
+
+def pytest_collection_modifyitems(config, items):
+    """The fast tier first, then the slow one (``@pytest.mark.slow``), each in file order: a
+    broken edit shows in minutes, not after the long tests."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is not None)
+
+
+FAST_FAILURES: list[str] = []  # node ids of the fast tests that failed in this session
+
+
+def pytest_runtest_logreport(report):
+    if report.failed and "slow" not in report.keywords:
+        FAST_FAILURES.append(report.nodeid)
+
+
+def pytest_runtest_setup(item):
+    """Stop before the first slow test when a fast one failed: CI's full run says what broke
+    without the slow tier's minutes (``--keep-going-slow`` runs the slow tier anyway)."""
+    failed = len(set(FAST_FAILURES))
+    if failed and item.get_closest_marker("slow") is not None and not item.config.getoption("keep_going_slow"):
+        pytest.exit(
+            f"{FAST_TIER_FAILED} ({failed} test{'s' if failed > 1 else ''}): the slow tier is not run", returncode=1
+        )
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--keep-going-slow",
+        action="store_true",
+        dest="keep_going_slow",
+        help="run the slow tier even when the fast tier failed (by default a fast failure stops the run)",
+    )
 
 
 @pytest.fixture(autouse=True, scope="session")

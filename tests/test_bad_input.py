@@ -466,7 +466,7 @@ def test_cli_image_folder_with_only_corrupt_files_exits_2(tmp_path):
 # --- 7. a checkpoint of another family, image size or architecture -------------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: kept when the tiers split this file
 def vae_checkpoint(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("vae_run") / "run"
     vaegan_runner.train.run(compose_config([*QUICK, "model=vae", "trainer.max_steps=1"]), run_dir)

@@ -16,20 +16,18 @@ from vaegan_runner.cli.saved_run import load_saved_run
 from vaegan_runner.config.checks import ConfigError
 from vaegan_runner.data.pixels import to_pixels
 from vaegan_runner.metrics.conditional import intra_fid, label_accuracy
-from vaegan_runner.models import family_names
+from vaegan_runner.models import family_class, family_names
 from vaegan_runner.train import run as train_run
 from vaegan_runner.training.checkpoint import list_checkpoints, load_checkpoint
 
-# The networks each family's literature gives the label to (the family files say why).
-TAKES_LABELS = {
-    "vae": {"encoder", "decoder"},  # CVAE: q(z|x,y), p(x|z,y)
-    "gan": {"generator", "discriminator"},  # G(z,y), projection D(x,y)
-    "vaegan": {"encoder", "decoder", "discriminator"},
-    "aae": {"decoder", "discriminator"},  # supervised AAE; D(z, y) pushes the class out of the code
-    "bigan": {"generator", "discriminator"},  # G(z,y), D(x,z,y); E(x) label-free
-    "ssaae": set(),  # semi-supervised AAE: the label is only the cross-entropy's target
-}
-SWITCHABLE = sorted(set(TAKES_LABELS) - {"ssaae"})  # model.conditional=false or true; ssaae is always true
+# model.conditional=false or true (a conditional_only family, the ssaae, is always true)
+SWITCHABLE = [name for name in family_names() if not family_class(name).conditional_only]
+
+
+def takes_labels(model: str) -> set[str]:
+    """The networks a family's class says the label reaches (``label_networks``: the networks
+    its literature gives the label to; the family files say why)."""
+    return set(family_class(model).label_networks)
 
 
 def batch(family, n: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,14 +52,16 @@ def record_inputs(family) -> tuple[dict[str, list[torch.Tensor]], list]:
     return seen, handles
 
 
-def test_every_family_is_covered():
-    assert set(TAKES_LABELS) == set(family_names())
+@pytest.mark.parametrize("model", family_names())
+def test_the_label_networks_a_family_declares_are_its_own(model):
+    family = family_class(model)
+    assert set(family.label_networks) <= set(family.network_names)
 
 
 @pytest.mark.parametrize("model", family_names())
 def test_the_label_reaches_exactly_the_networks_that_should_take_it(model, build_family):
     _, family = build_family(model, "model.conditional=true")
-    assert_label_reaches(family, model, TAKES_LABELS[model])
+    assert_label_reaches(family, model, takes_labels(model))
 
 
 def test_the_aae_code_discriminator_reads_the_label_unless_told_not_to(build_family):
@@ -185,7 +185,7 @@ COND_RUN = [
 ]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: kept when the tiers split this file
 def cond_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("cond") / "run"
     results = train_run(compose_config(COND_RUN), run_dir)
@@ -234,7 +234,7 @@ def test_vaegan_sample_refuses_labels_it_cannot_draw(cond_run, tmp_path, capsys,
     assert not list(tmp_path.iterdir())
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: kept when the tiers split this file
 def plain_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("plain") / "run"
     overrides = [*FAST, "model=gan", "trainer.max_steps=2", "eval.final_metrics=[class_coverage]"]

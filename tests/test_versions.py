@@ -94,6 +94,10 @@ def test_metrics_json_checkpoint_and_hparams_carry_the_version(finished_run):
     content = read_events(finished_run).SummaryMetadata("_hparams_/session_start_info").plugin_data.content
     start = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
     assert start.hparams["runner_version"].string_value == __version__
+    saved = json.loads((finished_run / "metrics.json").read_text())  # and the copy of the data it ran on
+    assert (
+        start.hparams["data_source"].string_value == saved["data_source"] and "pixels sha256:" in saved["data_source"]
+    )
 
 
 def test_checkpoint_from_before_versions_loads_and_resumes(finished_run, tmp_path):

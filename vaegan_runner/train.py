@@ -23,8 +23,9 @@ from .config.override_syntax import refuse_unreadable
 from .config.resume_overrides import with_run_settings
 from .config.run_dir import remove_if_empty_run
 from .config.run_lock import hold, release
+from .config.search_path import register as register_search_path_plugin
 from .config.sweep_dir import register as register_sweep_resolver
-from .config.sweep_failures import record_failure
+from .config.sweep_failures import FailedJob, record_failure
 
 log = logging.getLogger("vaegan_runner")
 
@@ -83,7 +84,7 @@ def run(cfg: DictConfig, output_dir: Path, multirun: bool = False, stop=None) ->
         if run_cfg.model.conditional and data.num_classes is None:
             instead = (
                 f"model={run_cfg.model.name} always needs them"
-                if family_cls.has_classifier
+                if family_cls.conditional_only
                 else "or leave model.conditional=false"
             )
             raise ConfigError(
@@ -220,6 +221,7 @@ def log_to(run_dir: Path) -> None:
 
 
 register_sweep_resolver()
+register_search_path_plugin()  # other packages' config folders (config/search_path.py)
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
@@ -281,15 +283,15 @@ def check_family_optimizer_choice(choices, cfg: DictConfig) -> None:
 
 def fail(hydra_cfg, message: str, code: int, whole_command: bool = False) -> float:
     """End the command with ``message`` and exit ``code``. In a multirun, end only this job:
-    record it for the sweep's report (``config/sweep_failures.py``) and return NaN, so the
-    sweep (or Optuna search, which counts the trial as failed) goes on."""
+    record it for the sweep's report (``config/sweep_failures.py``) and return NaN (a
+    ``FailedJob``, which Optuna's sweeper counts as a failed trial), so the sweep goes on."""
     from hydra.types import RunMode
 
     remove_if_empty_run(Path(hydra_cfg.runtime.output_dir))
     if hydra_cfg.mode == RunMode.MULTIRUN and not whole_command:
         log.error(message)
         record_failure(hydra_cfg.sweep.dir, hydra_cfg.job.num, list(hydra_cfg.overrides.task), message, code)
-        return float("nan")
+        return FailedJob(hydra_cfg.job.num, message, code)
     logging.shutdown()
     print(message, file=sys.stderr)
     sys.exit(code)

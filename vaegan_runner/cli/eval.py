@@ -88,6 +88,7 @@ def evaluate_checkpoint(target: str, pairs: list[str]) -> tuple[dict, Path]:
         if settings[key] is not None:
             raise ConfigError(key, f"{key}= scores given samples and takes no run; give a run or samples=, not both")
     saved = load_saved_run(target, overrides, settings["device"], which=settings["checkpoint"])
+    assert saved.data is not None  # with_data: loaded
     fitted = f"_gmm{settings['prior_components']}" if settings["prior"] == "gmm" else ""
     out = report_path(settings["out"], saved.run_dir / f"eval_step_{saved.step:08d}{fitted}.json")
     cfg = saved.run.eval
@@ -119,7 +120,8 @@ def evaluate_checkpoint(target: str, pairs: list[str]) -> tuple[dict, Path]:
         asked = "asked for" if settings["metrics"] else "of the run (eval.final_metrics)"
         raise ConfigError("metrics", f"none of the metrics {asked} can be computed here ({reasons})")
     source = {"checkpoint": str(saved.checkpoint), "step": saved.step, "model": saved.run.model.name}
-    report = report_of(results, **source, dataset=saved.data.name, **({"prior": prior.stamp} if prior else {}))
+    prior_stamp = {"prior": prior.stamp} if prior else {}
+    report = report_of(results, **source, dataset=saved.data.name, data_source=saved.data.source, **prior_stamp)
     return report, out
 
 
@@ -158,7 +160,7 @@ def evaluate_samples(pairs: list[str]) -> tuple[dict, Path]:
     resources = MetricResources(data, run.eval, device, lambda m: print(m, file=sys.stderr))
     results = evaluate_metrics(
         names,
-        GivenSamples(images, device),
+        GivenSamples(images, device),  # type: ignore[arg-type]  # stands in for a Family (given_samples.py)
         resources,
         n_samples=n_samples,
         max_images=settings["max_images"] or run.eval.final_max_images,
@@ -168,7 +170,9 @@ def evaluate_samples(pairs: list[str]) -> tuple[dict, Path]:
     if not results.values and results.complete:
         reasons = "; ".join(f"{name}: {reason}" for name, reason in results.skipped.items())
         raise ConfigError("metrics", f"none of the metrics asked for can be computed for given samples ({reasons})")
-    report = report_of(results, samples=str(source), images=len(images), model="samples", dataset=data.name)
+    report = report_of(
+        results, samples=str(source), images=len(images), model="samples", dataset=data.name, data_source=data.source
+    )
     return report, out
 
 
@@ -245,6 +249,7 @@ def compose_dataset_run(overrides: list[str]):
 
     where = config_dir()
     GlobalHydra.instance().clear()
+    context: initialize_config_module | initialize_config_dir
     if where.startswith("pkg://"):
         context = initialize_config_module(where.removeprefix("pkg://"), version_base="1.3")
     else:

@@ -248,7 +248,8 @@ def write_grid(pieces, mode: Mode, layout: Layout, d: Draw, out: Path) -> Writte
     from PIL import Image
     from torchvision.utils import make_grid
 
-    parts, arrays = [], {}
+    parts: list[torch.Tensor] = []
+    arrays: dict[str, list[np.ndarray]] = {}
     for _, piece in pieces:
         parts.append(as_uint8(piece.grid))
         for key, value in piece.arrays.items():
@@ -259,7 +260,7 @@ def write_grid(pieces, mode: Mode, layout: Layout, d: Draw, out: Path) -> Writte
     Image.fromarray(grid.permute(1, 2, 0).numpy()).save(out)
     npz = out.with_suffix(".npz")
     joined = {key: np.concatenate(values) for key, values in arrays.items()}
-    np.savez_compressed(npz, images=images.numpy(), **joined, **mode.constants(d))
+    np.savez_compressed(npz, images=images.numpy(), **joined, **mode.constants(d))  # type: ignore[arg-type]  # no key is allow_pickle
     return Written(images.shape[0], out, npz)
 
 

@@ -12,11 +12,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from ..config.checks import ConfigError
+
+if TYPE_CHECKING:  # imported when used, for the CLI's startup
+    from ..models import Family
+    from ..models.fitted_prior import ExPostPrior
+    from .saved_run import SavedRun
 
 
 @dataclass(frozen=True)
@@ -45,18 +51,18 @@ class Draw:
     (one generator over all chunks, so a seed gives the same images in every format) and, for
     the modes that encode held-out images, those images."""
 
-    saved: object  # SavedRun
+    saved: SavedRun
     n: int
     steps: int
     seed: int
     label: int | None = None
-    prior: object = None  # ExPostPrior of prior=gmm; None: the family's own p(z)
+    prior: ExPostPrior | None = None  # of prior=gmm; None: the family's own p(z)
     inputs: torch.Tensor | None = None  # held-out uint8 images (modes that encode)
     labels: torch.Tensor | None = None
     generator: torch.Generator | None = field(default=None, repr=False)
 
     @property
-    def family(self):
+    def family(self) -> Family:
         return self.saved.family
 
     def latent(self, m: int) -> torch.Tensor:
@@ -75,7 +81,15 @@ class Draw:
         """Held-out images ``start:stop`` as the model sees them, and their labels."""
         from ..data.pixels import to_pixels
 
+        assert self.inputs is not None and self.labels is not None  # take_held_out set them
         return to_pixels(self.inputs[start:stop], self.family.pixel_range), self.labels[start:stop]
+
+    def encode(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The family's codes of ``x`` (the modes that encode: check_family refuses a family
+        without an encoder)."""
+        codes = self.family.encode(x, labels)
+        assert codes is not None  # check_family: the family has an encoder
+        return codes
 
 
 @dataclass
@@ -103,7 +117,7 @@ def draw_sample(d: Draw, start: int, stop: int) -> Piece:
     z = d.latent(m)
     y = None
     if family.conditional:  # label=, else 0, 1, ..., K-1, 0, ... over the whole set
-        asked = torch.arange(start, stop, device=family.device) % family.num_classes
+        asked = torch.arange(start, stop, device=family.device) % classes_of(family)
         y = asked if d.label is None else torch.full((m,), d.label, device=family.device)
     images = d.unit(family.generate(z, y))[:, None]
     labels = {} if y is None else {"labels": y.cpu().numpy()}
@@ -120,14 +134,16 @@ def draw_classes(d: Draw, start: int, stop: int) -> Piece:
 
 def draw_codes(d: Draw, start: int, stop: int) -> Piece:
     z = d.latent(stop - start)
-    images = d.unit(d.family.code_grid(z)).unflatten(0, (d.family.code_categories, stop - start))
+    grid = d.family.code_grid(z)
+    assert grid is not None  # check_family: the family has a code (code_categories)
+    images = d.unit(grid).unflatten(0, (d.family.code_categories, stop - start))
     return Piece(images, images, {"z": z.cpu().numpy()})
 
 
 def draw_reconstruct(d: Draw, start: int, stop: int) -> Piece:
     """Grid: blocks of a row of inputs over a row of their reconstructions (chunks hold whole blocks)."""
     x, labels = d.pixels(start, stop)
-    recon = d.unit(d.family.generate(d.family.encode(x, labels), labels))
+    recon = d.unit(d.family.generate(d.encode(x, labels), labels))
     x, row = d.unit(x), min(8, d.n)
     blocks = [torch.cat([x[i : i + row], recon[i : i + row]]) for i in range(0, x.shape[0], row)]
     return Piece(torch.cat(blocks)[:, None], recon[:, None], {"reconstructions": as_uint8(recon).numpy()})
@@ -139,7 +155,7 @@ def draw_transfer(d: Draw, start: int, stop: int) -> Piece:
 
     x, labels = d.pixels(start, stop)
     k = d.family.num_classes
-    decoded = d.unit(class_grid(d.family, d.family.encode(x, labels)))
+    decoded = d.unit(class_grid(d.family, d.encode(x, labels)))
     decoded = decoded.unflatten(0, (k, stop - start)).transpose(0, 1)  # [m, K]
     rows = torch.cat([d.unit(x)[:, None], decoded], dim=1)
     return Piece(rows, decoded, {"decoded": as_uint8(decoded.flatten(0, 1)).numpy()})
@@ -149,10 +165,11 @@ def draw_interpolate(d: Draw, start: int, stop: int) -> Piece:
     """Row i: ``steps`` decodings on the line from held-out image i's code to image pairs+i's."""
     from ..models.latent_paths import interpolate
 
+    assert d.inputs is not None  # take_held_out set them
     pairs = d.inputs.shape[0] // 2
     a, labels = d.pixels(start, stop)
     b, b_labels = d.pixels(pairs + start, pairs + stop)
-    path = interpolate(d.family, d.family.encode(a, labels), d.family.encode(b, b_labels), d.steps, labels)
+    path = interpolate(d.family, d.encode(a, labels), d.encode(b, b_labels), d.steps, labels)
     images = d.unit(path).unflatten(0, (stop - start, d.steps))
     return Piece(images, images)
 
@@ -163,7 +180,7 @@ def draw_traverse(d: Draw, start: int, stop: int) -> Piece:
     from ..models.latent_paths import traverse
 
     x, labels = d.pixels(0, 1)
-    code = d.family.encode(x, labels)[0]
+    code = d.encode(x, labels)[0]
     images = d.unit(traverse(d.family, code, stop, d.steps, label=int(labels[0]))).unflatten(0, (stop, d.steps))
     return Piece(images, images)
 
@@ -173,7 +190,7 @@ class Mode:
     """How a mode lays out its table and draws it, a chunk of units at a time."""
 
     draw: Callable[[Draw, int, int], Piece]  # the units start:stop
-    layout: Callable[[int, int, object], Layout]  # (n, steps, family) -> the table
+    layout: Callable[[int, int, Family], Layout]  # (n, steps, family) -> the table
     axis: int = 0  # 0: a unit is a row of the table; 1: a column
     held_out: Callable[[int], int] | None = None  # n -> the held-out images it encodes (None: it draws from the prior)
     one_pass: bool = False  # every unit in one chunk
@@ -189,7 +206,14 @@ class Mode:
 
 
 def held_out_arrays(d: Draw) -> dict:
+    assert d.inputs is not None and d.labels is not None  # take_held_out set them
     return {"inputs": d.inputs.cpu().numpy(), "labels": d.labels.cpu().numpy()}
+
+
+def classes_of(family: Family) -> int:
+    """The classes of a class-conditional family (the class modes: check_family refuses the others)."""
+    assert family.num_classes is not None  # check_family: a conditional run
+    return family.num_classes
 
 
 def category_labels(key: str, categories: Callable) -> Callable[[Draw], dict]:
@@ -221,13 +245,13 @@ MODES: dict[str, Mode] = {
     ),
     "classes": Mode(
         draw_classes,
-        lambda n, steps, f: Layout(n, f.num_classes, n),
+        lambda n, steps, f: Layout(n, classes_of(f), n),
         axis=1,
         constants=category_labels("labels", lambda f: f.num_classes),
     ),
     "transfer": Mode(
         draw_transfer,
-        lambda n, steps, f: Layout(n, f.num_classes + 1, f.num_classes + 1),
+        lambda n, steps, f: Layout(n, classes_of(f) + 1, classes_of(f) + 1),
         held_out=lambda n: n,
         constants=held_out_arrays,
     ),
@@ -282,8 +306,11 @@ def take_held_out(d: Draw, mode: str) -> Draw:
     when the split holds fewer than n asks for."""
     import sys
 
-    wanted = MODES[mode].held_out(d.n)
+    held_out = MODES[mode].held_out
+    assert held_out is not None  # called for the modes that encode held-out images
+    wanted = held_out(d.n)
     per_unit = max(1, wanted // d.n)  # interpolate: 2 (a pair); traverse takes one image, never short
+    assert d.saved.data is not None  # loaded for the modes that encode held-out images
     d.inputs, d.labels = d.saved.data.test.take(wanted)
     have = d.inputs.shape[0]
     if have == 0:

@@ -11,18 +11,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from ..data import ImageData
+
+if TYPE_CHECKING:  # imported when used, for the CLIs' startup
+    from ..config.schema import RunConfig
+    from ..models import Family
 
 CHECKPOINT_CHOICES = ("last", "best")
 
 
 @dataclass
 class SavedRun:
-    run: object  # RunConfig
-    family: object  # Family, in eval mode, on the chosen device
+    run: RunConfig
+    family: Family  # in eval mode, on the chosen device
     data: ImageData | None
     checkpoint: Path
     run_dir: Path
@@ -99,7 +104,8 @@ def load_saved_run(
     from ..training.device import resolve_device
 
     checkpoint, saved = read_target(target, which)
-    cfg = OmegaConf.merge(OmegaConf.create(saved.config), OmegaConf.from_dotlist(overrides))
+    # a dict merged with dotted keys: a DictConfig
+    cfg = cast(DictConfig, OmegaConf.merge(OmegaConf.create(saved.config), OmegaConf.from_dotlist(overrides)))
     run = validate(cfg)  # an unknown key in an override is refused here, by name
     check_same_shape(run, saved.meta)
     torch_device = resolve_device(device or run.device)
@@ -140,12 +146,13 @@ def ex_post_prior(saved: SavedRun, prior: str, components: int, batch_size: int 
             f"prior=gmm fits a mixture to the codes of the training images, and model={model} has no "
             "encoder to make them; use prior=model",
         )
-    train = len(saved.data.train)
+    data = saved.data
+    assert data is not None  # loaded for prior=gmm (vaegan-sample) or always (vaegan-eval)
+    train = len(data.train)
     if not 1 <= components <= train:
         raise ConfigError("prior_components", f"must be between 1 and the {train} training images, got {components}")
     batches = (
-        (to_pixels(images, family.pixel_range), labels)
-        for images, labels in unit_batches(saved.data.train, batch_size, None)
+        (to_pixels(images, family.pixel_range), labels) for images, labels in unit_batches(data.train, batch_size, None)
     )
     mixture, codes = fit_to_codes(family, batches, components)
     fitted = ExPostPrior(mixture, codes, family.device)

@@ -14,7 +14,7 @@ import difflib
 import types
 import typing
 from collections.abc import Iterable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -78,8 +78,8 @@ def check_booleans(schema: type, node: Any, prefix: str) -> None:
             continue
         value, kinds = node[field.name], _types_in(hints[field.name])
         nested = next((kind for kind in kinds if dataclasses.is_dataclass(kind)), None)
-        if nested is not None:
-            check_booleans(nested, value, f"{prefix}.{field.name}")
+        if nested is not None:  # a type hint: the dataclass itself, not an instance
+            check_booleans(cast(type, nested), value, f"{prefix}.{field.name}")
         elif bool in kinds and _is_number_other_than_0_or_1(value):
             raise ConfigError(
                 f"{prefix}.{field.name}",
@@ -113,7 +113,7 @@ def typed(schema: type[T], node: DictConfig | dict, prefix: str) -> T:
     try:
         base = OmegaConf.structured(schema)
         merged = OmegaConf.merge(base, node)
-        return OmegaConf.to_object(merged)  # runs __post_init__ checks
+        return cast(T, OmegaConf.to_object(merged))  # runs __post_init__ checks
     except ConfigError as err:
         key = f"{prefix}.{err.key}" if err.key and not err.key.startswith(prefix + ".") else err.key or prefix
         raise ConfigError(key, err.message) from None
@@ -151,15 +151,16 @@ _TYPE_HINTS = (  # what to do, after OmegaConf's own words for a value of the wr
 
 def _nested_schema(schema: type, full_key: str) -> type | None:
     """The dataclass of the group at ``full_key`` (``schedule`` of the optimizer), if it is one."""
-    owner = schema
+    owner: Any = schema
     for part in full_key.split("."):
         owner = typing.get_type_hints(owner).get(part) if dataclasses.is_dataclass(owner) else None
-    return owner if dataclasses.is_dataclass(owner) else None
+    return cast(type, owner) if dataclasses.is_dataclass(owner) else None  # a type hint: the class
 
 
 def _owner_of(schema: type, full_key: str, prefix: str) -> tuple[str, type]:
     """The dataclass that holds the last part of ``full_key``, and its dotted path."""
-    owner, path = schema, prefix
+    owner: Any = schema
+    path = prefix
     for part in full_key.split(".")[:-1]:
         nested = typing.get_type_hints(owner).get(part)
         if not dataclasses.is_dataclass(nested):

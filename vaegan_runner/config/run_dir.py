@@ -21,6 +21,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any, cast
 
 from .checks import ConfigError
 
@@ -179,8 +180,9 @@ def check_run_dir_is_free(config, run_dir: Path, key: str, prog: str = "vaegan-t
     from ..training.resume import continues_run_in, refuse_foreign_checkpoints
 
     try:
-        resolved = OmegaConf.to_container(
-            OmegaConf.masked_copy(config, [k for k in config if k != "hydra"]), resolve=True
+        resolved = cast(
+            dict[str, Any],  # a masked DictConfig: a dict
+            OmegaConf.to_container(OmegaConf.masked_copy(config, [k for k in config if k != "hydra"]), resolve=True),
         )
     except Exception:
         return

@@ -30,7 +30,7 @@ from .run_dir import make_dir
 try:
     import fcntl
 except ImportError:  # Windows: no flock; runs there are not locked
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]  # the module or None: callers check for None
 
 LOCK_NAME = ".vaegan-train.lock"
 NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)  # the filesystem cannot lock

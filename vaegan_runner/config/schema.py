@@ -8,7 +8,7 @@ its dataclass (the family's, the dataset's, the optimizer's, and the four below,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -233,7 +233,7 @@ class RunConfig:
 def validate(cfg: DictConfig) -> RunConfig:
     """Check the composed config; raise ConfigError naming the first bad key."""
     try:
-        resolved = OmegaConf.to_container(cfg, resolve=True)
+        resolved = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True))  # a DictConfig: a dict
     except OmegaConfBaseException as err:
         raise ConfigError(
             getattr(err, "full_key", "") or "config", f"cannot be resolved: {str(err).splitlines()[0]}"
@@ -256,7 +256,7 @@ def validate(cfg: DictConfig) -> RunConfig:
 
     family = family_class(str(resolved["model"].get("name")))
     model = typed(family.config_class, resolved["model"], "model")
-    dataset = typed(dataset_schema(str(resolved["dataset"].get("name"))), resolved["dataset"], "dataset")
+    dataset: Any = typed(dataset_schema(str(resolved["dataset"].get("name"))), resolved["dataset"], "dataset")
     run = RunConfig(
         seed=resolved["seed"],
         device=resolved["device"],

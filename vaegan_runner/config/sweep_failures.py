@@ -1,8 +1,9 @@
 """How a multirun reports its failed jobs: one line each, then one exit code.
 
 A job that fails (a config error, a divergence, a metric that could not be computed) writes
-one record into ``<sweep dir>/.failed/`` and returns NaN, so the sweep goes on with the other
-jobs (an Optuna search counts the trial as failed) instead of ending in a traceback. When the
+one record into ``<sweep dir>/.failed/`` and returns NaN (``FailedJob``), so the sweep goes on
+with the other jobs (an Optuna search counts the trial as failed) instead of ending in a
+traceback. When the
 sweep is over, the ``SweepFailures`` callback prints one line per failed job and exits with
 their exit code (the largest, if they differ). A sweep whose every job failed before writing
 anything leaves no folder behind: its ``multirun.yaml`` and the records go, and the folder
@@ -12,6 +13,7 @@ too when this command made it.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import sys
@@ -20,6 +22,38 @@ from pathlib import Path
 from .run_dir import remove_if_empty_run
 
 RECORDS = ".failed"
+
+
+class FailedJob(float):
+    """What a failed job returns to the sweeper: NaN to anything that reads it as a number, and
+    a ``ValueError`` carrying the job's message to ``float()``. Hydra's Optuna sweeper calls
+    ``float()`` on each trial's value and counts the trial as failed when that raises; a plain
+    NaN would reach ``study.tell()``, which (optuna 2.10) refuses it with a traceback that ends
+    the search."""
+
+    reason: str  # the one line the sweep prints for this job
+
+    def __new__(cls, job_num: int, message: str, code: int) -> FailedJob:
+        value = super().__new__(cls, math.nan)
+        value.reason = f"job {job_num} failed (exit {code}): {message.splitlines()[0] if message else ''}"
+        return value
+
+    def __reduce__(self):  # pickled by parallel launchers (joblib) with the reason, not just NaN
+        return _failed_job_with_reason, (self.reason,)
+
+    def __float__(self) -> float:
+        raise ValueError(self.reason)
+
+    def __repr__(self) -> str:
+        return f"nan ({self.reason})"
+
+    __str__ = __repr__
+
+
+def _failed_job_with_reason(reason: str) -> FailedJob:
+    value = float.__new__(FailedJob, math.nan)
+    value.reason = reason
+    return value
 
 
 def record_failure(sweep_dir: str | Path, job_num: int, overrides: list[str], message: str, code: int) -> None:

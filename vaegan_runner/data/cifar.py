@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
 from omegaconf import MISSING
@@ -99,7 +100,7 @@ def load_batches(cfg: Cifar10Config, root: Path) -> tuple[Split, Split]:
             why = f"the download failed: {one_line(err)}" if cfg.download else "dataset.download is false"
             jpeg = f", nor a JPEG copy ({JPEG_FOLDER}/{JPEG_ARCHIVE} or {JPEG_FOLDER}/train and test/)"
             raise missing_data_error("CIFAR-10", root / FOLDER, FILES, f"{FOLDER}/{jpeg}", why) from None
-        return tuple(tensors(split) for split in splits)
+        return cast(tuple[Split, Split], tuple(tensors(split) for split in splits))  # train, test
 
     # Missing files are fetched (or reported) by a first decode; the cache key needs them on disk.
     decoded = None if all(path.is_file() for path in files) else decode()
@@ -124,7 +125,7 @@ def load_jpeg_copy(cfg: Cifar10Config, copy: Path) -> tuple[Split, Split]:
         for stream, (images, labels) in enumerate((decoded.train, decoded.test)):
             order = torch.randperm(len(labels), generator=seeded_generator(JPEG_ORDER_SEED, stream))
             out.append((resize_images(images[order], cfg.image_size), labels[order]))
-        return tuple(out)
+        return cast(tuple[Split, Split], tuple(out))  # train, test
 
     order = f"class-interleaved, seed {JPEG_ORDER_SEED}"
     if copy.is_file():

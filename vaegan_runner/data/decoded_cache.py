@@ -31,6 +31,7 @@ import os
 import secrets
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -109,8 +110,12 @@ def read_entry(path: Path, key: dict) -> tuple[Split, Split]:
             raise ValueError(f"{split} images are {images.dtype} {images.shape}, expected uint8 [N, {shape}]")
         if labels.dtype != np.int64 or labels.shape != images.shape[:1]:
             raise ValueError(f"{split} labels are {labels.dtype} {labels.shape}, expected int64 [{images.shape[0]}]")
-    return tuple(
-        (torch.from_numpy(arrays[f"{split}_images"]), torch.from_numpy(arrays[f"{split}_labels"])) for split in SPLITS
+    return cast(
+        tuple[Split, Split],  # SPLITS: train, test
+        tuple(
+            (torch.from_numpy(arrays[f"{split}_images"]), torch.from_numpy(arrays[f"{split}_labels"]))
+            for split in SPLITS
+        ),
     )
 
 
@@ -125,7 +130,7 @@ def write_entry(path: Path, key: dict, splits: tuple[Split, Split]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "xb") as f:
-            np.savez(f, **arrays)
+            np.savez(f, **arrays)  # type: ignore[arg-type]  # no key is savez's allow_pickle
         os.replace(tmp, path)
         log.info("%s: decoded images cached in %s", key["dataset"], path)
     except OSError as err:

@@ -126,10 +126,15 @@ def load_mnist_family(cfg: MnistConfig, device: torch.device) -> ImageData:
             found = one_level_too_deep(raw, names)
             raise missing_data_error(folder, raw, [f"{n}[.gz]" for n in names], f"{folder}/raw/", why, found)
 
+    def present(name: str) -> Path:
+        path = find(raw, name)
+        assert path is not None  # every file was found above (or downloaded, or refused)
+        return path
+
     def split(which: str) -> tuple[torch.Tensor, torch.Tensor]:
         image_file, label_file = FILES[which]
-        images = torch.from_numpy(read_idx(find(raw, image_file), 3).copy()).unsqueeze(1)
-        labels = torch.from_numpy(read_idx(find(raw, label_file), 1).astype(np.int64))
+        images = torch.from_numpy(read_idx(present(image_file), 3).copy()).unsqueeze(1)
+        labels = torch.from_numpy(read_idx(present(label_file), 1).astype(np.int64))
         if len(images) != len(labels):
             raise ConfigError("dataset.root", f"{raw}: {len(images)} {which} images, {len(labels)} labels")
         return resize_images(images, cfg.image_size), labels
@@ -139,7 +144,7 @@ def load_mnist_family(cfg: MnistConfig, device: torch.device) -> ImageData:
         cfg.name,
         cfg.image_size,
         cfg.channels,
-        file_identity(find(raw, name) for name in names),
+        file_identity(present(name) for name in names),
         lambda: (split("train"), split("test")),
     )
     return in_memory_data(

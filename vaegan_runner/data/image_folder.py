@@ -74,16 +74,52 @@ def list_images(folder: Path, extensions: list[str]) -> tuple[list[Path], list[i
     return files, [index[path.relative_to(folder).parts[0]] for path in files], classes
 
 
-def readable(path: Path) -> bool:
-    """A cheap check (header and structure, no full decode) that PIL can read the file."""
+def readable_size(path: Path) -> tuple[int, int] | None:
+    """The (width, height) of an image PIL can read, from a cheap check (header and structure,
+    no full decode); None for a file it cannot."""
     from PIL import Image
 
     try:
         with Image.open(path) as image:
+            size = image.size
             image.verify()
-        return True
+        return size
     except Exception:  # PIL raises many kinds for corrupt files
-        return False
+        return None
+
+
+def say_how_images_are_resized(folder: Path, sizes: set[tuple[int, int]], image_size: int) -> None:
+    """Say what ``dataset.image_size`` does to images that all share one size: a warning when it
+    enlarges them (blurrier images, more compute, for nothing the files hold), a line when it
+    shrinks or crops them. Mixed sizes are resized as documented, without a word."""
+    if len(sizes) != 1:
+        return
+    ((width, height),) = sizes
+    if (width, height) == (image_size, image_size):
+        return
+    shorter = min(width, height)
+    what = f"every image under {folder} is {width}x{height}"
+    if shorter < image_size:
+        log.warning(
+            "%s: dataset.image_size=%d enlarges them (shorter side %d -> %d, then a %dx%d centre crop); "
+            "dataset.image_size=%d keeps their own size",
+            what,
+            image_size,
+            shorter,
+            image_size,
+            image_size,
+            image_size,
+            shorter,
+        )
+    else:
+        log.info(
+            "%s: dataset.image_size=%d resizes the shorter side to %d and crops the centre %dx%d",
+            what,
+            image_size,
+            image_size,
+            image_size,
+            image_size,
+        )
 
 
 class FolderImages(Dataset):
@@ -124,12 +160,16 @@ class FolderImages(Dataset):
         raise RuntimeError(f"none of the {len(self)} images could be decoded")
 
 
-def readable_files(folder: Path, cfg: ImageFolderConfig) -> tuple[list[Path], list[int], list[str]]:
-    """The readable images under ``folder`` with their labels and class names; unreadable files
-    are left out with a warning, a folder with none readable is a ConfigError."""
+def readable_files(
+    folder: Path, cfg: ImageFolderConfig
+) -> tuple[list[Path], list[int], list[str], set[tuple[int, int]]]:
+    """The readable images under ``folder`` with their labels, the class names and the images'
+    sizes; unreadable files are left out with a warning, a folder with none readable is a
+    ConfigError."""
     looked_for = f"images with extensions {', '.join(cfg.extensions)}"
     files, labels, classes = list_images(folder, cfg.extensions)
-    ok = [readable(path) for path in files]
+    found = [readable_size(path) for path in files]
+    ok = [size is not None for size in found]
     bad = [path for path, good in zip(files, ok) if not good]
     named = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
     require(
@@ -144,7 +184,7 @@ def readable_files(folder: Path, cfg: ImageFolderConfig) -> tuple[list[Path], li
         files = [path for path, good in zip(files, ok) if good]
         labels = [label for label, good in zip(labels, ok) if good]
     require(len(files) > 0, "dataset.path", f"found no readable {looked_for} under {folder.resolve()}")
-    return files, labels, classes
+    return files, labels, classes, {size for size in found if size is not None}
 
 
 def check_same_classes(folder: Path, train_classes: list[str], test_classes: list[str]) -> None:
@@ -181,8 +221,9 @@ def load_image_folder(cfg: ImageFolderConfig, device: torch.device) -> ImageData
         return LoaderSource(FolderImages(files, labels, cfg.image_size, cfg.channels), device, cfg.num_workers)
 
     if is_split_folder(folder):
-        train_files, train_labels, classes = readable_files(folder / "train", cfg)
-        test_files, test_labels, test_classes = readable_files(folder / "test", cfg)
+        train_files, train_labels, classes, sizes = readable_files(folder / "train", cfg)
+        test_files, test_labels, test_classes, test_sizes = readable_files(folder / "test", cfg)
+        sizes |= test_sizes
         check_same_classes(folder, classes, test_classes)
         # files are listed class by class: a seeded order makes any first-N subset hold every class
         train_files, train_labels = in_seeded_order(train_files, train_labels, cfg.seed, TRAIN_ORDER_STREAM)
@@ -197,7 +238,7 @@ def load_image_folder(cfg: ImageFolderConfig, device: torch.device) -> ImageData
         split = "train/ and test/ folders"
         n_files = len(train_files) + len(test_files)
     else:
-        files, labels, classes = readable_files(folder, cfg)
+        files, labels, classes, sizes = readable_files(folder, cfg)
         require(len(files) > 1, "dataset.path", f"{folder.resolve()} holds 1 readable image; a split needs 2")
         order = torch.randperm(len(files), generator=seeded_generator(cfg.seed, SPLIT_STREAM)).tolist()
         n_test = min(max(1, round(len(files) * cfg.val_fraction)), len(files) - 1)
@@ -205,6 +246,8 @@ def load_image_folder(cfg: ImageFolderConfig, device: torch.device) -> ImageData
         test = source([files[i] for i in order[:n_test]], [labels[i] for i in order[:n_test]])
         split = f"held-out share {cfg.val_fraction} (seed {cfg.seed})"
         n_files = len(files)
+    say_how_images_are_resized(folder, sizes, cfg.image_size)
+    listing = listing_digest(folder)
     return ImageData(
         name="image_folder",
         channels=cfg.channels,
@@ -212,5 +255,6 @@ def load_image_folder(cfg: ImageFolderConfig, device: torch.device) -> ImageData
         num_classes=len(classes) or None,
         train=train,
         test=test,
-        source=f"image_folder {folder.resolve()} ({n_files} files, {split}, listing {listing_digest(folder)})",
+        source=f"image_folder {folder.resolve()} ({n_files} files, {split}, listing {listing})",
+        digest=f"listing {listing}",
     )

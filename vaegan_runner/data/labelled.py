@@ -75,6 +75,7 @@ def training_batches(
     if labelled is None:
         yield from batches
         return
+    assert isinstance(data.train, TensorSource)  # draw_labelled refuses any other source
     for b, (images, _) in enumerate(batches, start=start):
         n = min(images.shape[0], labelled.labels.shape[0])
         stream = int(np.int64(LABELLED_STREAM) * 1_000_003 + epoch * 100_003 + b * 101 + shard[0])

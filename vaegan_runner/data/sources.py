@@ -9,9 +9,9 @@ the uninterrupted run from there on.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sized
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -52,7 +52,8 @@ class ImageData:
     train: ImageSource
     test: ImageSource
     labelled: Any = None  # dataset.labelled: the LabelledSubset the model may see the labels of (labelled.py)
-    source: str = ""  # which copy of the data: its origin and a digest of its pixels (part of every metric stamp)
+    source: str = ""  # which copy of the data: its origin and its digest (metrics.json, the HPARAMS row)
+    digest: str = ""  # the digest alone (its pixels, or an image folder's file listing): in every metric stamp
 
 
 @dataclass(frozen=True)
@@ -163,10 +164,10 @@ def in_memory_data(
     """
     (train_x, train_y), (test_x, test_y) = train, test
     dynamic = binarize_seed is not None
-    if dynamic:
+    if binarize_seed is not None:  # dynamic
         test_x = binarize(test_x, seeded_generator(binarize_seed, BINARIZE_STREAM))
     _, channels, image_size, _ = train_x.shape
-    source = f"{origin or name}, pixels {pixel_digest(train, test)}"
+    digest = pixel_digest(train, test)
     return ImageData(
         name=name,
         channels=channels,
@@ -174,7 +175,8 @@ def in_memory_data(
         num_classes=num_classes,
         train=TensorSource(train_x.to(device), train_y.long().to(device), binarize=dynamic),
         test=TensorSource(test_x.to(device), test_y.long().to(device)),
-        source=source,
+        source=f"{origin or name}, pixels {digest}",
+        digest=f"pixels {digest}",
     )
 
 
@@ -210,7 +212,7 @@ class LoaderSource:
         )
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        return len(cast(Sized, self.dataset))  # a map-style dataset: it has a length
 
     def num_batches(self, batch_size: int, drop_last: bool = True) -> int:
         return count_batches(len(self), batch_size, drop_last)

@@ -79,6 +79,7 @@ def _archive_files(archive: Path) -> Iterator[tuple[tuple[str, str, str], str, b
                 if key is None or not member.isfile():
                     continue
                 blob = tar.extractfile(member)
+                assert blob is not None  # a regular file (isfile above) always has its data
                 yield key, f"{archive}:{member.name}", blob.read()
     except (tarfile.TarError, EOFError, OSError, ValueError) as err:  # truncated gzip or tar, unreadable file
         raise ConfigError(

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TypeVar, cast
 
 import torch
 
@@ -80,7 +81,10 @@ def split_fingerprint(source, batch_size: int) -> str:
     return digest.hexdigest()[:16]
 
 
-def seeded_pass(device: torch.device, compute: Callable[[], object]) -> object:
+T = TypeVar("T")
+
+
+def seeded_pass(device: torch.device, compute: Callable[[], T]) -> T:
     """``compute()`` on torch's RNG seeded with ``SAMPLE_SEED`` and put back afterwards: a split
     that binarises each batch afresh (``dataset.binarize`` training images) yields the same
     images on every pass, so its fingerprint names the images its features were computed on."""
@@ -187,6 +191,7 @@ class MetricResources:
     def domain_reference_labels(self) -> torch.Tensor:
         """The held-out labels, in the order of ``domain_reference``'s features."""
         self.domain_reference()
+        assert self._domain_reference_labels is not None  # set with the reference
         return self._domain_reference_labels
 
     def inception_reference(self) -> FeatureStats:
@@ -280,7 +285,9 @@ class MetricContext:
     def note(self, metric: str, features: str | None = None, **counts: int | str) -> None:
         """Record what ``metric``'s values were computed on; with ``features`` (``domain`` or
         ``inception``), the full protocol stamp: extractor, weights digest, resizing, the
-        reference split (for metrics that compare with one), and the sampling seed."""
+        reference split (for metrics that compare with one), and the sampling seed. Every stamp
+        names the data it was computed on (``data``: the digest of its pixels, or of an image
+        folder's listing), so that numbers from two copies of a dataset are never taken as one."""
         if features is not None:
             held_out = f"held-out ({len(self.data.test)} images)"
             split_name = self.resources.inception_reference_split() if features == "inception" else held_out
@@ -288,6 +295,8 @@ class MetricContext:
             counts = {**self.resources.feature_protocol(features), **counts, **split, "seed": SAMPLE_SEED}
             if self.prior is not None and "samples" in counts:
                 counts["prior"] = self.prior.stamp
+        if self.data.digest:
+            counts = {**counts, "data": self.data.digest}
         self.results.counts[metric] = counts
 
     # --- generated images ------------------------------------------------------------------
@@ -443,6 +452,7 @@ class MetricContext:
         total, count = 0.0, 0
         for x, y in self.held_out():
             x_hat = self.family.reconstruct(x, y)
+            assert x_hat is not None  # the metric needs an encoder
             error = (to_unit(x_hat, self.family.pixel_range) - to_unit(x, self.family.pixel_range)) ** 2
             total += float(error.double().flatten(1).mean(dim=1).sum())
             count += x.shape[0]
@@ -452,11 +462,14 @@ class MetricContext:
         """Domain-classifier feature statistics of the held-out images' reconstructions, and
         how many there were."""
         classifier = self.resources.domain_classifier
-        features = [
-            classifier.features_and_logits(to_unit(self.family.reconstruct(x, y), self.family.pixel_range))[0]
-            for x, y in self.held_out()
-        ]
-        features = torch.cat(features)
+        features = torch.cat(
+            [  # the metric needs an encoder: reconstruct gives images
+                classifier.features_and_logits(
+                    to_unit(cast(torch.Tensor, self.family.reconstruct(x, y)), self.family.pixel_range)
+                )[0]
+                for x, y in self.held_out()
+            ]
+        )
         return FeatureStats.from_features(features), features.shape[0]
 
     @cached_property
@@ -465,9 +478,11 @@ class MetricContext:
         held-out ones."""
 
         def codes(source, limit) -> tuple[torch.Tensor, torch.Tensor]:
-            parts = []
+            parts: list[tuple[torch.Tensor, torch.Tensor]] = []
             for images, labels in unit_batches(source, self.cfg.batch_size, limit):
-                parts.append((self.family.encode(to_pixels(images, self.family.pixel_range), labels), labels))
+                code = self.family.encode(to_pixels(images, self.family.pixel_range), labels)
+                assert code is not None  # the probes need an encoder
+                parts.append((code, labels))
                 self.progress.advance(images.shape[0])
             return torch.cat([c for c, _ in parts]), torch.cat([y for _, y in parts])
 
@@ -477,6 +492,7 @@ class MetricContext:
     def linear_probe(self) -> tuple[float, int, int]:
         """Accuracy of a logistic regression fitted on training codes, on held-out codes."""
         train_codes, train_labels, test_codes, test_labels = self._codes
+        assert self.data.num_classes is not None  # the probe needs labels
         accuracy = linear_probe_accuracy(train_codes, train_labels, test_codes, test_labels, self.data.num_classes)
         return accuracy, train_codes.shape[0], test_codes.shape[0]
 

@@ -174,7 +174,9 @@ def synchronize(device: torch.device) -> None:
 def estimate_metrics(names: list[str], ctx: MetricContext) -> dict[str, Estimate | None]:
     """Each metric's estimated cost in the order they run (a shared pass counted for the first
     that makes it); None for a metric this module cannot estimate."""
-    timer, done, estimates = PassTimer(ctx), set(), {}
+    timer = PassTimer(ctx)
+    done: set[str] = set()
+    estimates: dict[str, Estimate | None] = {}
     for name in names:
         passes = passes_of(name, ctx)
         if passes is None:

@@ -202,6 +202,7 @@ def augment(images01: Tensor, recipe: Recipe) -> Tensor:
 
 def train_classifier(data: ImageData, device: torch.device, seed: int) -> DomainClassifier:
     """Train on the training split with the recipe for its images; measure the whole held-out split."""
+    assert data.num_classes is not None  # labelled data only (domain_classifier refuses other data)
     devices = [device] if device.type == "cuda" else []
     recipe = recipe_for(data.channels)
     with torch.random.fork_rng(devices=devices):
@@ -229,6 +230,7 @@ def _load(path: Path, data: ImageData, device: torch.device) -> tuple[DomainClas
     saved = torch.load(path, map_location=device, weights_only=True)
     if saved.get("arch") != ARCH_VERSION:
         raise ValueError(f"architecture version {saved.get('arch')}, expected {ARCH_VERSION}")
+    assert data.num_classes is not None  # labelled data only (domain_classifier refuses other data)
     model = DomainClassifier(data.channels, data.image_size, data.image_size, data.num_classes).to(device)
     model.load_state_dict(saved["state_dict"])
     model.test_accuracy = float(saved["test_accuracy"])

@@ -22,6 +22,7 @@ to be held at once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 
@@ -52,7 +53,8 @@ class FeatureStats:
     @classmethod
     def from_dict(cls, d: dict[str, torch.Tensor | int]) -> FeatureStats:
         """Inverse of ``to_dict``."""
-        return cls(mean=d["mean"].to(torch.float64), cov=d["cov"].to(torch.float64), count=int(d["count"]))
+        mean, cov = cast(torch.Tensor, d["mean"]), cast(torch.Tensor, d["cov"])  # to_dict's tensors
+        return cls(mean=mean.to(torch.float64), cov=cov.to(torch.float64), count=int(d["count"]))
 
 
 class FeatureAccumulator:
@@ -80,6 +82,7 @@ class FeatureAccumulator:
             self.sum = torch.zeros_like(self.shift)
             self.outer = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64, device=x.device)
         x = x - self.shift
+        assert self.sum is not None and self.outer is not None  # set with the shift
         self.sum += x.sum(dim=0)
         self.outer += x.T @ x
         self.count += x.shape[0]
@@ -88,6 +91,7 @@ class FeatureAccumulator:
         """Mean and unbiased covariance of everything added so far."""
         if self.count < 2:
             raise ValueError(f"need at least 2 feature vectors, have {self.count}")
+        assert self.shift is not None and self.sum is not None and self.outer is not None  # set by the first add
         shifted_mean = self.sum / self.count
         cov = (self.outer - self.count * torch.outer(shifted_mean, shifted_mean)) / (self.count - 1)
         return FeatureStats(mean=shifted_mean + self.shift, cov=cov, count=self.count)

@@ -37,6 +37,7 @@ from __future__ import annotations
 import importlib.util
 import warnings
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -97,7 +98,7 @@ class FoldedConv(nn.Module):
     """One conv -> batch norm (fixed statistics, no scale) -> ReLU unit of the graph as a
     convolution with the batch norm folded into its weights and bias, then an in-place ReLU."""
 
-    def __init__(self, unit: torch.nn.Module) -> None:
+    def __init__(self, unit: torch.jit.ScriptModule) -> None:
         super().__init__()
         weight = unit.weight.detach().double()
         scale = (unit.var.detach().double() + BN_EPS).rsqrt()
@@ -105,6 +106,7 @@ class FoldedConv(nn.Module):
         out_channels, in_channels, *kernel = weight.shape
         self.conv = nn.Conv2d(in_channels, out_channels, tuple(kernel), stride=unit.stride, padding=padding)
         self.conv.weight.data = (weight * scale[:, None, None, None]).float()
+        assert self.conv.bias is not None  # Conv2d's default: with a bias
         self.conv.bias.data = (unit.beta.detach().double() - unit.mean.detach().double() * scale).float()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -138,6 +140,18 @@ class Branches(nn.Module):
 class ExpandedBranches(nn.Module):
     """The last two blocks (``mixed_9``, ``mixed_10``), whose 1x3 and 3x1 convolutions share a stem."""
 
+    # the graph's children, folded (set by name in __init__)
+    conv: nn.Module
+    tower_conv: nn.Module
+    tower_mixed_conv: nn.Module
+    tower_mixed_conv_1: nn.Module
+    tower_1_conv: nn.Module
+    tower_1_conv_1: nn.Module
+    tower_1_mixed_conv: nn.Module
+    tower_1_mixed_conv_1: nn.Module
+    tower_2_pool: nn.Module
+    tower_2_conv: nn.Module
+
     def __init__(self, module: torch.nn.Module) -> None:
         super().__init__()
         for name, child in module.named_children():
@@ -163,13 +177,14 @@ def fold(module: torch.nn.Module) -> torch.nn.Module:
     """The eager counterpart of one module of the TorchScript graph: a conv unit folded, a block
     or tower rebuilt from its children, a pooling module (no children) kept as it is."""
     children = [name for name, _ in module.named_children()]
+    graph = cast(torch.jit.ScriptModule, module)  # a module of the TorchScript graph: its attributes are the graph's
     if hasattr(module, "beta") and hasattr(module, "var"):
-        return FoldedConv(module)
+        return FoldedConv(graph)
     if not children:
         return module
     if "tower_mixed_conv" in children:
         return ExpandedBranches(module)
-    if "torch.cat" in module.code:
+    if "torch.cat" in graph.code:
         return Branches(module)
     return Chain(module)
 
@@ -177,7 +192,7 @@ def fold(module: torch.nn.Module) -> torch.nn.Module:
 class FoldedInception(nn.Module):
     """The TorchScript Inception-v3 up to pool3, rebuilt with folded batch norms (see above)."""
 
-    def __init__(self, scripted: torch.nn.Module) -> None:
+    def __init__(self, scripted: torch.jit.ScriptModule) -> None:
         super().__init__()
         self.layers = Chain(scripted.net.layers)
 
@@ -202,7 +217,11 @@ class InceptionFeatures:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", ".*torch.jit.load.* is deprecated", FutureWarning)
             self.model = torch.jit.load(str(path), map_location=self.device).eval()  # the graph as shipped
-        self.network = FoldedInception(self.model).to(self.device, memory_format=torch.channels_last).eval()
+        self.network = (
+            FoldedInception(self.model)
+            .to(self.device, memory_format=torch.channels_last)  # type: ignore[call-overload]  # stubs: not both at once
+            .eval()
+        )
         self.batch_size = batch_size or (CUDA_BATCH if self.device.type == "cuda" else CPU_BATCH)
 
     def preprocess(self, images01: torch.Tensor) -> torch.Tensor:

@@ -96,10 +96,23 @@ def _classifier_score(ctx: MetricContext) -> dict[str, float]:
     return {"classifier_score": classifier_score(ctx.domain_samples()[1])}
 
 
+def _classes(ctx: MetricContext) -> int:
+    """The data's number of classes, for a metric that ``needs`` labels (it runs only on labelled data)."""
+    assert ctx.data.num_classes is not None  # unmet_need skips the metric on unlabelled data
+    return ctx.data.num_classes
+
+
+def _drawn_labels(ctx: MetricContext) -> torch.Tensor:
+    """The labels the samples were drawn for, for a metric that ``needs`` a conditional family."""
+    labels = ctx.sample_labels
+    assert labels is not None  # unmet_need skips the metric for an unconditional family
+    return labels
+
+
 @METRICS.register("class_coverage", values=("class_coverage",), needs=("labels",), lower_is_better=(False,))
 def _class_coverage(ctx: MetricContext) -> dict[str, float]:
-    ctx.note("class_coverage", "domain", samples=ctx.n_samples, classes=ctx.data.num_classes)
-    return {"class_coverage": float(class_coverage(ctx.domain_samples()[1], ctx.data.num_classes))}
+    ctx.note("class_coverage", "domain", samples=ctx.n_samples, classes=_classes(ctx))
+    return {"class_coverage": float(class_coverage(ctx.domain_samples()[1], _classes(ctx)))}
 
 
 @METRICS.register(
@@ -136,8 +149,8 @@ def _domain_kid(ctx: MetricContext) -> dict[str, float]:
 )
 def _label_accuracy(ctx: MetricContext) -> dict[str, float]:
     """The share of samples the domain classifier assigns to the label they were drawn for."""
-    ctx.note("label_accuracy", "domain", samples=ctx.n_samples, classes=ctx.data.num_classes)
-    return {"label_accuracy": label_accuracy(ctx.domain_samples()[1], ctx.sample_labels)}
+    ctx.note("label_accuracy", "domain", samples=ctx.n_samples, classes=_classes(ctx))
+    return {"label_accuracy": label_accuracy(ctx.domain_samples()[1], _drawn_labels(ctx))}
 
 
 @METRICS.register(
@@ -148,17 +161,17 @@ def _intra_fid(ctx: MetricContext) -> dict[str, float]:
     real = ctx.domain_reference_features(ctx.domain_reference_stats().count)
     value, used = intra_fid(
         ctx.domain_samples()[0],
-        ctx.sample_labels,
+        _drawn_labels(ctx),
         real,
         ctx.domain_reference_labels(),
-        ctx.data.num_classes,
+        _classes(ctx),
         MIN_REFERENCE,
     )
     if not used:
         raise MetricSkipped(
             f"no class has {MIN_REFERENCE} samples and {MIN_REFERENCE} held-out images to compare "
             f"({ctx.n_samples} samples over {ctx.data.num_classes} classes); draw at least "
-            f"{MIN_REFERENCE * ctx.data.num_classes} samples"
+            f"{MIN_REFERENCE * _classes(ctx)} samples"
         )
     ctx.note("intra_fid", "domain", samples=ctx.n_samples, reference=real.shape[0], classes=used)
     return {"intra_fid": value}

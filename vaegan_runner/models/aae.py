@@ -24,9 +24,11 @@ paper's D(z).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from omegaconf import MISSING
+from torch import nn
 
 from ..config.checks import one_of, positive, require
 from .adversarial import AdversarialConfig, discriminator_terms
@@ -51,7 +53,21 @@ def check_reconstruction(cfg) -> None:
     )
 
 
-def reconstruction_error(family: Family, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+class ReconstructionSettings(Protocol):
+    @property
+    def reconstruction(self) -> str: ...
+
+
+class Reconstructs(Protocol):
+    """What ``reconstruction_error`` reads of a family (the AAE and the ssaae)."""
+
+    @property
+    def cfg(self) -> ReconstructionSettings: ...
+
+    def activate(self, logits: torch.Tensor) -> torch.Tensor: ...
+
+
+def reconstruction_error(family: Reconstructs, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Per image: -log p(x|code) in nats (bernoulli), or the summed squared error (mse)."""
     if family.cfg.reconstruction == "bernoulli":
         return bernoulli_nll(logits, x)
@@ -110,20 +126,23 @@ class AAEConfig(AdversarialConfig):
 
 @FAMILIES.register("aae")
 class AAE(SwitchableEncoder, Family):
+    cfg: AAEConfig
     config_class = AAEConfig
     network_names = ("encoder", "decoder", "discriminator")
+    label_networks = ("decoder", "discriminator")  # the supervised AAE; D(z, y) pushes the class out of the code
+    added_keys = {"label_to_discriminator": False}  # the paper's D(z), as before the option
 
     def __init__(self, cfg: AAEConfig, channels: int, image_size: int, num_classes: int | None = None):
         super().__init__(cfg, channels, image_size, num_classes)
         self.encoder = build_encoder(cfg.net, channels, image_size, self.encoder_out_dim())
         self.decoder = decoder_for(cfg.net, channels, image_size, cfg.latent_dim, self.num_classes)
-        reads_label = cfg.label_to_discriminator and self.num_classes is not None
-        self.discriminator = vector_mlp(
-            [cfg.latent_dim + (self.num_classes if reads_label else 0), *cfg.discriminator.hidden, 1],
+        label_classes = self.num_classes if cfg.label_to_discriminator else None  # the classes D(z, y) reads
+        self.discriminator: nn.Module = vector_mlp(
+            [cfg.latent_dim + (label_classes if label_classes is not None else 0), *cfg.discriminator.hidden, 1],
             spectral_norm=cfg.discriminator.spectral_norm,
         )
-        if reads_label:
-            self.discriminator = LabelledCodeDiscriminator(self.discriminator, self.num_classes)
+        if label_classes is not None:
+            self.discriminator = LabelledCodeDiscriminator(self.discriminator, label_classes)
         self.prior_options = (
             {"components": cfg.prior_components, "radius": cfg.prior_radius, "std": cfg.prior_std}
             if cfg.prior == "mixture"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from omegaconf import MISSING
@@ -40,7 +41,7 @@ class AdversarialConfig(FamilyConfig):
 
     def discriminator_norm(self) -> str:
         """The normalisation inside D (``model.discriminator.norm``)."""
-        return self.discriminator.norm
+        return self.discriminator.norm  # type: ignore[attr-defined]  # each subclass declares its discriminator group
 
 
 def discriminator_terms(
@@ -61,7 +62,17 @@ def discriminator_terms(
     return loss, logs
 
 
-def check_auxiliary_weight(cfg: FamilyConfig) -> None:
+class AuxiliaryWeighted(Protocol):
+    """The keys ``check_auxiliary_weight`` reads (of the GAN's and the VAE-GAN's configs)."""
+
+    @property
+    def auxiliary_weight(self) -> float: ...
+
+    @property
+    def conditional(self) -> bool: ...
+
+
+def check_auxiliary_weight(cfg: AuxiliaryWeighted) -> None:
     """``model.auxiliary_weight``, ACGAN's class loss (GAN, VAE-GAN): at least 0, and above 0
     only for a class-conditional model, which has labels to draw for."""
     non_negative(cfg.auxiliary_weight, "auxiliary_weight")

@@ -23,8 +23,6 @@ from ..registry import Registry
 from .conditioning import balanced_labels
 from .nets import NetConfig
 
-NETWORK_NAMES = ("encoder", "decoder", "generator", "discriminator")
-
 
 @dataclass
 class FamilyConfig:
@@ -63,12 +61,41 @@ class Phase:
 
 
 class Family(nn.Module):
-    """Base class of the model families in ``vaegan_runner/models/``."""
+    """Base class of the model families: the built-in ones in ``vaegan_runner/models/`` and
+    those other packages declare (``models/external.py``).
+
+    What the rest of the runner knows of a family comes from these class attributes:
+
+    ``config_class``
+        the dataclass of ``model.*`` (a ``FamilyConfig`` subclass): every key of the family's
+        YAML, checked before any work.
+    ``network_names``
+        the attributes holding its networks; each gets its own optimizer. ``encoder``,
+        ``decoder``, ``generator`` and ``discriminator`` also get their own
+        ``optimizer.<network>.lr`` / ``weight_decay``; a network of another name trains with
+        the top-level ``optimizer.lr`` / ``weight_decay``. An ``encoder`` enables the metrics
+        that need codes (reconstructions, probes).
+    ``has_likelihood`` / ``has_classifier``
+        the family defines ``log_importance_weights`` (the likelihood metrics) / ``classify``
+        (``classifier_error``, and training on ``dataset.labelled``).
+    ``label_networks``
+        the networks that read the class label when ``model.conditional=true`` (with the
+        family's default settings); ``tests/test_conditional.py`` checks the phases against it.
+    ``conditional_only``
+        the family always reads a class, so ``model.conditional`` must be true.
+    ``added_keys``
+        keys added to the family's model config since its first checkpoints, relative to
+        ``model.`` (``{"prior": "gaussian"}``), each with the value that behaves as before the
+        key existed: a checkpoint that lacks one loads with it (``training/checkpoint.py``).
+    """
 
     config_class: ClassVar[type[FamilyConfig]] = FamilyConfig
     network_names: ClassVar[tuple[str, ...]] = ()
     has_likelihood: ClassVar[bool] = False  # defines log_importance_weights (IWAE, test ELBO)
     has_classifier: ClassVar[bool] = False  # defines classify, and learns from dataset.labelled
+    label_networks: ClassVar[tuple[str, ...]] = ()  # read the label when model.conditional=true
+    conditional_only: ClassVar[bool] = False  # model.conditional must be true
+    added_keys: ClassVar[dict[str, object]] = {}  # model key -> its value before it existed
 
     def __init__(self, cfg: FamilyConfig, channels: int, image_size: int, num_classes: int | None = None):
         super().__init__()
@@ -106,6 +133,7 @@ class Family(nn.Module):
         K-1, 0, ...); None for an unconditional one."""
         if not self.conditional:
             return None
+        assert self.num_classes is not None  # conditional: the classes are set
         return balanced_labels(n, self.num_classes, self.device)
 
     def generate(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:

@@ -19,6 +19,7 @@ every class.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from omegaconf import MISSING
@@ -86,7 +87,9 @@ class JointDiscriminator(nn.Module):
         joined = torch.cat([self.x_branch(x), self.z_branch(z)], dim=1)
         if not self.num_classes:
             return self.joint(joined)
-        *hidden_layers, out = self.joint[-1]
+        if y is None:
+            raise ValueError(f"{type(self).__name__} is class-conditional: give the labels")
+        *hidden_layers, out = cast(nn.Sequential, self.joint[-1])  # vector_mlp's layers
         h = joined
         for layer in [*self.joint[:-1], *hidden_layers]:
             h = layer(h)
@@ -95,8 +98,10 @@ class JointDiscriminator(nn.Module):
 
 @FAMILIES.register("bigan")
 class BiGAN(SwitchableEncoder, Family):
+    cfg: BiGANConfig
     config_class = BiGANConfig
     network_names = ("generator", "encoder", "discriminator")
+    label_networks = ("generator", "discriminator")  # G(z,y), D(x,z,y); E(x) label-free
 
     def __init__(self, cfg: BiGANConfig, channels: int, image_size: int, num_classes: int | None = None):
         super().__init__(cfg, channels, image_size, num_classes)
@@ -150,11 +155,13 @@ class BiGAN(SwitchableEncoder, Family):
         a check that E learned to invert G though nothing trains it to."""
         x, x_code, fake, z = self.pairs(x, y)
         _, logs = discriminator_terms(self.cfg, self.discriminator(x, x_code, y), self.discriminator(fake, z, y))
+        reconstruction = self.reconstruct(x, y)
+        assert reconstruction is not None  # BiGAN has an encoder
         return {
             "d": logs["d"],
             "d_acc_real": logs["acc/d_real"],
             "d_acc_fake": logs["acc/d_fake"],
-            "recon_mse": pixel_mse(self.reconstruct(x, y), x, self.pixel_range),
+            "recon_mse": pixel_mse(reconstruction, x, self.pixel_range),
         }
 
     @torch.no_grad()

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .nets import NetConfig, build_decoder, build_encoder
+from .nets import EncoderBody, NetConfig, build_decoder, build_encoder
 
 
 def one_hot(y: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -99,7 +99,7 @@ class ProjectionDiscriminator(nn.Module):
 
     takes_labels = True
 
-    def __init__(self, body: nn.Module, num_classes: int, spectral_norm: bool = False, auxiliary: bool = False):
+    def __init__(self, body: EncoderBody, num_classes: int, spectral_norm: bool = False, auxiliary: bool = False):
         super().__init__()
         self.body = body
         embed = nn.Embedding(num_classes, body.feature_dim)
@@ -118,6 +118,8 @@ class ProjectionDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor, y: torch.Tensor, with_classes: bool = False):
         last = self.body.features(x)[-1].flatten(1)
         if with_classes:
+            if self.classifier is None:
+                raise ValueError("with_classes=True needs the auxiliary class head (auxiliary=True)")
             return self.logits(last, y), self.classifier(last)
         return self.logits(last, y)
 

@@ -11,6 +11,9 @@ Two mixins give a family its ``encode`` (and ``generate``, ``code``) from that n
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Protocol
+
 import torch
 from torch import nn
 
@@ -33,6 +36,12 @@ class GaussianAutoencoder:
     """Sampling and encoding shared by the families with a Gaussian encoder and a decoder
     (VAE, VAE-GAN): codes are posterior means, images are decoded pixels."""
 
+    # what the mixin reads of the Family it is mixed into (annotations only)
+    encoder: nn.Module
+    decoder: nn.Module
+    activate: Callable[[torch.Tensor], torch.Tensor]
+    labels_or_balanced: Callable[[int, torch.Tensor | None], torch.Tensor | None]
+
     @torch.no_grad()
     def generate(self, z, y=None):
         return self.activate(run(self.decoder, z, self.labels_or_balanced(z.shape[0], y)))
@@ -42,8 +51,22 @@ class GaussianAutoencoder:
         return gaussian_posterior(self.encoder, x, y)[0]
 
 
+class EncoderTypeSettings(Protocol):
+    """The keys of ``model.*`` that ``SwitchableEncoder`` reads."""
+
+    @property
+    def latent_dim(self) -> int: ...
+
+    @property
+    def encoder_type(self) -> str: ...
+
+
 class SwitchableEncoder:
     """``code`` and ``encode`` for a family whose ``cfg.encoder_type`` picks the encoder kind."""
+
+    # what the mixin reads of the Family it is mixed into (annotations only)
+    cfg: EncoderTypeSettings
+    encoder: nn.Module
 
     def encoder_out_dim(self) -> int:
         """How many numbers the encoder network outputs: z, or mu and logvar side by side."""

@@ -42,7 +42,7 @@ from .base import FAMILIES, Family, Phase
 from .conditioning import decoder_for, discriminator_for, one_hot, run
 from .ema import ema_copy, ema_update
 from .losses import generator_loss, gradient_penalty
-from .nets import DiscriminatorConfig
+from .nets import DiscriminatorConfig, EncoderBody
 
 
 @dataclass
@@ -76,7 +76,7 @@ class GANConfig(AdversarialConfig):
         )
         non_negative(self.info_weight, "info_weight")
         require(
-            self.info_codes or self.info_weight == 1.0,
+            self.info_codes != 0 or self.info_weight == 1.0,
             "info_weight",
             f"weights InfoGAN's code loss, which is off (model.info_codes=0): set model.info_codes to the "
             f"number of categories (2 or more), or leave model.info_weight at 1 (got {self.info_weight})",
@@ -93,7 +93,7 @@ class CodeDiscriminator(nn.Module):
     """InfoGAN's D and Q in one network: D's body, its real/fake head, and a linear head Q on the
     same last features that predicts the categorical code (``codes(x)``: both from one pass)."""
 
-    def __init__(self, body: nn.Module, info_codes: int):
+    def __init__(self, body: EncoderBody, info_codes: int):
         super().__init__()
         self.body = body
         self.code_head = nn.Linear(body.feature_dim, info_codes)
@@ -109,8 +109,11 @@ class CodeDiscriminator(nn.Module):
 
 @FAMILIES.register("gan")
 class GAN(Family):
+    cfg: GANConfig
     config_class = GANConfig
     network_names = ("generator", "discriminator")
+    label_networks = ("generator", "discriminator")  # G(z,y), projection D(x,y)
+    added_keys = {"auxiliary_weight": 0.0, "info_codes": 0, "info_weight": 1.0}
 
     def __init__(self, cfg: GANConfig, channels: int, image_size: int, num_classes: int | None = None):
         super().__init__(cfg, channels, image_size, num_classes)
@@ -180,7 +183,7 @@ class GAN(Family):
         with torch.no_grad():
             fake, codes = self.fake_and_codes(y)
         real_logits, real_class_loss = self.auxiliary_loss(x, y)
-        info = {}
+        info: dict[str, torch.Tensor] = {}
         if codes is not None:
             fake_logits, info = self.info_terms(fake, codes)
         else:

@@ -40,5 +40,7 @@ def class_grid(family: Family, z: torch.Tensor) -> torch.Tensor:
     family: the columns hold the style, the rows the class ([num_classes * n] images). With the
     codes of real images (AAE, CVAE) it is style transfer."""
     k, n = family.num_classes, z.shape[0]
+    if k is None:
+        raise ValueError(f"{type(family).__name__} is not class-conditional: it has no classes to draw")
     labels = torch.arange(k, device=z.device).repeat_interleave(n)
     return family.generate(z.repeat(k, 1), labels)

@@ -21,6 +21,7 @@ to the generative model p(x, z) = p(x|z) p(z), not to q(z|x).
 from __future__ import annotations
 
 import math
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -80,9 +81,26 @@ def check_prior(cfg) -> None:
     positive(cfg.prior_components, "prior_components")
 
 
+class PriorSettings(Protocol):
+    """The keys of ``model.*`` that ``CodePrior`` reads."""
+
+    @property
+    def latent_dim(self) -> int: ...
+
+    @property
+    def prior(self) -> str: ...
+
+    @property
+    def prior_components(self) -> int: ...
+
+
 class CodePrior:
     """p(z) of a family with a Gaussian encoder and a ``decoder`` whose ``cfg.prior`` picks
     N(0, I) or a learned mixture; call ``build_prior`` once the decoder exists."""
+
+    # what the mixin reads of the Family it is mixed into (annotations only)
+    cfg: PriorSettings
+    decoder: nn.Module
 
     def build_prior(self) -> None:
         if self.cfg.prior == "mixture":
@@ -99,7 +117,7 @@ class CodePrior:
 
     def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         if self.prior is None:
-            return super().sample_latent(n, generator)
+            return super().sample_latent(n, generator)  # type: ignore[misc]  # Family's, next in the MRO
         return self.prior.sample(n, generator)
 
     def kl_to_prior(self, mu: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

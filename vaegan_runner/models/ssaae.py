@@ -82,9 +82,14 @@ class CodeDiscriminators(nn.Module):
 
 @FAMILIES.register("ssaae")
 class SemiSupervisedAAE(Family):
+    cfg: SemiSupervisedAAEConfig
+    num_classes: int  # conditional_only: Family.__init__ refuses a conditional model without classes
     config_class = SemiSupervisedAAEConfig
     network_names = ("encoder", "decoder", "discriminator")
     has_classifier = True
+    conditional_only = True  # the decoder always reads a class: its categorical code
+    label_networks = ()  # the label is only the cross-entropy's target
+    added_keys = {"input_noise": 0.0}  # clean inputs, as before the option
 
     def __init__(self, cfg: SemiSupervisedAAEConfig, channels: int, image_size: int, num_classes: int | None = None):
         super().__init__(cfg, channels, image_size, num_classes)
@@ -179,4 +184,5 @@ class SemiSupervisedAAE(Family):
     @torch.no_grad()
     def generate(self, z, y=None):
         labels = self.labels_or_balanced(z.shape[0], y)
+        assert labels is not None  # conditional_only: there are always labels
         return self.activate(self.decode(one_hot(labels, self.num_classes).to(z.dtype), z))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from omegaconf import MISSING
@@ -74,9 +75,12 @@ class VAEConfig(FamilyConfig):
 
 @FAMILIES.register("vae")
 class VAE(CodePrior, GaussianAutoencoder, Family):
+    cfg: VAEConfig
     config_class = VAEConfig
     network_names = ("encoder", "decoder")
     has_likelihood = True
+    label_networks = ("encoder", "decoder")  # CVAE: q(z|x,y), p(x|z,y)
+    added_keys = {"prior": "gaussian", "prior_components": 10}
 
     def __init__(self, cfg: VAEConfig, channels: int, image_size: int, num_classes: int | None = None):
         super().__init__(cfg, channels, image_size, num_classes)
@@ -95,10 +99,12 @@ class VAE(CodePrior, GaussianAutoencoder, Family):
             return bernoulli_nll(logits, x)
         if self.cfg.likelihood == "discretized_logistic":
             return discretized_logistic_nll(
-                to_unit(self.activate(logits), self.pixel_range), self.decoder.log_scale, to_unit(x, self.pixel_range)
+                to_unit(self.activate(logits), self.pixel_range),
+                cast(torch.Tensor, self.decoder.log_scale),  # registered in __init__
+                to_unit(x, self.pixel_range),
             )
         fixed = self.cfg.decoder_std
-        log_std = self.decoder.log_std if fixed is None else logits.new_tensor(fixed).log()
+        log_std = cast(torch.Tensor, self.decoder.log_std) if fixed is None else logits.new_tensor(fixed).log()
         return gaussian_nll(self.activate(logits), log_std, x)
 
     def elbo_terms(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

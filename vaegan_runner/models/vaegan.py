@@ -141,8 +141,11 @@ class ForwardPass(NamedTuple):
 
 @FAMILIES.register("vaegan")
 class VAEGAN(CodePrior, GaussianAutoencoder, Family):
+    cfg: VAEGANConfig
     config_class = VAEGANConfig
     network_names = ("encoder", "decoder", "discriminator")
+    label_networks = ("encoder", "decoder", "discriminator")
+    added_keys = {"auxiliary_weight": 0.0, "prior": "gaussian", "prior_components": 10}
 
     def __init__(self, cfg: VAEGANConfig, channels: int, image_size: int, num_classes: int | None = None):
         super().__init__(cfg, channels, image_size, num_classes)
@@ -236,6 +239,7 @@ class VAEGAN(CodePrior, GaussianAutoencoder, Family):
         }
         if classes_real is not None:  # ACGAN: D learns the class of real images, the decoder to make it
             terms["d_class"] = self.cfg.auxiliary_weight * F.cross_entropy(classes_real, y)
+            assert classes_rec is not None and classes_prior is not None  # D's class head sees every part
             fake_classes = torch.cat([classes_rec, classes_prior])
             terms["g_class"] = self.cfg.auxiliary_weight * F.cross_entropy(fake_classes, torch.cat([y, y]))
             l_dis = l_dis + terms["d_class"]

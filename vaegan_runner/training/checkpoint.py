@@ -18,6 +18,7 @@ import warnings
 import zipfile
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -52,30 +53,40 @@ ADDED_KEYS = {  # key added since the first checkpoints -> the value that behave
     "eval.inception_reference": "test",
     "eval.iwae_max_images": None,
 }
-FAMILY_ADDED_KEYS = {  # the same, for the keys of one family's model config ...
-    "vae": {"model.prior": "gaussian", "model.prior_components": 10},
-    "gan": {"model.auxiliary_weight": 0.0, "model.info_codes": 0, "model.info_weight": 1.0},
-    "vaegan": {"model.auxiliary_weight": 0.0, "model.prior": "gaussian", "model.prior_components": 10},
-    "aae": {"model.label_to_discriminator": False},
-    "ssaae": {"model.input_noise": 0.0},
-}
-DATASET_ADDED_KEYS = {  # ... and of one dataset's config
+DATASET_ADDED_KEYS: dict[
+    str, dict[str, Any]
+] = {  # the same, for the keys of one dataset's config (a family's: its class's added_keys)
     **{name: {"dataset.labelled": None} for name in ("mnist", "fashion_mnist", "shapes")},
     "cifar10": {"dataset.labelled": None, "dataset.source": "batches"},
 }
 
 
+def family_added_keys(name) -> dict:
+    """The ``added_keys`` of the family ``name`` (``models.base.Family``), as full config keys
+    (``model.prior``); none for a name this installation has no family of, whose checkpoint
+    is then refused by the config's validation, which names the families there are."""
+    from ..models import family_class
+
+    if not isinstance(name, str):
+        return {}
+    try:
+        family = family_class(name)
+    except ConfigError:
+        return {}
+    return {f"model.{key}": value for key, value in family.added_keys.items()}
+
+
 def with_added_keys(config: dict) -> dict:
     """``config`` (a resolved run config) with every key of ``ADDED_KEYS`` (and of its family's
-    ``FAMILY_ADDED_KEYS`` and dataset's ``DATASET_ADDED_KEYS``) it lacks."""
-    config = OmegaConf.create(config)
-    family = OmegaConf.select(config, "model.name", default=None)
-    dataset = OmegaConf.select(config, "dataset.name", default=None)
-    added = {**ADDED_KEYS, **FAMILY_ADDED_KEYS.get(family, {}), **DATASET_ADDED_KEYS.get(dataset, {})}
+    ``added_keys`` and dataset's ``DATASET_ADDED_KEYS``) it lacks."""
+    node = OmegaConf.create(config)
+    family = OmegaConf.select(node, "model.name", default=None)
+    dataset = OmegaConf.select(node, "dataset.name", default=None)
+    added = {**ADDED_KEYS, **family_added_keys(family), **DATASET_ADDED_KEYS.get(dataset, {})}
     for key, value in added.items():
-        if OmegaConf.select(config, key, default="<absent>") == "<absent>":
-            OmegaConf.update(config, key, value, force_add=True)
-    return OmegaConf.to_container(config)
+        if OmegaConf.select(node, key, default="<absent>") == "<absent>":
+            OmegaConf.update(node, key, value, force_add=True)
+    return cast(dict, OmegaConf.to_container(node))  # made from a dict: a dict
 
 
 @dataclass(frozen=True)
@@ -154,7 +165,8 @@ class Checkpoint:
 
 
 def rng_state() -> dict:
-    np_state = np.random.get_state()
+    # legacy=True, the default (numpy's stubs give legacy=False's dict): MT19937's tuple
+    np_state = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state())
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],

@@ -70,4 +70,5 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.benchmark = False
     torch.use_deterministic_algorithms(deterministic)  # set both ways: these flags are process-wide
-    torch.backends.mkldnn.deterministic = deterministic  # CPU convolutions (oneDNN); not covered above
+    # CPU convolutions (oneDNN); not covered above
+    torch.backends.mkldnn.deterministic = deterministic  # type: ignore[assignment]  # typed as its ContextProp

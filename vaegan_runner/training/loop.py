@@ -160,7 +160,7 @@ def finish(
         stop.evaluating(f"the checkpoint {checkpoint} is saved", progress.interrupt)
     results = held_out.final_metrics(step, progress, finished.training_seconds)
     if results.complete:  # the HPARAMS row is the finished run's
-        settings = {**hparam_values(run.resolved), **protocol_hparams(results.counts)}
+        settings = {**hparam_values(run.resolved, held_out.data.source), **protocol_hparams(results.counts)}
         log.hparams(settings, {f"final/{k}": v for k, v in results.values.items()})
     write_metrics_json(
         run_dir / "metrics.json",
@@ -170,6 +170,7 @@ def finish(
         held_out.final_images,
         final,
         results,
+        held_out.data.source,
     )
     by_reason: dict[str, list[str]] = {}  # one line per reason (metrics.json has each metric's)
     for name, reason in results.skipped.items():
@@ -180,7 +181,7 @@ def finish(
     summary = ", ".join(f"{k}={v:.4g}" for k, v in shown.items())  # eval/neg_elbo and metrics/neg_elbo differ
     log.write(f"step {step}: held-out {summary}" if summary else f"step {step}: done")
     log.close()
-    if not results.complete:
+    if results.stopped_by is not None:  # not results.complete
         rest = [name for name, reason in results.skipped.items() if reason == STOPPED]
         raise EvaluationInterrupted(results.stopped_by, step, checkpoint, list(results.seconds), rest)
     return {**{f"eval/{k}": v for k, v in final.items()}, **results.values}

@@ -60,16 +60,20 @@ class ScheduleConfig:
             )
 
 
-def lr_factor(cfg: ScheduleConfig, step: int, total_steps: int) -> float:
-    """The multiplier of the base lr for the update at ``step`` (0-based) of ``total_steps``."""
+def lr_factor(cfg: ScheduleConfig, step: int, total_steps: int | None) -> float:
+    """The multiplier of the base lr for the update at ``step`` (0-based) of ``total_steps``
+    (None: not known, which only ``linear`` and ``cosine`` cannot do without)."""
     if cfg.warmup_steps and step < cfg.warmup_steps:
         return (step + 1) / cfg.warmup_steps
     if cfg.name == "step":
         if cfg.milestones is not None:
             return cfg.gamma ** sum(step >= m for m in cfg.milestones)
+        assert cfg.step_every is not None  # __post_init__: step needs step_every or milestones
         return cfg.gamma ** ((step - cfg.warmup_steps) // cfg.step_every)
     if cfg.name == "constant":
         return 1.0
+    if total_steps is None:
+        raise ValueError(f"schedule.name={cfg.name} decays over the whole run: it needs the run's total_steps")
     span = max(1, total_steps - 1 - cfg.warmup_steps)
     progress = min(1.0, (step - cfg.warmup_steps) / span)
     shape = 1.0 - progress if cfg.name == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
@@ -77,7 +81,7 @@ def lr_factor(cfg: ScheduleConfig, step: int, total_steps: int) -> float:
 
 
 def build_schedulers(
-    cfg: ScheduleConfig, optimizers: dict[str, torch.optim.Optimizer], total_steps: int
+    cfg: ScheduleConfig, optimizers: dict[str, torch.optim.Optimizer], total_steps: int | None
 ) -> dict[str, torch.optim.lr_scheduler.LambdaLR]:
     """One ``LambdaLR`` per optimizer; ``step()`` once per training step moves all of them."""
     curve = partial(lr_factor, cfg, total_steps=total_steps)

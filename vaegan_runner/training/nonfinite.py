@@ -24,7 +24,8 @@ class NonFinitePolicy:
     def __init__(self, trainer, runner, checkpoints, log, rollbacks: int = 0):
         self.trainer, self.runner, self.checkpoints, self.log = trainer, runner, checkpoints, log
         self.rollbacks = rollbacks
-        self.skipped_in_a_row, self.last_skipped = 0, None
+        self.skipped_in_a_row = 0
+        self.last_skipped: int | None = None
 
     def handle(self, bad: NonFiniteStep, step: int) -> int | None:
         """None: the update of ``step`` is skipped, go on with the next batch. A step: the

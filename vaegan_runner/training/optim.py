@@ -2,9 +2,11 @@
 
 The top-level keys apply to every network; ``optimizer.<network>.lr`` and
 ``optimizer.<network>.weight_decay`` override them for one network (two time-scale updates,
-Heusel et al. 2017). Keys an optimizer does not use are null in its YAML file. The
-learning-rate schedule (``optimizer.schedule``) is in ``lr_schedule.py``. Each optimizer
-``name`` is a builder registered in ``OPTIMIZER_KINDS`` with the optional keys it reads.
+Heusel et al. 2017), for the network names of ``NETWORKS``; a family's network of another name
+(a ``critic``, say) has no block of its own and trains with the top-level values. Keys an
+optimizer does not use are null in its YAML file. The learning-rate schedule
+(``optimizer.schedule``) is in ``lr_schedule.py``. Each optimizer ``name`` is a builder
+registered in ``OPTIMIZER_KINDS`` with the optional keys it reads.
 
 Every setting is range-checked before any work (``OptimizerConfig.__post_init__``): the ranges of
 ``RANGES`` for the optional keys, then each network's optimizer is built once on a one-element
@@ -62,7 +64,7 @@ def _sgd(cfg, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
 
 
 OPTIMIZERS = OPTIMIZER_KINDS.names()
-NETWORKS = ("encoder", "decoder", "generator", "discriminator")
+NETWORKS = ("encoder", "decoder", "generator", "discriminator")  # the networks with an optimizer.<network> block
 
 # The allowed values of the optional number keys: (test, the range in words); betas are checked apart.
 RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
@@ -128,7 +130,7 @@ class OptimizerConfig:
                 f"needs two values in [0, 1), got {list(self.betas)}",
             )
         require(
-            not self.nesterov or self.momentum > 0,
+            not self.nesterov or (self.momentum is not None and self.momentum > 0),
             "nesterov",
             f"true needs optimizer.momentum > 0 (Nesterov momentum is a kind of momentum), got "
             f"momentum={self.momentum}; set optimizer.momentum=0.9, or optimizer.nesterov=false",
@@ -164,13 +166,20 @@ def check_networks(cfg: OptimizerConfig, family: str, networks: tuple[str, ...])
 
 def configured_lr(optimizer: dict, network: str) -> float:
     """The base lr that ``optimizer`` (a resolved ``optimizer`` config, as a checkpoint holds
-    it) gives ``network``: its own ``optimizer.<network>.lr``, else the top-level ``lr``."""
-    own = (optimizer.get(network) or {}).get("lr")
+    it) gives ``network``: its own ``optimizer.<network>.lr``, else (null, or a network without
+    a block of its own) the top-level ``lr``."""
+    own = (optimizer.get(network) or {}).get("lr") if network in NETWORKS else None
     return own if own is not None else optimizer["lr"]
 
 
+def network_override(cfg: OptimizerConfig, network: str) -> NetworkOptimizerConfig:
+    """``optimizer.<network>`` for a network of ``NETWORKS``; for any other name, a block that
+    overrides nothing (null lr and weight_decay: the top-level values)."""
+    return getattr(cfg, network) if network in NETWORKS else NetworkOptimizerConfig(lr=None, weight_decay=None)
+
+
 def build_optimizer(cfg: OptimizerConfig, network: str, params) -> torch.optim.Optimizer:
-    override = getattr(cfg, network)
+    override = network_override(cfg, network)
     lr = override.lr if override.lr is not None else cfg.lr
     wd = override.weight_decay if override.weight_decay is not None else cfg.weight_decay
     return OPTIMIZER_KINDS.get(cfg.name).build(cfg, params, lr=lr, weight_decay=wd)

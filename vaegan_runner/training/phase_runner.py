@@ -46,7 +46,7 @@ class PhaseRunner:
             name: [p for p in net.parameters() if p.requires_grad] for name, net in family.networks().items()
         }
         constant = schedule is None or (schedule.name == "constant" and not schedule.warmup_steps)
-        self.schedulers = {} if constant else build_schedulers(schedule, optimizers, total_steps)
+        self.schedulers = {} if constant or schedule is None else build_schedulers(schedule, optimizers, total_steps)
         if schedule is not None and total_steps and schedule.warmup_steps >= total_steps:
             logging.getLogger("vaegan_runner").warning(
                 "optimizer.schedule.warmup_steps=%d is not shorter than the run (%d steps): the learning "

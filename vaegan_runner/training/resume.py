@@ -56,8 +56,9 @@ def run_identity(resolved: dict) -> dict:
     """The settings that make two runs the same training run."""
     identity = {key: copy.deepcopy(resolved.get(key)) for key in IDENTITY_GROUPS}
     for group, key in TRAINING_LENGTH_AND_SPEED:
-        if isinstance(identity.get(group), dict):
-            identity[group].pop(key, None)
+        settings = identity.get(group)
+        if isinstance(settings, dict):
+            settings.pop(key, None)
     return identity
 
 

@@ -60,7 +60,7 @@ class NewestReadable:
 def newest_readable(checkpoints: list[Path], key: str = "resume") -> NewestReadable:
     """Read ``checkpoints`` (oldest first, as ``list_checkpoints`` gives them) newest first and
     stop at the first that loads; the newer ones that did not are kept with why."""
-    skipped = []
+    skipped: list[tuple[Path, str]] = []
     for path in reversed(checkpoints):
         try:
             return NewestReadable(path, read_checkpoint(path, key=key), skipped)
@@ -143,6 +143,7 @@ class RunCheckpoints:
         self.family.load_state_dict(saved.family)
         self.runner.load_state_dicts(saved.optimizers, saved.scaler, saved.schedulers)
         self.apply_changed_learning_rates(saved.config.get("optimizer", {}))
+        assert saved.rng is not None  # every checkpoint this runner writes holds its RNG state
         restore_rng_state(saved.rng)
         self.best = self.best_on_disk(saved.best)
         return saved.step, saved.rollbacks

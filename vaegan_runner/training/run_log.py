@@ -123,6 +123,7 @@ class RunLog:
 
     # --- everything else ----------------------------------------------------------------------
     def scalars(self, prefix: str, values: dict[str, float], step: int) -> None:
+        assert self.writer is not None  # rank 0 alone (the one with a writer) logs these
         for name, value in values.items():
             self.writer.add_scalar(tag_of(name, prefix), value, step)
 
@@ -132,6 +133,7 @@ class RunLog:
 
         nrow = nrow or max(1, int(math.sqrt(images.shape[0])))
         grid = make_grid(images.detach().float().cpu(), nrow=nrow, padding=2, pad_value=1.0)
+        assert self.writer is not None  # rank 0 alone (the one with a writer) logs images
         self.writer.add_image(tag, grid, step)
         return grid
 
@@ -140,8 +142,11 @@ class RunLog:
         also written as scalars), in this run's own event file."""
         from torch.utils.tensorboard.summary import hparams
 
+        assert self.writer is not None  # rank 0 alone (the one with a writer) writes the row
+        file_writer = self.writer.file_writer
+        assert file_writer is not None  # opened by SummaryWriter's constructor
         for summary in hparams(settings, metrics):
-            self.writer.file_writer.add_summary(summary)
+            file_writer.add_summary(summary)
 
     def warning(self, message: str, step: int) -> None:
         """A warning on the console and as a TensorBoard text note (``warnings``)."""

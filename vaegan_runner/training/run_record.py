@@ -20,11 +20,13 @@ def write_metrics_json(
     eval_images: int,
     final: dict[str, float],
     results: MetricResults,
+    data_source: str = "",
 ) -> None:
     """The run's final numbers: family scalars (``eval/``), metrics (``metrics/``), and for each
     metric what it was computed on (FID depends on the sample count); ``train_images`` is the
     training split's size (an epoch), ``images_seen`` what training went through;
-    ``runner_version`` the runner that finished the run."""
+    ``runner_version`` the runner that finished the run; ``data_source`` the copy of the data
+    (``ImageData.source``: where it was read from and the digest every metric stamp carries)."""
     path.write_text(
         json.dumps(
             {
@@ -33,6 +35,7 @@ def write_metrics_json(
                 "images_seen": images_seen,
                 "train_images": train_images,
                 "eval_images": eval_images,
+                "data_source": data_source,
                 **{f"eval/{k}" if "/" not in k else k: v for k, v in final.items()},
                 **{f"metrics/{k}": v for k, v in results.values.items()},
                 "metric_counts": results.counts,
@@ -68,10 +71,13 @@ def finished_results(path: Path) -> dict[str, float]:
     }
 
 
-def hparam_values(resolved: dict) -> dict[str, float | int | str | bool]:
+def hparam_values(resolved: dict, data_source: str = "") -> dict[str, float | int | str | bool]:
     """The run's settings as flat ``group.key`` scalars for TensorBoard's HPARAMS tab, with the
-    runner's version (``runner_version``), so runs of different versions can be told apart."""
+    runner's version (``runner_version``) and the copy of the data (``data_source``), so runs of
+    different versions or data can be told apart."""
     flat: dict[str, float | int | str | bool] = {"runner_version": __version__, "seed": resolved["seed"]}
+    if data_source:
+        flat["data_source"] = data_source
     for group in HPARAM_GROUPS:
         _flatten(group, resolved[group], flat)
     return flat

@@ -12,6 +12,7 @@ category of it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -106,6 +107,9 @@ def log_latent_view(family: Family, log: RunLog, step: int, data: ImageData, n: 
     The prior draws use their own generator, so the training run's randomness is untouched."""
     images, labels = data.test.take(n)
     x = scale_images(images, family.pixel_range)
-    codes = torch.cat([family.encode(part, y) for part, y in zip(x.split(chunk), labels.split(chunk))])
+    # called for a family whose encode gives codes (write checks it): not None
+    codes = torch.cat(
+        [cast(torch.Tensor, family.encode(part, y)) for part, y in zip(x.split(chunk), labels.split(chunk))]
+    )
     prior = family.sample_latent(codes.shape[0], torch.Generator(family.device).manual_seed(0))
     write_latent_view(log.writer, codes, labels, prior, step)

@@ -24,6 +24,8 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 EXIT_CONFIG_ERROR = 2
 EXIT_INTERRUPTED = 3
@@ -82,7 +84,8 @@ class StopRequest:
 
     def __init__(self):
         self.signal_name: str | None = None
-        self._previous: dict[int, object] = {}
+        # what signal.signal returned: the handler each signal had before
+        self._previous: dict[int, Callable[[int, FrameType | None], Any] | int | signal.Handlers | None] = {}
         self._evaluating: str | None = None  # what is saved already, while an evaluation runs
         self._interrupt: Callable[[str], None] = lambda name: None
 

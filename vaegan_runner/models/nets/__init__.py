@@ -8,17 +8,23 @@ connected networks of the classic tutorials (``mlp``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 from omegaconf import MISSING
 from torch import nn
 
 from ...config.checks import ConfigError, one_of, positive, require
-from .conv import ConvDecoder, ConvEncoder, conv_sizes, halvings
+from .conv import ConvDecoder, ConvEncoder, checked_halvings, conv_sizes, halvings
 from .mlp import MLPDecoder, MLPEncoder, vector_mlp
 from .resnet import ResNetDecoder, ResNetEncoder, feature_count, resnet_sizes
 
 ARCHS = ("conv", "resnet", "mlp")
 NORMS = ("batch", "layer", "none")
+
+# What ``build_encoder`` makes: x -> [B, out_dim], with ``blocks``, ``head``, ``feature_dim`` and
+# ``features(x)`` (a discriminator's body reads them)
+EncoderBody = ConvEncoder | ResNetEncoder | MLPEncoder
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 
 @dataclass
@@ -53,6 +59,14 @@ def sizes_of(arch: str) -> list[int] | None:
     return {"conv": conv_sizes, "resnet": resnet_sizes}.get(arch, lambda: None)()
 
 
+def _listed_sizes(arch: str) -> list[int]:
+    """``sizes_of(arch)`` for an architecture with a list of sizes (conv, resnet)."""
+    sizes = sizes_of(arch)
+    if sizes is None:
+        raise ValueError(f"model.net.arch={arch} makes any image size; it has no list of sizes")
+    return sizes
+
+
 def check_image_size(net: NetConfig, image_size: int) -> None:
     """Raise ConfigError if the architecture cannot make ``image_size`` x ``image_size`` images."""
     if net.arch == "conv" and halvings(image_size) is None:
@@ -75,7 +89,7 @@ def check_image_size(net: NetConfig, image_size: int) -> None:
 
 
 def _blocks_at(arch: str, image_size: int) -> int:
-    return halvings(image_size)[1] if arch == "conv" else feature_count(image_size)
+    return checked_halvings(image_size)[1] if arch == "conv" else feature_count(image_size)
 
 
 def body_blocks(net: NetConfig, image_size: int | None = None) -> range:
@@ -86,7 +100,7 @@ def body_blocks(net: NetConfig, image_size: int | None = None) -> range:
     if net.arch == "mlp":
         return range(len(net.hidden), len(net.hidden) + 1)
     if image_size is None:
-        counts = [_blocks_at(net.arch, size) for size in sizes_of(net.arch)]
+        counts = [_blocks_at(net.arch, size) for size in _listed_sizes(net.arch)]
         return range(min(counts), max(counts) + 1)
     check_image_size(net, image_size)
     n = _blocks_at(net.arch, image_size)
@@ -95,12 +109,12 @@ def body_blocks(net: NetConfig, image_size: int | None = None) -> range:
 
 def sizes_with_blocks(n: int, arch: str = "conv") -> list[int]:
     """The image sizes at which ``arch`` (conv or resnet) makes an encoder body of ``n`` blocks."""
-    return [size for size in sizes_of(arch) if _blocks_at(arch, size) == n]
+    return [size for size in _listed_sizes(arch) if _blocks_at(arch, size) == n]
 
 
 def build_encoder(
     net: NetConfig, channels: int, image_size: int, out_dim: int, norm: str | None = None, spectral_norm: bool = False
-) -> nn.Module:
+) -> EncoderBody:
     """x -> [B, out_dim]; ``.features(x)`` gives the activation after each block."""
     norm = net.norm if norm is None else norm
     if net.arch == "conv":
@@ -119,12 +133,12 @@ def build_decoder(net: NetConfig, channels: int, image_size: int, in_dim: int) -
     return init_weights(MLPDecoder(channels, image_size, list(net.hidden), in_dim, net.norm))
 
 
-def init_weights(module: nn.Module) -> nn.Module:
+def init_weights(module: ModuleT) -> ModuleT:
     """DCGAN initialisation: N(0, 0.02) weights, N(1, 0.02) norm scales, zero biases."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             weight = getattr(m, "parametrizations", None)
-            w = m.parametrizations.weight.original if weight is not None else m.weight
+            w = weight.weight.original if weight is not None else m.weight
             nn.init.normal_(w, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
@@ -137,6 +151,7 @@ def init_weights(module: nn.Module) -> nn.Module:
 __all__ = [
     "NetConfig",
     "DiscriminatorConfig",
+    "EncoderBody",
     "body_blocks",
     "build_encoder",
     "build_decoder",

@@ -29,6 +29,17 @@ def halvings(image_size: int) -> tuple[int, int] | None:
     return None
 
 
+def checked_halvings(image_size: int) -> tuple[int, int]:
+    """``halvings(image_size)``, refused when the conv networks cannot make that size
+    (``check_image_size`` refuses it first for a run's config)."""
+    sides = halvings(image_size)
+    if sides is None:
+        raise ValueError(
+            f"the conv networks cannot make {image_size}x{image_size} images; allowed sizes: {conv_sizes()}"
+        )
+    return sides
+
+
 def _channels(width: int, n: int) -> list[int]:
     return [min(width * 2**i, 8 * width) for i in range(n)]
 
@@ -52,7 +63,7 @@ class ConvEncoder(nn.Module):
         self, channels: int, image_size: int, width: int, out_dim: int, norm: str = "batch", spectral_norm: bool = False
     ):
         super().__init__()
-        base, n = halvings(image_size)
+        base, n = checked_halvings(image_size)
         widths = _channels(width, n)
         wrap = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
         blocks, c_in = [], channels
@@ -85,7 +96,7 @@ class ConvDecoder(nn.Module):
 
     def __init__(self, channels: int, image_size: int, width: int, in_dim: int, norm: str = "batch"):
         super().__init__()
-        base, n = halvings(image_size)
+        base, n = checked_halvings(image_size)
         widths = _channels(width, n)[::-1]  # widest first
         self.base, self.c0 = base, widths[0]
         self.project = nn.Sequential(

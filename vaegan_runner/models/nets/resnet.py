@@ -46,6 +46,7 @@ zero biases.
 from __future__ import annotations
 
 import math
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -74,7 +75,10 @@ def feature_count(image_size: int) -> int:
     return up_blocks(image_size) + 2
 
 
-def _init(module: nn.Module, gain: float) -> nn.Module:
+Layer = TypeVar("Layer", nn.Conv2d, nn.Linear)
+
+
+def _init(module: Layer, gain: float) -> Layer:
     nn.init.xavier_uniform_(module.weight, gain)
     if module.bias is not None:
         nn.init.zeros_(module.bias)

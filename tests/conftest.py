@@ -1,37 +1,80 @@
 """Shared fixtures: the cache folder, the real MNIST files, and a family with the loop's
-phase runner (for tests that run one phase alone); and the order of the two tiers: the fast
-tier runs first, and a failure in it stops the run before the slow tier starts."""
+phase runner (for tests that run one phase alone); the order of the two tiers: the fast tier
+runs first, and a failure in it stops the run before the slow tier starts; and the share of the
+cores each pytest-xdist worker (``-n auto``) takes."""
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 FAST_TIER_FAILED = "the fast tier failed"
+SHARED = pytest.StashKey[Path]()  # a folder of this run's, shared by the xdist workers
+
+
+def pytest_configure(config):
+    """The run's shared folder: made by the controlling process (or the only one), named to each
+    xdist worker through its ``workerinput``. A worker also takes its share of the cores, for
+    itself and the processes it starts (``OMP_NUM_THREADS``, unless it is set already): two
+    workers with a thread per core each would compete for both cores."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        shared = Path(tempfile.mkdtemp(prefix="vaegan-tests-"))
+        config.add_cleanup(lambda: shutil.rmtree(shared, ignore_errors=True))
+    else:
+        shared = Path(workerinput["vaegan_shared"])
+        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+    config.stash[SHARED] = shared
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """pytest-xdist, in the controlling process: tell a worker where the shared folder is."""
+    node.workerinput["vaegan_shared"] = str(node.config.stash[SHARED])
 
 
 def pytest_collection_modifyitems(config, items):
     """The fast tier first, then the slow one (``@pytest.mark.slow``), each in file order: a
-    broken edit shows in minutes, not after the long tests."""
+    broken edit shows in minutes, not after the long tests. pytest-xdist hands the tests out in
+    this order too."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is not None)
 
 
-FAST_FAILURES: list[str] = []  # node ids of the fast tests that failed in this session
+FAST_FAILURES: list[str] = []  # node ids of the fast tests that failed in this process
 
 
-def pytest_runtest_logreport(report):
-    if report.failed and "slow" not in report.keywords:
-        FAST_FAILURES.append(report.nodeid)
+def fast_failed_flag(config) -> Path:
+    """The file that says a fast test failed, seen by every worker of the run."""
+    return config.stash[SHARED] / "fast-tier-failed"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.failed and item.get_closest_marker("slow") is None:
+        FAST_FAILURES.append(item.nodeid)
+        fast_failed_flag(item.config).touch()
+    return report
 
 
 def pytest_runtest_setup(item):
     """Stop before the first slow test when a fast one failed: CI's full run says what broke
-    without the slow tier's minutes (``--keep-going-slow`` runs the slow tier anyway)."""
+    without the slow tier's minutes (``--keep-going-slow`` runs the slow tier anyway). One
+    process stops there; an xdist worker skips its slow tests instead (the other worker may be
+    in the middle of one), so the run ends as soon as those that started have finished."""
+    if item.get_closest_marker("slow") is None or item.config.getoption("keep_going_slow"):
+        return
+    if not FAST_FAILURES and not fast_failed_flag(item.config).exists():
+        return
+    if getattr(item.config, "workerinput", None) is not None:
+        pytest.skip(f"{FAST_TIER_FAILED}: the slow tier is not run")
     failed = len(set(FAST_FAILURES))
-    if failed and item.get_closest_marker("slow") is not None and not item.config.getoption("keep_going_slow"):
-        pytest.exit(
-            f"{FAST_TIER_FAILED} ({failed} test{'s' if failed > 1 else ''}): the slow tier is not run", returncode=1
-        )
+    pytest.exit(
+        f"{FAST_TIER_FAILED} ({failed} test{'s' if failed > 1 else ''}): the slow tier is not run", returncode=1
+    )
 
 
 def pytest_addoption(parser):
@@ -44,11 +87,12 @@ def pytest_addoption(parser):
 
 
 @pytest.fixture(autouse=True, scope="session")
-def cache_in_tmp(tmp_path_factory):
-    """Point VAEGAN_CACHE_DIR (the default cache root of the config tree) at a per-session temp
-    folder, so that tests, and the CLI runs they start, never write into ~/.cache."""
+def cache_in_tmp(request):
+    """Point VAEGAN_CACHE_DIR (the default cache root of the config tree) at the run's shared
+    folder, so that tests, and the CLI runs they start, never write into ~/.cache, and xdist
+    workers train each domain classifier once between them."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("VAEGAN_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        patch.setenv("VAEGAN_CACHE_DIR", str(request.config.stash[SHARED] / "cache"))
         yield
 
 

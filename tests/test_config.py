@@ -123,3 +123,24 @@ def test_cli_missing_mnist_offline_is_one_clear_error(tmp_path):
     assert "dataset.root" in result.stderr and "nodata" in result.stderr and "shapes" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize(
+    "overrides, lr",
+    [
+        (["model=gan", "dataset=cifar10"], 4e-4),  # configs/family_dataset/gan_cifar10.yaml
+        (["model=gan", "dataset=cifar10", "model.conditional=true"], 2e-4),
+        (["model=gan", "dataset=cifar10", "optimizer=adamw"], 4e-4),  # after the family's optimizer file
+        (["model=gan", "dataset=cifar10", "optimizer.lr=1e-3"], 1e-3),  # the command line wins
+        (["model=gan", "dataset=mnist"], 1.6e-3),  # no file for the pair: nothing changes
+        (["model=vaegan", "dataset=cifar10"], 1.6e-3),
+    ],
+)
+def test_per_dataset_defaults_set_the_gans_rate_on_cifar10(overrides, lr):
+    run = validate(compose_config([*overrides, "dataset.download=false"]))
+    assert run.optimizer.lr == pytest.approx(lr)
+
+
+def test_per_dataset_defaults_give_the_vae_its_colour_likelihood():
+    assert validate(compose_config(["model=vae", "dataset=cifar10"])).model.likelihood == "discretized_logistic"
+    assert validate(compose_config(["model=vae", "dataset=mnist"])).model.likelihood == "bernoulli"

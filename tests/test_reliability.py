@@ -100,12 +100,17 @@ def test_sigterm_writes_a_checkpoint_and_exits_3(tmp_path):
 def test_second_interrupt_exits_at_once(monkeypatch):
     exits = []
     monkeypatch.setattr(os, "_exit", lambda code: exits.append(code))
-    with StopRequest() as stop:
-        os.kill(os.getpid(), signal.SIGINT)
-        assert stop.requested and stop.signal_name == "SIGINT" and exits == []
-        os.kill(os.getpid(), signal.SIGINT)
-        assert exits == [130]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # Python's own handler to start from: a shell's background job starts with SIGINT ignored
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with StopRequest() as stop:
+            os.kill(os.getpid(), signal.SIGINT)
+            assert stop.requested and stop.signal_name == "SIGINT" and exits == []
+            os.kill(os.getpid(), signal.SIGINT)
+            assert exits == [130]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.mark.slow

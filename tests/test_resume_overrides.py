@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runner_utils import run_cli
+from runner_utils import FAST, run_cli
 from vaegan_runner.config.resume_overrides import with_run_settings
 from vaegan_runner.training.checkpoint import list_checkpoints
 
@@ -48,7 +48,8 @@ def test_nothing_to_read_leaves_the_command_line_alone(tmp_path, target):
 def test_resume_with_only_the_run_continues_that_run(tmp_path):
     """A user's first resume: the path and a longer run, not the run's model and dataset again."""
     run = tmp_path / "outputs" / "gan-run"
-    first = run_cli(["model=gan", "dataset=shapes", "trainer.max_steps=6", f"hydra.run.dir={run}"], cwd=tmp_path)
+    # small networks and a small evaluation, which the resumed runs inherit with the run's settings
+    first = run_cli(["model=gan", *FAST, "trainer.max_steps=6", f"hydra.run.dir={run}"], cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
     again = run_cli([f"resume={run}", "trainer.max_steps=12"], cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]

@@ -140,9 +140,11 @@ def held_by(folder: Path, pid: int) -> bool:
 
 
 @pytest.mark.slow
-def test_a_second_run_into_a_running_runs_folder_is_refused_and_the_first_finishes(tmp_path):
+def test_a_second_run_into_a_running_runs_folder_is_refused_and_the_first_goes_on(tmp_path):
     run_dir = tmp_path / "run"
-    first = start_run([*QUICK, "trainer.max_steps=300", f"hydra.run.dir={run_dir}"], tmp_path)
+    first = start_run(
+        [*QUICK, "trainer.max_steps=100000", "checkpoint.every_n_steps=5", f"hydra.run.dir={run_dir}"], tmp_path
+    )
     try:
         wait_for(lambda: held_by(run_dir, first.pid) and (run_dir / ".hydra" / "overrides.yaml").is_file(), "the lock")
         before = record_of(run_dir)
@@ -152,13 +154,19 @@ def test_a_second_run_into_a_running_runs_folder_is_refused_and_the_first_finish
         assert f"vaegan-train: error: hydra.run.dir: {run_dir.resolve()} is in use by another run" in second.stderr
         assert f"PID {first.pid} on host" in second.stderr and "Traceback" not in second.stderr
         assert record_of(run_dir) == before  # nothing of the first run's rewritten
-        _, err = first.communicate(timeout=600)
+        # the first goes on training: a checkpoint after the refusal, then SIGTERM ends it as usual
+        refused_at = time.time()
+        wait_for(
+            lambda: any(p.stat().st_mtime > refused_at for p in run_dir.glob("checkpoints/step_*.pt")), "a checkpoint"
+        )
+        first.send_signal(signal.SIGTERM)
+        _, err = first.communicate(timeout=300)
     finally:
         if first.poll() is None:
             first.kill()
-    assert first.returncode == 0, err[-3000:]
-    assert (run_dir / "metrics.json").is_file() and not (run_dir / LOCK_NAME).exists()
-    assert "trainer.max_steps=300" in (run_dir / ".hydra" / "overrides.yaml").read_text()
+    assert first.returncode == 3, err[-3000:]  # SIGTERM: checkpoint written, exit 3
+    assert not (run_dir / LOCK_NAME).exists()
+    assert "trainer.max_steps=100000" in (run_dir / ".hydra" / "overrides.yaml").read_text()
     assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1  # one run's TensorBoard file
     assert (run_dir / "train.log").read_text().count(" on shapes (") == 1  # one run's log
 

@@ -4,6 +4,7 @@ this project's conftest."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -88,3 +89,45 @@ def test_slow_after():
     result = pytester.runpytest("-s", "-p", "no:cacheprovider")
     assert ran(result) == ["slow_after"]
     result.assert_outcomes(passed=1, failed=1)
+
+
+XDIST_SUITE = """
+import os
+import pytest
+
+def test_fast_0():
+    assert {fast_0_passes}
+
+@pytest.mark.parametrize("i", range(1, 8))
+def test_fast(i):
+    print("THREADS", os.environ.get("OMP_NUM_THREADS"))
+
+@pytest.mark.slow
+@pytest.mark.parametrize("i", range(2))
+def test_slow(i):
+    pass
+"""
+
+
+def run_workers(pytester, monkeypatch, fast_0_passes: bool, workers: int):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    pytester.makeconftest(CONFTEST)
+    pytester.makeini("[pytest]\nmarkers =\n    slow: the slow tier\n")
+    pytester.makepyfile(test_suite=XDIST_SUITE.format(fast_0_passes=fast_0_passes))
+    return pytester.runpytest_subprocess("-n", str(workers), "-s", "-p", "no:cacheprovider", "-rs")
+
+
+def test_two_xdist_workers_run_both_tiers_with_a_core_each(pytester, monkeypatch):
+    result = run_workers(pytester, monkeypatch, True, workers=2)
+    result.assert_outcomes(passed=10)
+    share = str(max(1, (os.cpu_count() or 1) // 2))
+    assert set(re.findall(r"THREADS (\S+)", result.stdout.str())) <= {share}
+
+
+def test_under_xdist_a_fast_failure_skips_the_slow_tier(pytester, monkeypatch):
+    # one worker, so that the failure surely comes first; with two, a slow test that one worker
+    # started before the other reported its failure runs to its end
+    result = run_workers(pytester, monkeypatch, False, workers=1)
+    result.assert_outcomes(passed=7, failed=1, skipped=2)
+    result.stdout.fnmatch_lines(["*the fast tier failed: the slow tier is not run*"])
+    assert result.ret == 1

@@ -19,6 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from .config.checks import ConfigError
+from .config.override_keys import refuse_unknown_keys
 from .config.override_syntax import refuse_unreadable
 from .config.resume_overrides import with_run_settings
 from .config.run_dir import remove_if_empty_run
@@ -37,91 +38,32 @@ def config_dir() -> str:
 
 
 def run(cfg: DictConfig, output_dir: Path, multirun: bool = False, stop=None) -> dict[str, float]:
+    """Validate ``cfg``, take the run directory (a resumed run's own), load the data, build the
+    family and train it; what ``fit`` returns. The run folders it locked are given back at its end."""
     # Imports here keep `vaegan-train --help` and config errors fast.
-    from .config.schema import AUTO, choose_optimized_metric, validate
+    from .config.schema import validate
     from .data import load_data
     from .models import family_class
-    from .training.checkpoint import check_resumable, run_dir_of, warn_if_other_version
     from .training.device import resolve_device, seed_everything
     from .training.distributed import from_environment
     from .training.loop import fit
-    from .training.resume import changed_settings, refuse_foreign_checkpoints, resolve_resume
 
     run_cfg = validate(cfg)
     dist = from_environment(run_cfg.device)
     taken: list[Path] = []  # the run folders this call locked (config/run_lock.py), given back at its end
     try:
         device = resolve_device(run_cfg.device, dist.local_rank if dist.enabled else None)
-        run_dir, resume_state = output_dir, None
-        if run_cfg.resume:
-            found = resolve_resume(run_cfg.resume, output_dir, run_cfg.resolved, multirun)
-            if found is not None:
-                checkpoint, resume_state = found
-                check_resumable(resume_state, run_cfg)
-                warn_if_other_version(resume_state)
-                run_dir = run_dir_of(checkpoint)
-                hold_run_dir(run_dir, "resume", "resume", taken)  # a run still writing there: refused
-                if changed := changed_settings(resume_state.config, run_cfg.resolved):
-                    log.warning("resuming with settings the checkpoint was not trained with: %s", "; ".join(changed))
-                log.info("resuming %s at step %d; writing to %s", checkpoint, resume_state.step, run_dir)
-                if run_dir != output_dir:
-                    log_to(run_dir)
-        if resume_state is None:
-            key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-            hold_run_dir(output_dir, key, "run", taken)  # a multirun job's folder (a single run's is held already)
-            refuse_foreign_checkpoints(output_dir, run_cfg.resolved, key)
+        run_dir, resume_state = take_run_dir(run_cfg, output_dir, multirun, taken)
         check_writable(run_dir)
 
         seed_everything(run_cfg.seed, run_cfg.trainer.deterministic)
         family_cls = family_class(run_cfg.model.name)
-        if getattr(run_cfg.dataset, "labelled", None) is not None and not family_cls.has_classifier:
-            raise ConfigError(
-                "dataset.labelled",
-                f"only a family that learns a classifier from a few labels (model=ssaae) trains on a labelled "
-                f"subset, not model={run_cfg.model.name}; leave dataset.labelled=null",
-            )
+        refuse_labelled_subset(run_cfg, family_cls)
         data = load_data(run_cfg.dataset, device)
-        if run_cfg.model.conditional and data.num_classes is None:
-            instead = (
-                f"model={run_cfg.model.name} always needs them"
-                if family_cls.conditional_only
-                else "or leave model.conditional=false"
-            )
-            raise ConfigError(
-                "model.conditional",
-                f"true needs class labels, and {data.name} has none (an image folder is labelled by one "
-                f"sub-folder per class); sort the images into class folders, {instead}",
-            )
-        chosen, why = choose_optimized_metric(
-            run_cfg,
-            family_cls,
-            has_labels=data.num_classes is not None,
-            held_out=len(data.test),
-            held_out_key="dataset.n_test" if hasattr(run_cfg.dataset, "n_test") else "dataset.val_fraction",
-            on_cpu=device.type == "cpu",
-        )
-        if run_cfg.eval.optimized_metric == AUTO:
-            log.info(
-                "eval.optimized_metric=auto: %s",
-                f"{chosen} ({why})" if chosen else f"{why}; the run returns NaN to a sweeper and keeps no best.pt",
-            )
-        run_cfg.eval.optimized_metric = cfg.eval.optimized_metric = chosen or NOTHING
-        if chosen is None:
-            run_cfg.checkpoint.keep_best = False
+        refuse_conditional_without_labels(run_cfg, family_cls, data)
+        settle_optimized_metric(cfg, run_cfg, family_cls, data, device)
         family = build_family(run_cfg, data, device, dist)
-        log.info(
-            "%s on %s (%d train / %d held-out images, %dx%dx%d) on %s%s; run directory %s",
-            run_cfg.model.name,
-            data.name,
-            len(data.train),
-            len(data.test),
-            data.channels,
-            data.image_size,
-            data.image_size,
-            device,
-            f" (rank {dist.rank} of {dist.world_size})" if dist.enabled else "",
-            run_dir,
-        )
+        log_what_trains(run_cfg, data, device, dist, run_dir)
         if resume_state is not None:
             say_if_finished(run_cfg, data, run_dir, resume_state.step)
         return fit(run_cfg, family, data, run_dir, resume_state, dist, stop)
@@ -129,6 +71,108 @@ def run(cfg: DictConfig, output_dir: Path, multirun: bool = False, stop=None) ->
         dist.close()
         for folder in taken:
             release(folder)
+
+
+def take_run_dir(run_cfg, output_dir: Path, multirun: bool, taken: list[Path]):
+    """(run directory, checkpoint state to resume or None): ``resume``'s checkpoint and its run
+    directory when one is found (``resume_from``), else ``output_dir``, locked for this run and
+    refused when it holds another run's checkpoints."""
+    from .training.resume import refuse_foreign_checkpoints
+
+    if run_cfg.resume and (resumed := resume_from(run_cfg, output_dir, multirun, taken)) is not None:
+        return resumed
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    hold_run_dir(output_dir, key, "run", taken)  # a multirun job's folder (a single run's is held already)
+    refuse_foreign_checkpoints(output_dir, run_cfg.resolved, key)
+    return output_dir, None
+
+
+def resume_from(run_cfg, output_dir: Path, multirun: bool, taken: list[Path]):
+    """(run directory, checkpoint state) of the checkpoint ``resume`` names, checked, its run
+    directory locked and this session's log added to it; None when ``resume=auto`` finds none."""
+    from .training.checkpoint import check_resumable, run_dir_of, warn_if_other_version
+    from .training.resume import changed_settings, resolve_resume
+
+    found = resolve_resume(run_cfg.resume, output_dir, run_cfg.resolved, multirun)
+    if found is None:
+        return None
+    checkpoint, resume_state = found
+    check_resumable(resume_state, run_cfg)
+    warn_if_other_version(resume_state)
+    run_dir = run_dir_of(checkpoint)
+    hold_run_dir(run_dir, "resume", "resume", taken)  # a run still writing there: refused
+    if changed := changed_settings(resume_state.config, run_cfg.resolved):
+        log.warning("resuming with settings the checkpoint was not trained with: %s", "; ".join(changed))
+    log.info("resuming %s at step %d; writing to %s", checkpoint, resume_state.step, run_dir)
+    if run_dir != output_dir:
+        log_to(run_dir)
+    return run_dir, resume_state
+
+
+def refuse_labelled_subset(run_cfg, family_cls) -> None:
+    """``dataset.labelled`` (a few labels) is for a family that learns a classifier from them;
+    refused before any data is loaded."""
+    if getattr(run_cfg.dataset, "labelled", None) is not None and not family_cls.has_classifier:
+        raise ConfigError(
+            "dataset.labelled",
+            f"only a family that learns a classifier from a few labels (model=ssaae) trains on a labelled "
+            f"subset, not model={run_cfg.model.name}; leave dataset.labelled=null",
+        )
+
+
+def refuse_conditional_without_labels(run_cfg, family_cls, data) -> None:
+    """A conditional family needs class labels, which ``data`` may not have."""
+    if run_cfg.model.conditional and data.num_classes is None:
+        instead = (
+            f"model={run_cfg.model.name} always needs them"
+            if family_cls.conditional_only
+            else "or leave model.conditional=false"
+        )
+        raise ConfigError(
+            "model.conditional",
+            f"true needs class labels, and {data.name} has none (an image folder is labelled by one "
+            f"sub-folder per class); sort the images into class folders, {instead}",
+        )
+
+
+def settle_optimized_metric(cfg: DictConfig, run_cfg, family_cls, data, device) -> None:
+    """Set ``eval.optimized_metric`` in both configs to what this run can compute (``auto``
+    resolved and logged; ``NOTHING`` when none, which also turns ``checkpoint.keep_best`` off)."""
+    from .config.schema import AUTO, choose_optimized_metric
+
+    chosen, why = choose_optimized_metric(
+        run_cfg,
+        family_cls,
+        has_labels=data.num_classes is not None,
+        held_out=len(data.test),
+        held_out_key="dataset.n_test" if hasattr(run_cfg.dataset, "n_test") else "dataset.val_fraction",
+        on_cpu=device.type == "cpu",
+    )
+    if run_cfg.eval.optimized_metric == AUTO:
+        log.info(
+            "eval.optimized_metric=auto: %s",
+            f"{chosen} ({why})" if chosen else f"{why}; the run returns NaN to a sweeper and keeps no best.pt",
+        )
+    run_cfg.eval.optimized_metric = cfg.eval.optimized_metric = chosen or NOTHING
+    if chosen is None:
+        run_cfg.checkpoint.keep_best = False
+
+
+def log_what_trains(run_cfg, data, device, dist, run_dir: Path) -> None:
+    """One line: the family, the data, the device (and rank) and the run directory."""
+    log.info(
+        "%s on %s (%d train / %d held-out images, %dx%dx%d) on %s%s; run directory %s",
+        run_cfg.model.name,
+        data.name,
+        len(data.train),
+        len(data.test),
+        data.channels,
+        data.image_size,
+        data.image_size,
+        device,
+        f" (rank {dist.rank} of {dist.world_size})" if dist.enabled else "",
+        run_dir,
+    )
 
 
 def build_family(run_cfg, data, device, dist):
@@ -313,7 +357,8 @@ def share_cores(parallel_jobs: int | None) -> None:
 
 def cli() -> None:
     """``vaegan-train`` and ``python -m vaegan_runner.train``: overrides that Hydra cannot read are
-    explained (``config/override_syntax.py``), ``resume=<run>`` brings that run's own overrides
+    explained (``config/override_syntax.py``), and so are keys and configs the tree does not have
+    (``config/override_keys.py``); ``resume=<run>`` brings that run's own overrides
     (``config/resume_overrides.py``), then Hydra composes the config; ``--version`` prints the
     runner's version."""
     if "--version" in sys.argv[1:]:
@@ -323,6 +368,7 @@ def cli() -> None:
         return
     refuse_unreadable(sys.argv[1:])  # an override Hydra's grammar cannot read: how to quote it, exit 2
     sys.argv[1:] = with_run_settings(sys.argv[1:])
+    refuse_unknown_keys(sys.argv[1:], config_dir(), "train")  # a key or config the tree lacks: exit 2
     main()
 
 

@@ -22,6 +22,7 @@ import os
 import sys
 from pathlib import Path
 
+from ..atomic_write import write_text_atomic
 from ..config.checks import ConfigError
 from ..training.stopping import EXIT_CTRL_C
 from .args import parse_settings
@@ -220,7 +221,7 @@ def report_path(out: str | None, default: Path) -> Path:
 def write_report(report: dict, out: Path) -> None:
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2) + "\n")
+        write_text_atomic(out, json.dumps(report, indent=2) + "\n")
     except OSError as err:
         raise ConfigError("out", f"cannot write {out}: {err.strerror or err}; give another out=") from None
 

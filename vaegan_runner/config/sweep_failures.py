@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import sys
 from pathlib import Path
 
+from ..atomic_write import write_text_atomic
 from .run_dir import remove_if_empty_run
 
 RECORDS = ".failed"
@@ -60,9 +60,7 @@ def record_failure(sweep_dir: str | Path, job_num: int, overrides: list[str], me
     folder = Path(sweep_dir) / RECORDS
     folder.mkdir(parents=True, exist_ok=True)
     record = {"job": job_num, "overrides": list(overrides), "message": message, "code": code}
-    path = folder / f"{job_num}.json"
-    path.with_suffix(".tmp").write_text(json.dumps(record))
-    os.replace(path.with_suffix(".tmp"), path)
+    write_text_atomic(folder / f"{job_num}.json", json.dumps(record))
 
 
 def read_failures(sweep_dir: str | Path) -> list[dict]:

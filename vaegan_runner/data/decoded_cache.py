@@ -27,14 +27,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import secrets
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import cast
 
 import numpy as np
 import torch
+
+from ..atomic_write import atomic_open
 
 log = logging.getLogger(__name__)
 
@@ -125,17 +125,12 @@ def write_entry(path: Path, key: dict, splits: tuple[Split, Split]) -> None:
     for split, (images, labels) in zip(SPLITS, splits):
         arrays[f"{split}_images"] = images.cpu().to(torch.uint8).numpy()
         arrays[f"{split}_labels"] = labels.cpu().to(torch.int64).numpy()
-    # a name no other writer uses; "x" mode creates it with the umask's permissions, as any file
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "xb") as f:
+        with atomic_open(path) as f:  # a file written in part (a full disk, say) is removed
             np.savez(f, **arrays)  # type: ignore[arg-type]  # no key is savez's allow_pickle
-        os.replace(tmp, path)
         log.info("%s: decoded images cached in %s", key["dataset"], path)
     except OSError as err:
-        if tmp.exists():  # written in part (a full disk, say)
-            tmp.unlink()
         log.warning(
             "%s: cannot write the decoded-dataset cache %s (%s); going on without it "
             "(set dataset.cache_dir to a writable folder, or null to stop trying)",

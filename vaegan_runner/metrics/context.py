@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import TypeVar, cast
 
 import torch
 
+from ..atomic_write import atomic_path
 from ..data import ImageData
 from ..data.pixels import to_pixels, to_unit
 from ..models import Family
@@ -253,9 +253,8 @@ class MetricResources:
     def _save_features(self, path: Path, features: torch.Tensor) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            torch.save(features, tmp)
-            os.replace(tmp, path)
+            with atomic_path(path) as tmp:
+                torch.save(features, tmp)
         except OSError as err:
             self.log(f"could not cache reference features in {path} ({err}); they will be recomputed")
 

@@ -36,7 +36,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..atomic_write import atomic_path
 from ..data import ImageData
 
 ARCH_VERSION = 1  # bump whenever a change to the network or the training makes old caches wrong
@@ -239,17 +239,16 @@ def _load(path: Path, data: ImageData, device: torch.device) -> tuple[DomainClas
 
 def _save(path: Path, model: DomainClassifier, train_seconds: float) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    torch.save(
-        {
-            "arch": ARCH_VERSION,
-            "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-            "test_accuracy": model.test_accuracy,
-            "train_seconds": train_seconds,
-        },
-        tmp,
-    )
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(
+            {
+                "arch": ARCH_VERSION,
+                "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+                "test_accuracy": model.test_accuracy,
+                "train_seconds": train_seconds,
+            },
+            tmp,
+        )
 
 
 def cache_path(data: ImageData, cache_dir: Path, seed: int = 0) -> Path:

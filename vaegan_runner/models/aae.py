@@ -37,7 +37,7 @@ from .conditioning import LabelledCodeDiscriminator, decoder_for, run
 from .encoders import ENCODER_TYPES, SwitchableEncoder
 from .losses import bernoulli_nll, generator_loss, gradient_penalty, pixel_mse
 from .nets import build_encoder, vector_mlp
-from .priors import PRIORS, sample_prior
+from .priors import check_prior_settings, prior_options, sample_prior
 
 RECONSTRUCTIONS = ("bernoulli", "mse")
 
@@ -103,15 +103,7 @@ class AAEConfig(AdversarialConfig):
         super().__post_init__()
         one_of(self.encoder_type, ENCODER_TYPES, "encoder_type")
         check_reconstruction(self)
-        one_of(self.prior, PRIORS, "prior")
-        positive(self.prior_components, "prior_components")
-        positive(self.prior_radius, "prior_radius")
-        positive(self.prior_std, "prior_std")
-        require(
-            self.prior != "mixture" or self.latent_dim >= 2,
-            "latent_dim",
-            "the mixture prior puts its means on a circle in the first two dimensions: use model.latent_dim >= 2",
-        )
+        check_prior_settings(self)
         positive(self.adversarial_weight, "adversarial_weight")
         require(
             not self.label_to_discriminator or self.conditional,
@@ -143,11 +135,7 @@ class AAE(SwitchableEncoder, Family):
         )
         if label_classes is not None:
             self.discriminator = LabelledCodeDiscriminator(self.discriminator, label_classes)
-        self.prior_options = (
-            {"components": cfg.prior_components, "radius": cfg.prior_radius, "std": cfg.prior_std}
-            if cfg.prior == "mixture"
-            else {}
-        )
+        self.prior_options = prior_options(cfg)
         self.phases = [
             Phase("reconstruction", ("encoder", "decoder"), self.reconstruction_losses),
             Phase("regularization", ("encoder", "discriminator"), self.regularization_losses),

@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Protocol
 
 import torch
+
+from ..config.checks import one_of, positive, require
+from .learned_prior import PriorSettings as PriorChoice
 
 
 def gaussian(
@@ -68,3 +72,34 @@ def sample_prior(
 ) -> torch.Tensor:
     """n draws from the prior ``name``; ``options`` are that sampler's own keywords."""
     return PRIORS[name](n, dim, generator=generator, device=device, **options)
+
+
+class PriorSettings(PriorChoice, Protocol):
+    """The keys of ``model.*`` that choose a sampled code prior (the AAE's and the WAE's): those
+    of the learned prior's choice, and the mixture's circle."""
+
+    @property
+    def prior_radius(self) -> float: ...
+
+    @property
+    def prior_std(self) -> float: ...
+
+
+def check_prior_settings(cfg: PriorSettings) -> None:
+    """``model.prior`` is known, its mixture settings positive, and the latent holds the circle."""
+    one_of(cfg.prior, PRIORS, "prior")
+    positive(cfg.prior_components, "prior_components")
+    positive(cfg.prior_radius, "prior_radius")
+    positive(cfg.prior_std, "prior_std")
+    require(
+        cfg.prior != "mixture" or cfg.latent_dim >= 2,
+        "latent_dim",
+        "the mixture prior puts its means on a circle in the first two dimensions: use model.latent_dim >= 2",
+    )
+
+
+def prior_options(cfg: PriorSettings) -> dict[str, float]:
+    """The keywords ``sample_prior`` passes to the chosen sampler (only the mixture has any)."""
+    if cfg.prior != "mixture":
+        return {}
+    return {"components": cfg.prior_components, "radius": cfg.prior_radius, "std": cfg.prior_std}

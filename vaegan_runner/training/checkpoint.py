@@ -11,7 +11,6 @@ torn file under a checkpoint's name; loading never unpickles code (``weights_onl
 from __future__ import annotations
 
 import logging
-import os
 import random
 import re
 import warnings
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from ..atomic_write import atomic_open, stale_temporaries
 from ..config.checks import ConfigError
 from ..version import BEFORE_VERSIONS, __version__
 
@@ -206,15 +206,10 @@ def save_checkpoint(saved: Checkpoint, path: Path, keep_last: int) -> None:
     earlier checkpoint as it was; the error names the last good one.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     try:
-        with open(tmp, "wb") as f:
+        with atomic_open(path, fsync=True) as f:  # removes its temporary file if the write fails
             torch.save(saved.to_dict(), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
     except OSError as err:
-        tmp.unlink(missing_ok=True)
         kept = list_checkpoints(path.parent)
         raise CheckpointWriteError(
             "checkpoint",
@@ -222,7 +217,7 @@ def save_checkpoint(saved: Checkpoint, path: Path, keep_last: int) -> None:
             + (f"the last good checkpoint {kept[-1]} is intact" if kept else "no checkpoint was kept")
             + "; free space or fix the run directory, then continue with resume=auto",
         ) from None
-    for stale in path.parent.glob("*.pt.tmp"):  # left by a process killed mid-write
+    for stale in stale_temporaries(path.parent, ".pt"):  # left by a process killed mid-write
         stale.unlink(missing_ok=True)
     for old in list_checkpoints(path.parent)[:-keep_last]:
         old.unlink()

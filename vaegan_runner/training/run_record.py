@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..atomic_write import write_text_atomic
 from ..metrics.context import MetricResults
 from ..version import __version__
 
@@ -27,7 +28,8 @@ def write_metrics_json(
     training split's size (an epoch), ``images_seen`` what training went through;
     ``runner_version`` the runner that finished the run; ``data_source`` the copy of the data
     (``ImageData.source``: where it was read from and the digest every metric stamp carries)."""
-    path.write_text(
+    write_text_atomic(
+        path,
         json.dumps(
             {
                 "runner_version": __version__,
@@ -45,7 +47,7 @@ def write_metrics_json(
             },
             indent=2,
         )
-        + "\n"
+        + "\n",
     )
 
 

@@ -140,12 +140,13 @@ def real_images_row(dataset: str, n: int) -> dict:
     from omegaconf import OmegaConf
 
     from vaegan_runner.config.checks import typed
-    from vaegan_runner.config.schema import EvalConfig
     from vaegan_runner.data import dataset_schema, load_data
     from vaegan_runner.metrics.classifier_score import class_coverage, classifier_score
-    from vaegan_runner.metrics.context import MetricResources, unit_batches
+    from vaegan_runner.metrics.fingerprints import unit_batches
     from vaegan_runner.metrics.frechet import FeatureStats, frechet_distance
     from vaegan_runner.metrics.precision_recall import precision_recall
+    from vaegan_runner.metrics.resources import MetricResources
+    from vaegan_runner.run_schema import EvalConfig
 
     node = OmegaConf.load(REPO / "configs" / "dataset" / f"{dataset}.yaml")
     data = load_data(typed(dataset_schema(dataset), node, "dataset"), torch.device("cpu"))

@@ -162,7 +162,7 @@ def compose(overrides: list[str]):
 
 
 def validated(overrides: list[str]):
-    from vaegan_runner.config.schema import validate
+    from vaegan_runner.run_schema import validate
 
     return validate(compose(overrides))
 

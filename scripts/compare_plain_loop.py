@@ -150,7 +150,7 @@ def plain_gan(mnist, p: Plain, seed: int) -> tuple[nn.Module, float]:
 def composed_config(experiment: str, overrides: list[str]):
     from hydra import compose, initialize_config_dir
 
-    from vaegan_runner.config.schema import validate
+    from vaegan_runner.run_schema import validate
     from vaegan_runner.train import config_dir
 
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
@@ -248,8 +248,8 @@ def runner_checkpoint(run_dir: Path):
     """(family rebuilt from the final checkpoint with its stored config, validated RunConfig, step)."""
     from omegaconf import OmegaConf
 
-    from vaegan_runner.config.schema import validate
     from vaegan_runner.models import family_class
+    from vaegan_runner.run_schema import validate
     from vaegan_runner.training.checkpoint import list_checkpoints, load_checkpoint
 
     state = load_checkpoint(list_checkpoints(run_dir / "checkpoints")[-1])

@@ -18,7 +18,8 @@ import torch
 
 from vaegan_runner.cli.saved_run import load_saved_run
 from vaegan_runner.data.pixels import to_pixels, to_unit
-from vaegan_runner.metrics.context import MetricResources, unit_batches
+from vaegan_runner.metrics.fingerprints import unit_batches
+from vaegan_runner.metrics.resources import MetricResources
 
 
 def main() -> None:

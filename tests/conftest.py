@@ -112,8 +112,8 @@ def _build_family(model: str, *overrides: str, channels: int = 1, image_size: in
     import torch
 
     from runner_utils import SHAPES_CLASSES, compose_config
-    from vaegan_runner.config.schema import validate
     from vaegan_runner.models import family_class
+    from vaegan_runner.run_schema import validate
 
     run = validate(
         compose_config(

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from runner_utils import FAST, compose_config
-from vaegan_runner.config.schema import validate
 from vaegan_runner.models import family_class
+from vaegan_runner.run_schema import validate
 
 NO_BATCH_NORM = {"gan": ["model.discriminator.norm=none"], "bigan": ["model.discriminator.norm=none"]}
 

@@ -40,8 +40,9 @@ import vaegan_runner.data
 import vaegan_runner.train
 from runner_utils import CONFIGS, FAST, REPO, compose_config, run_cli
 from vaegan_runner.config.checks import ConfigError
-from vaegan_runner.config.schema import validate
-from vaegan_runner.training.checkpoint import check_resumable, list_checkpoints, load_checkpoint
+from vaegan_runner.run_schema import validate
+from vaegan_runner.training.checkpoint import list_checkpoints, load_checkpoint
+from vaegan_runner.training.resume_check import check_resumable
 
 # FAST plus: 2 steps, no sample metrics (domain_fid would train a classifier), images and evaluations off.
 QUICK = [
@@ -436,7 +437,7 @@ def test_auto_optimizes_the_best_value_the_data_allows(tmp_path, model, labelled
 
 def test_an_explicit_inception_fid_on_the_cpu_is_refused_before_training(tmp_path, monkeypatch):
     monkeypatch.setattr(vaegan_runner.train, "build_family", lambda *a: pytest.fail("family built"))
-    monkeypatch.setattr("vaegan_runner.metrics.context.inception_installed", lambda: True)
+    monkeypatch.setattr("vaegan_runner.metrics.evaluate.inception_installed", lambda: True)
     overrides = quick("model=gan", "eval.final_metrics=[inception_fid]", "eval.optimized_metric=inception_fid")
     with pytest.raises(ConfigError) as err:
         vaegan_runner.train.run(compose_config(overrides), tmp_path / "run")
@@ -501,7 +502,7 @@ def test_resume_with_another_image_size_is_refused_before_any_data(tmp_path, no_
     ],
 )
 def test_checkpoint_with_other_networks_is_refused_naming_both(vae_checkpoint, override, words):
-    """``checkpoint.check_resumable`` (what train.py should call: see the report) compares the
+    """``resume_check.check_resumable`` (what train.py should call: see the report) compares the
     weight shapes with the family the config builds, on the meta device, before any data."""
     state = load_checkpoint(vae_checkpoint)
     check_resumable(state, validate(compose_config([*QUICK, "model=vae", "trainer.max_steps=2"])))  # it fits
@@ -601,7 +602,7 @@ def test_every_torch_load_in_the_package_is_weights_only():
 
 # --- 9. an output directory that cannot be written --------------------------------------------------
 
-RUN_DIR_CHECK = "++hydra.callbacks.run_dir._target_=vaegan_runner.config.run_dir.RunDirCheck"
+RUN_DIR_CHECK = "++hydra.callbacks.run_dir._target_=vaegan_runner.run_dir_check.RunDirCheck"
 
 
 @pytest.mark.parametrize("mode", ["run", "multirun"])
@@ -719,7 +720,7 @@ def test_cli_feature_layer_out_of_range_for_the_image_size_exits_2(tmp_path):
 @pytest.mark.slow
 def test_startup_does_not_import_torchvision(tmp_path):
     code = (
-        "import sys, vaegan_runner.train, vaegan_runner.training.loop, vaegan_runner.config.schema, "
+        "import sys, vaegan_runner.train, vaegan_runner.training.loop, vaegan_runner.run_schema, "
         "vaegan_runner.data; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torchvision'))"
     )

@@ -8,7 +8,7 @@ import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from runner_utils import REPO, compose_config
-from vaegan_runner.config.schema import validate
+from vaegan_runner.run_schema import validate
 
 sys.path.insert(0, str(REPO / "scripts"))
 spec = importlib.util.spec_from_file_location("benchmark_quality", REPO / "scripts" / "benchmark_quality.py")

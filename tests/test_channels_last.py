@@ -3,8 +3,8 @@
 import torch
 
 from runner_utils import compose_config
-from vaegan_runner.config.schema import validate
 from vaegan_runner.data import load_data, to_pixels
+from vaegan_runner.run_schema import validate
 from vaegan_runner.train import build_family
 from vaegan_runner.training.distributed import Distributed
 

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from runner_utils import FAST, compose_config, read_events
-from vaegan_runner.config.schema import validate
 from vaegan_runner.data import load_data
 from vaegan_runner.data.pixels import to_pixels
 from vaegan_runner.metrics.collapse import CollapseWatch
 from vaegan_runner.models.gan import GAN
+from vaegan_runner.run_schema import validate
 from vaegan_runner.train import run as train_run
 
 

@@ -93,8 +93,8 @@ def test_a_conditional_aae_checkpoint_from_before_the_option_keeps_the_papers_di
 
     from omegaconf import OmegaConf
 
-    from vaegan_runner.config.schema import validate
-    from vaegan_runner.training.checkpoint import with_added_keys
+    from vaegan_runner.run_schema import validate
+    from vaegan_runner.training.checkpoint_migrations import with_added_keys
 
     run, _ = build_family("aae", "model.conditional=true")
     old = copy.deepcopy(run.resolved)
@@ -329,7 +329,9 @@ def label_obedience(run_dir, n: int = 600) -> tuple[float, float]:
     to the next class), in the domain classifier's features: a model that obeys its label is
     much closer to the real images of the right class than of the wrong one; for a model that
     ignores it the two are equal. Blur-tolerant, unlike the classifier's argmax."""
-    from vaegan_runner.metrics.context import MetricContext, MetricResources, MetricResults
+    from vaegan_runner.metrics.context import MetricContext
+    from vaegan_runner.metrics.resources import MetricResources
+    from vaegan_runner.metrics.results import MetricResults
 
     saved = load_saved_run(str(run_dir), [], "cpu")
     resources = MetricResources(saved.data, saved.run.eval, torch.device("cpu"), lambda m: None)
@@ -396,8 +398,8 @@ def test_the_conditional_vaegan_takes_acgans_class_loss_by_default_and_old_check
 
     from omegaconf import OmegaConf
 
-    from vaegan_runner.config.schema import validate
-    from vaegan_runner.training.checkpoint import with_added_keys
+    from vaegan_runner.run_schema import validate
+    from vaegan_runner.training.checkpoint_migrations import with_added_keys
 
     run, family = build_family("vaegan", "model.conditional=true")
     assert run.model.auxiliary_weight == 1.0
@@ -433,8 +435,8 @@ def test_acgan_without_labels_is_refused(tmp_path, model):
 
 # --- the semi-supervised AAE and dataset.labelled ---------------------------------------------
 def shapes_data(*overrides: str):
-    from vaegan_runner.config.schema import validate
     from vaegan_runner.data import load_data
+    from vaegan_runner.run_schema import validate
 
     run = validate(compose_config([*FAST, "model=ssaae", "trainer.max_steps=2", *overrides]))
     return load_data(run.dataset, torch.device("cpu"))
@@ -481,7 +483,7 @@ def test_the_classification_phase_learns_from_labelled_images_only(build_family,
 
 
 def test_input_noise_corrupts_the_encoders_input_in_training_only(build_family):
-    from vaegan_runner.training.checkpoint import with_added_keys
+    from vaegan_runner.training.checkpoint_migrations import with_added_keys
 
     run, clean = build_family("ssaae", "model.net.arch=mlp", "model.net.hidden=[64]")
     assert run.model.input_noise == 0.0  # the default: the paper's model

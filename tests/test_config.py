@@ -8,8 +8,8 @@ import pytest
 
 from runner_utils import CONFIGS, compose_config, run_cli
 from vaegan_runner.config.checks import ConfigError
-from vaegan_runner.config.schema import validate
 from vaegan_runner.models import family_class, family_names
+from vaegan_runner.run_schema import validate
 
 MODELS = sorted(p.stem for p in (CONFIGS / "model").glob("*.yaml"))
 DATASETS = sorted(p.stem for p in (CONFIGS / "dataset").glob("*.yaml"))

@@ -16,18 +16,14 @@ import torch
 
 from runner_utils import FAST, REPO, compose_config
 from vaegan_runner.config.checks import ConfigError
-from vaegan_runner.config.schema import validate
 from vaegan_runner.data import load_data
-from vaegan_runner.metrics.context import (
-    IWAE_MIN_IMAGES,
-    STOPPED,
-    MetricContext,
-    MetricResources,
-    MetricResults,
-    evaluate_metrics,
-)
+from vaegan_runner.metrics.context import IWAE_MIN_IMAGES, MetricContext
 from vaegan_runner.metrics.cost import estimate_metrics
+from vaegan_runner.metrics.evaluate import evaluate_metrics
 from vaegan_runner.metrics.progress import EvaluationStopped, Progress
+from vaegan_runner.metrics.resources import MetricResources
+from vaegan_runner.metrics.results import STOPPED, MetricResults
+from vaegan_runner.run_schema import validate
 from vaegan_runner.train import run as train_run
 from vaegan_runner.training.checkpoint import list_checkpoints
 from vaegan_runner.training.run_record import evaluation_complete

@@ -19,10 +19,11 @@ from omegaconf import OmegaConf
 
 from runner_utils import FAST, REPO, compose_config, read_events, scalar_series
 from vaegan_runner.config.checks import ConfigError
-from vaegan_runner.config.schema import validate
 from vaegan_runner.config.search_path import VaeganRunnerSearchPathPlugin
 from vaegan_runner.models import family_class, family_names
-from vaegan_runner.training.checkpoint import list_checkpoints, load_checkpoint, with_added_keys
+from vaegan_runner.run_schema import validate
+from vaegan_runner.training.checkpoint import list_checkpoints, load_checkpoint
+from vaegan_runner.training.checkpoint_migrations import with_added_keys
 
 # A least-squares GAN (Mao et al. 2017) whose discriminator is called "critic": a network name
 # without an optimizer.<network> block of its own, so it trains with the top-level optimizer.lr.

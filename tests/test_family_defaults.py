@@ -8,7 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from runner_utils import CONFIGS, compose_config
-from vaegan_runner.config.schema import validate
+from vaegan_runner.run_schema import validate
 
 RECIPES = CONFIGS / "family_optimizer"
 

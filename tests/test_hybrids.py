@@ -12,9 +12,9 @@ import torch.nn.functional as F
 
 from runner_utils import FAST, LOGGED_AT_6_AND_12, compose_config
 from vaegan_runner.config.checks import ConfigError
-from vaegan_runner.config.schema import validate
 from vaegan_runner.models import priors, vaegan
 from vaegan_runner.models.losses import discriminator_loss, generator_loss, kl_to_standard_normal
+from vaegan_runner.run_schema import validate
 from vaegan_runner.train import run as train_run
 from vaegan_runner.training.latent_view import PALETTE, PRIOR_GREY, scatter_image
 

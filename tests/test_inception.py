@@ -17,13 +17,14 @@ from omegaconf import OmegaConf
 
 from runner_utils import CONFIGS
 from vaegan_runner.config.checks import ConfigError, typed
-from vaegan_runner.config.schema import EvalConfig
 from vaegan_runner.data.sources import in_memory_data
-from vaegan_runner.metrics import context, inception
-from vaegan_runner.metrics.context import MetricResources, evaluate_metrics
+from vaegan_runner.metrics import evaluate, inception
+from vaegan_runner.metrics.evaluate import evaluate_metrics
 from vaegan_runner.metrics.frechet import FeatureStats, frechet_distance
 from vaegan_runner.metrics.given_samples import GivenSamples
 from vaegan_runner.metrics.inception import InceptionFeatures, InceptionWeightsMissing, tf_bilinear_matrix
+from vaegan_runner.metrics.resources import MetricResources
+from vaegan_runner.run_schema import EvalConfig
 
 TF_INPUT_RANGE = (-1.0, 0.9921875)
 
@@ -111,7 +112,7 @@ def test_inception_fid_and_kid_in_a_run_carry_the_inception_stamp(tmp_path):
     stamped with the network, its weights digest and the TF1 resize."""
     from runner_utils import FAST, compose_config
     from vaegan_runner.cli.eval import main as eval_main
-    from vaegan_runner.metrics.context import file_digest
+    from vaegan_runner.metrics.fingerprints import file_digest
     from vaegan_runner.metrics.inception import weights_path
     from vaegan_runner.train import run as train_run
 
@@ -201,7 +202,7 @@ def stand_in_weights(tmp_path, monkeypatch):
     weights = tmp_path / "default_1.pt"
     weights.write_bytes(b"stand-in")
     monkeypatch.setattr(inception, "weights_path", lambda: weights)
-    monkeypatch.setattr(context, "inception_installed", lambda: True)
+    monkeypatch.setattr(evaluate, "inception_installed", lambda: True)
     return weights
 
 

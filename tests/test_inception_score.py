@@ -16,8 +16,8 @@ import pytest
 import torch
 from test_inception import new_resources, toy_data
 
-from vaegan_runner.metrics import context, inception, inception_score
-from vaegan_runner.metrics.context import evaluate_metrics
+from vaegan_runner.metrics import evaluate, inception, inception_score
+from vaegan_runner.metrics.evaluate import evaluate_metrics
 from vaegan_runner.metrics.given_samples import GivenSamples
 from vaegan_runner.metrics.inception_score import (
     IS_SHUFFLE_SEED,
@@ -130,7 +130,7 @@ def toy_resources(tmp_path, monkeypatch):
     weights = tmp_path / "default_1.pt"
     weights.write_bytes(b"stand-in")
     monkeypatch.setattr(inception, "weights_path", lambda: weights)
-    monkeypatch.setattr(context, "inception_installed", lambda: True)
+    monkeypatch.setattr(evaluate, "inception_installed", lambda: True)
     data = toy_data()
     return new_resources(data, tmp_path / "cache"), data
 

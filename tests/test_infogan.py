@@ -14,11 +14,11 @@ from PIL import Image
 from runner_utils import FAST, LOGGED_AT_6_AND_12, compose_config, read_events
 from vaegan_runner.cli.sample import main as sample_main
 from vaegan_runner.config.checks import ConfigError
-from vaegan_runner.config.schema import validate
 from vaegan_runner.data import load_data
 from vaegan_runner.data.pixels import to_pixels
+from vaegan_runner.run_schema import validate
 from vaegan_runner.train import run as train_run
-from vaegan_runner.training.checkpoint import with_added_keys
+from vaegan_runner.training.checkpoint_migrations import with_added_keys
 
 K = 4
 

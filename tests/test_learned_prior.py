@@ -137,8 +137,8 @@ def test_a_checkpoint_from_before_the_learned_prior_loads_with_the_standard_norm
 
     from omegaconf import OmegaConf
 
-    from vaegan_runner.config.schema import validate
-    from vaegan_runner.training.checkpoint import with_added_keys
+    from vaegan_runner.run_schema import validate
+    from vaegan_runner.training.checkpoint_migrations import with_added_keys
 
     run, _ = build_family(model, "model.prior=mixture")
     old = copy.deepcopy(run.resolved)
@@ -148,7 +148,7 @@ def test_a_checkpoint_from_before_the_learned_prior_loads_with_the_standard_norm
 
 def test_the_vae_default_prior_is_the_mixture_except_where_measured_otherwise():
     from runner_utils import compose_config
-    from vaegan_runner.config.schema import validate
+    from vaegan_runner.run_schema import validate
 
     def prior(*overrides):
         return validate(compose_config(list(overrides))).model.prior

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from runner_utils import FAST, compose_config
-from vaegan_runner.config.schema import validate
 from vaegan_runner.data import load_data
 from vaegan_runner.data.pixels import to_pixels
 from vaegan_runner.models.vae import VAE
+from vaegan_runner.run_schema import validate
 
 
 @pytest.fixture(scope="module")

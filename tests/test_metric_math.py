@@ -195,7 +195,7 @@ def test_probe_on_random_labels_is_at_chance_and_deterministic():
 
 # ----------------------------------------------------------------------------- protocol stamp
 def test_the_weights_digest_names_exactly_one_set_of_weights():
-    from vaegan_runner.metrics.context import module_digest
+    from vaegan_runner.metrics.fingerprints import module_digest
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))

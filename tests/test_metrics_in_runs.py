@@ -247,9 +247,9 @@ def test_vaegan_eval_out_is_a_json_file_or_a_folder_checked_before_work(gan_run,
     for out, written in (("existing", "existing"), ("made/", "made")):
         assert eval_main([str(run_dir), "metrics=class_coverage", "n_samples=16", f"out={tmp_path / out}"]) == 0
         assert len(list((tmp_path / written).glob("eval_step_*.json"))) == 1
-    import vaegan_runner.metrics.context
+    import vaegan_runner.metrics.evaluate
 
-    monkeypatch.setattr(vaegan_runner.metrics.context, "evaluate_metrics", lambda *a, **k: pytest.fail("worked"))
+    monkeypatch.setattr(vaegan_runner.metrics.evaluate, "evaluate_metrics", lambda *a, **k: pytest.fail("worked"))
     assert eval_main([str(run_dir), "metrics=class_coverage", f"out={tmp_path / 'report.txt'}"]) == 2
     assert "out: the report is JSON: give a .json file name or a folder" in capsys.readouterr().err
 
@@ -383,8 +383,10 @@ def test_recon_fid_scores_reconstructions_not_samples(vae_run, tmp_path):
     import torch
 
     from vaegan_runner.cli.saved_run import load_saved_run
-    from vaegan_runner.metrics.context import MetricContext, MetricResources, MetricResults
+    from vaegan_runner.metrics.context import MetricContext
     from vaegan_runner.metrics.registry import METRICS
+    from vaegan_runner.metrics.resources import MetricResources
+    from vaegan_runner.metrics.results import MetricResults
 
     run_dir, _ = vae_run
     saved = load_saved_run(str(run_dir), [], "cpu")

@@ -75,3 +75,15 @@ def test_the_command_line_refuses_an_unknown_key_before_any_work(tmp_path):
     assert "did you mean trainer.max_epochs?" in result.stderr
     assert "Traceback" not in result.stderr and "To append" not in result.stderr
     assert not (tmp_path / "outputs").exists()
+
+
+def test_a_sweep_without_multirun_says_to_add_m(capsys):
+    with pytest.raises(SystemExit) as stop:
+        refuse_unknown_keys(["optimizer.lr=1e-4,2e-4", "dataset=shapes"], str(CONFIGS), "train")
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert (
+        "optimizer.lr=1e-4,2e-4: several values are a sweep" in err and "vaegan-train -m optimizer.lr=1e-4,2e-4" in err
+    )
+    refuse_unknown_keys(["-m", "optimizer.lr=1e-4,2e-4", "dataset=shapes"], str(CONFIGS), "train")  # with -m: fine
+    refuse_unknown_keys(["eval.final_metrics=[recon_mse,domain_fid]"], str(CONFIGS), "train")  # a list, not a sweep

@@ -7,7 +7,7 @@ import shlex
 import pytest
 
 from runner_utils import REPO, compose_config
-from vaegan_runner.config.schema import validate
+from vaegan_runner.run_schema import validate
 
 SCRIPT = (REPO / "scripts" / "recipe_sweeps.sh").read_text()
 SETTINGS = dict(re.findall(r'^  \[([\w.\-]+)\]="([^"]*)"$', SCRIPT, flags=re.M))

@@ -298,7 +298,7 @@ def test_a_diverging_cli_run_exits_4_with_one_message(tmp_path):
 
 def test_a_changed_group_is_named_once():
     """Another model differs in every model key; the message names the model, not each key."""
-    from vaegan_runner.training.checkpoint import setting_changes
+    from vaegan_runner.training.resume_check import setting_changes
 
     gan = {"name": "gan", "latent_dim": 64, "ema": {"enabled": False}}
     bigan = {"name": "bigan", "latent_dim": 32, "encoder_type": "gaussian"}

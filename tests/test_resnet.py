@@ -12,11 +12,11 @@ from torch import nn
 
 from runner_utils import FAST, compose_config, read_events, run_cli, scalar_series
 from vaegan_runner.config.checks import ConfigError
-from vaegan_runner.config.schema import validate
 from vaegan_runner.data.shapes import render_shapes
 from vaegan_runner.models import family_names
 from vaegan_runner.models.nets import NetConfig, body_blocks, build_decoder, build_encoder, sizes_with_blocks
 from vaegan_runner.models.nets.resnet import DiscriminatorBlock, GlobalPool, OptimizedBlock, UpBlock
+from vaegan_runner.run_schema import validate
 
 SIZES_AND_CHANNELS = [(32, 3), (32, 1), (64, 3), (64, 1)]
 

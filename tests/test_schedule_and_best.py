@@ -13,7 +13,8 @@ from runner_utils import FAST, VAE_CURVE, compose_config, read_events, scalar_se
 from vaegan_runner.cli.eval import main as eval_main
 from vaegan_runner.cli.saved_run import load_saved_run
 from vaegan_runner.train import run as train_run
-from vaegan_runner.training.checkpoint import list_checkpoints, load_checkpoint, with_added_keys
+from vaegan_runner.training.checkpoint import list_checkpoints, load_checkpoint
+from vaegan_runner.training.checkpoint_migrations import with_added_keys
 from vaegan_runner.training.stopping import Interrupted
 
 pytestmark = pytest.mark.slow  # every test trains a run

@@ -206,7 +206,7 @@ def test_every_point_of_each_search_space_is_a_valid_config(search):
     """Each end of each searched range, set alone, composes and validates for the search's
     family: a typo'd key or an impossible value fails here, not in trial 7 of a long search."""
     from runner_utils import compose_config
-    from vaegan_runner.config.schema import validate
+    from vaegan_runner.run_schema import validate
 
     spec = yaml.safe_load((CONFIGS / "hparams_search" / f"{search}.yaml").read_text())
     model = next(iter(spec["defaults"][0].values()))

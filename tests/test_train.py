@@ -85,8 +85,8 @@ def assert_first_row_is_test_inputs(png: bytes) -> None:
     import numpy as np
     from PIL import Image
 
-    from vaegan_runner.config.schema import validate
     from vaegan_runner.data import load_data
+    from vaegan_runner.run_schema import validate
 
     grid = np.asarray(Image.open(io.BytesIO(png)).convert("L"))
     assert grid.shape == (8 * 30 + 2, 8 * 30 + 2)  # 8 rows of 8 cells, 28 px + 2 px padding

@@ -13,16 +13,10 @@ import torch
 
 from runner_utils import FAST, REPO, compose_config, read_events
 from vaegan_runner import __version__
-from vaegan_runner.config.schema import validate
+from vaegan_runner.run_schema import validate
 from vaegan_runner.train import run as train_run
-from vaegan_runner.training.checkpoint import (
-    Checkpoint,
-    check_resumable,
-    list_checkpoints,
-    load_checkpoint,
-    read_checkpoint,
-    warn_if_other_version,
-)
+from vaegan_runner.training.checkpoint import Checkpoint, list_checkpoints, load_checkpoint, read_checkpoint
+from vaegan_runner.training.resume_check import check_resumable, warn_if_other_version
 from vaegan_runner.version import BEFORE_VERSIONS, source_tree_version, version_text
 
 # 2 steps of a small VAE on shapes, one cheap final metric, no images or evaluations on the way.

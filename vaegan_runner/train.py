@@ -22,11 +22,11 @@ from .config.checks import ConfigError
 from .config.override_keys import refuse_unknown_keys
 from .config.override_syntax import refuse_unreadable
 from .config.resume_overrides import with_run_settings
-from .config.run_dir import remove_if_empty_run
+from .config.run_dir import remove_if_empty_run, run_dir_of
 from .config.run_lock import hold, release
 from .config.search_path import register as register_search_path_plugin
 from .config.sweep_dir import register as register_sweep_resolver
-from .config.sweep_failures import FailedJob, record_failure
+from .sweep_failures import FailedJob, record_failure
 
 log = logging.getLogger("vaegan_runner")
 
@@ -41,9 +41,9 @@ def run(cfg: DictConfig, output_dir: Path, multirun: bool = False, stop=None) ->
     """Validate ``cfg``, take the run directory (a resumed run's own), load the data, build the
     family and train it; what ``fit`` returns. The run folders it locked are given back at its end."""
     # Imports here keep `vaegan-train --help` and config errors fast.
-    from .config.schema import validate
     from .data import load_data
     from .models import family_class
+    from .run_schema import validate
     from .training.device import resolve_device, seed_everything
     from .training.distributed import from_environment
     from .training.loop import fit
@@ -90,8 +90,8 @@ def take_run_dir(run_cfg, output_dir: Path, multirun: bool, taken: list[Path]):
 def resume_from(run_cfg, output_dir: Path, multirun: bool, taken: list[Path]):
     """(run directory, checkpoint state) of the checkpoint ``resume`` names, checked, its run
     directory locked and this session's log added to it; None when ``resume=auto`` finds none."""
-    from .training.checkpoint import check_resumable, run_dir_of, warn_if_other_version
     from .training.resume import changed_settings, resolve_resume
+    from .training.resume_check import check_resumable, warn_if_other_version
 
     found = resolve_resume(run_cfg.resume, output_dir, run_cfg.resolved, multirun)
     if found is None:
@@ -138,7 +138,7 @@ def refuse_conditional_without_labels(run_cfg, family_cls, data) -> None:
 def settle_optimized_metric(cfg: DictConfig, run_cfg, family_cls, data, device) -> None:
     """Set ``eval.optimized_metric`` in both configs to what this run can compute (``auto``
     resolved and logged; ``NOTHING`` when none, which also turns ``checkpoint.keep_best`` off)."""
-    from .config.schema import AUTO, choose_optimized_metric
+    from .run_schema import AUTO, choose_optimized_metric
 
     chosen, why = choose_optimized_metric(
         run_cfg,
@@ -327,7 +327,7 @@ def check_family_optimizer_choice(choices, cfg: DictConfig) -> None:
 
 def fail(hydra_cfg, message: str, code: int, whole_command: bool = False) -> float:
     """End the command with ``message`` and exit ``code``. In a multirun, end only this job:
-    record it for the sweep's report (``config/sweep_failures.py``) and return NaN (a
+    record it for the sweep's report (``sweep_failures.py``) and return NaN (a
     ``FailedJob``, which Optuna's sweeper counts as a failed trial), so the sweep goes on."""
     from hydra.types import RunMode
 

@@ -20,7 +20,9 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..atomic_write import write_text_atomic
 from ..config.checks import ConfigError
@@ -80,7 +82,6 @@ def draws_samples(name: str) -> bool:
 
 
 def evaluate_checkpoint(target: str, pairs: list[str]) -> tuple[dict, Path]:
-    from ..metrics.context import MetricResources, evaluate_metrics
     from .saved_run import ex_post_prior, load_saved_run
 
     settings, overrides = parse_settings(pairs, SETTINGS)
@@ -105,31 +106,26 @@ def evaluate_checkpoint(target: str, pairs: list[str]) -> tuple[dict, Path]:
             "name a sample metric (domain_fid, precision_recall, ...) or drop prior=",
         )
     prior = ex_post_prior(saved, settings["prior"], settings["prior_components"], cfg.batch_size)
-    resources = MetricResources(saved.data, cfg, saved.family.device, lambda m: print(m, file=sys.stderr))
-    results = evaluate_metrics(
-        names,
-        saved.family,
-        resources,
+    asked = "asked for" if settings["metrics"] else "of the run (eval.final_metrics)"
+    scoring = Scoring(
+        scored=saved.family,
+        data=saved.data,
+        cfg=cfg,
+        names=names,
         n_samples=n_samples,
         max_images=max_images,
         inception_on_cpu=cfg.inception_on_cpu or names_inception(settings["metrics"]),
+        progress_bar=saved.run.log.progress_bar,
+        nothing_computable=f"none of the metrics {asked} can be computed here",
+        source={"checkpoint": str(saved.checkpoint), "step": saved.step, "model": saved.run.model.name},
         prior=prior,
-        progress=shown_progress(saved.run.log.progress_bar),
     )
-    if not results.values and results.complete:
-        reasons = "; ".join(f"{name}: {reason}" for name, reason in results.skipped.items())
-        asked = "asked for" if settings["metrics"] else "of the run (eval.final_metrics)"
-        raise ConfigError("metrics", f"none of the metrics {asked} can be computed here ({reasons})")
-    source = {"checkpoint": str(saved.checkpoint), "step": saved.step, "model": saved.run.model.name}
-    prior_stamp = {"prior": prior.stamp} if prior else {}
-    report = report_of(results, **source, dataset=saved.data.name, data_source=saved.data.source, **prior_stamp)
-    return report, out
+    return score(scoring), out
 
 
 def evaluate_samples(pairs: list[str]) -> tuple[dict, Path]:
     """Score the images of ``samples=`` against the held-out split of ``dataset=``."""
     from ..data import load_data
-    from ..metrics.context import MetricResources, evaluate_metrics
     from ..metrics.given_samples import GivenSamples, load_samples
     from ..metrics.registry import METRICS
     from ..training.device import resolve_device
@@ -157,24 +153,65 @@ def evaluate_samples(pairs: list[str]) -> tuple[dict, Path]:
     names = settings["metrics"] or model_free
     source = Path(settings["samples"]).expanduser()
     out = report_path(settings["out"], source.parent / f"{source.stem if source.is_file() else source.name}.eval.json")
-    data = load_data(run.dataset, device)
-    resources = MetricResources(data, run.eval, device, lambda m: print(m, file=sys.stderr))
-    results = evaluate_metrics(
-        names,
-        GivenSamples(images, device),  # type: ignore[arg-type]  # stands in for a Family (given_samples.py)
-        resources,
+    scoring = Scoring(
+        scored=GivenSamples(images, device),  # stands in for a Family (given_samples.py)
+        data=load_data(run.dataset, device),
+        cfg=run.eval,
+        names=names,
         n_samples=n_samples,
         max_images=settings["max_images"] or run.eval.final_max_images,
         inception_on_cpu=run.eval.inception_on_cpu or names_inception(settings["metrics"]),
-        progress=shown_progress(run.log.progress_bar),
+        progress_bar=run.log.progress_bar,
+        nothing_computable="none of the metrics asked for can be computed for given samples",
+        source={"samples": str(source), "images": len(images), "model": "samples"},
+    )
+    return score(scoring), out
+
+
+@dataclass
+class Scoring:
+    """What one ``vaegan-eval`` scores, from a checkpoint or from given samples: the model (or the
+    samples standing in for one), the data it is compared with, the run's ``eval`` settings and the
+    metrics with their sizes; ``source`` heads the report, ``nothing_computable`` is the error when
+    no metric can run."""
+
+    scored: Any  # a Family, or GivenSamples
+    data: Any  # ImageData
+    cfg: Any  # the eval settings
+    names: list[str]
+    n_samples: int
+    max_images: int | None
+    inception_on_cpu: bool
+    progress_bar: bool
+    nothing_computable: str
+    source: dict
+    prior: Any = None  # an ExPostPrior: samples decode its draws
+
+
+def score(scoring: Scoring) -> dict:
+    """The one evaluation flow of ``vaegan-eval``: the metrics of ``scoring``, shown and
+    stoppable, as its JSON report; a ConfigError when none of them can be computed."""
+    from ..metrics.evaluate import evaluate_metrics
+    from ..metrics.resources import MetricResources
+
+    device = scoring.scored.device
+    resources = MetricResources(scoring.data, scoring.cfg, device, lambda m: print(m, file=sys.stderr))
+    results = evaluate_metrics(
+        scoring.names,
+        scoring.scored,
+        resources,
+        n_samples=scoring.n_samples,
+        max_images=scoring.max_images,
+        inception_on_cpu=scoring.inception_on_cpu,
+        prior=scoring.prior,
+        progress=shown_progress(scoring.progress_bar),
     )
     if not results.values and results.complete:
         reasons = "; ".join(f"{name}: {reason}" for name, reason in results.skipped.items())
-        raise ConfigError("metrics", f"none of the metrics asked for can be computed for given samples ({reasons})")
-    report = report_of(
-        results, samples=str(source), images=len(images), model="samples", dataset=data.name, data_source=data.source
-    )
-    return report, out
+        raise ConfigError("metrics", f"{scoring.nothing_computable} ({reasons})")
+    prior_stamp = {"prior": scoring.prior.stamp} if scoring.prior else {}
+    data = {"dataset": scoring.data.name, "data_source": scoring.data.source}
+    return report_of(results, **scoring.source, **data, **prior_stamp)
 
 
 def shown_progress(bar: bool):
@@ -245,7 +282,7 @@ def compose_dataset_run(overrides: list[str]):
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
 
-    from ..config.schema import validate
+    from ..run_schema import validate
     from ..train import config_dir
 
     where = config_dir()
@@ -321,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def stopped_message(report: dict, out: Path, target: str | None, settings: list[str]) -> str:
     """What a stopped ``vaegan-eval`` says: what finished, where it is, the command for the rest."""
-    from ..metrics.context import STOPPED
+    from ..metrics.results import STOPPED
 
     done = ", ".join(report["metric_seconds"])
     rest = ",".join(name for name, reason in report["metrics_skipped"].items() if reason == STOPPED)

@@ -4,7 +4,8 @@ The checkpoint carries its resolved config, so the family, the dataset and the m
 settings are rebuilt exactly as they were trained; ``overrides`` (``dataset.root=...``) adapt
 what differs on this machine. Loading never executes pickled code (``weights_only=True``).
 Keys added to the config tree after a checkpoint was written get the value that reproduces the
-old behaviour (``training/checkpoint.py``'s ``ADDED_KEYS``), so older checkpoints still load.
+old behaviour (``ADDED_KEYS`` in ``training/checkpoint_migrations.py``), so older checkpoints
+still load.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 from ..data import ImageData
 
 if TYPE_CHECKING:  # imported when used, for the CLIs' startup
-    from ..config.schema import RunConfig
     from ..models import Family
+    from ..run_schema import RunConfig
 
 CHECKPOINT_CHOICES = ("last", "best")
 
@@ -43,7 +44,8 @@ def read_target(target: str, which: str):
     import sys
 
     from ..config.checks import ConfigError, one_of
-    from ..training.checkpoint import CHECKPOINT_DIR, best_path, find_checkpoint, list_checkpoints, read_checkpoint
+    from ..config.run_dir import CHECKPOINT_DIR
+    from ..training.checkpoint import best_path, find_checkpoint, list_checkpoints, read_checkpoint
     from ..training.run_checkpoints import newest_readable
 
     one_of(which, CHECKPOINT_CHOICES, "checkpoint")
@@ -97,10 +99,10 @@ def load_saved_run(
 ) -> SavedRun:
     """Rebuild the run behind ``target`` (a checkpoint file or run directory; of a directory,
     its newest readable checkpoint, or with ``which="best"`` its ``best.pt``)."""
-    from ..config.schema import validate
+    from ..config.run_dir import run_dir_of
     from ..data import load_data
     from ..models import family_class
-    from ..training.checkpoint import run_dir_of
+    from ..run_schema import validate
     from ..training.device import resolve_device
 
     checkpoint, saved = read_target(target, which)
@@ -131,7 +133,7 @@ def ex_post_prior(saved: SavedRun, prior: str, components: int, batch_size: int 
 
     from ..config.checks import ConfigError, one_of
     from ..data.pixels import to_pixels
-    from ..metrics.context import unit_batches
+    from ..metrics.fingerprints import unit_batches
     from ..models.fitted_prior import ExPostPrior, fit_to_codes
 
     one_of(prior, PRIOR_CHOICES, "prior")

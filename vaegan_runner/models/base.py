@@ -86,7 +86,7 @@ class Family(nn.Module):
     ``added_keys``
         keys added to the family's model config since its first checkpoints, relative to
         ``model.`` (``{"prior": "gaussian"}``), each with the value that behaves as before the
-        key existed: a checkpoint that lacks one loads with it (``training/checkpoint.py``).
+        key existed: a checkpoint that lacks one loads with it (``training/checkpoint_migrations.py``).
     """
 
     config_class: ClassVar[type[FamilyConfig]] = FamilyConfig

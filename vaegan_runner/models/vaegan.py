@@ -86,7 +86,7 @@ class VAEGANConfig(AdversarialConfig):
         check_feature_layer(self)  # against every image size the networks can make
 
     def check_image_size(self, image_size: int) -> None:
-        """The checks that need the image size (``config.schema.validate`` calls this with
+        """The checks that need the image size (``run_schema.validate`` calls this with
         ``dataset.image_size``, before any data is loaded or network built)."""
         check_feature_layer(self, image_size)
 
@@ -149,7 +149,7 @@ class VAEGAN(CodePrior, GaussianAutoencoder, Family):
 
     def __init__(self, cfg: VAEGANConfig, channels: int, image_size: int, num_classes: int | None = None):
         super().__init__(cfg, channels, image_size, num_classes)
-        check_feature_layer(cfg, image_size)  # normally already done by config.schema.validate
+        check_feature_layer(cfg, image_size)  # normally already done by run_schema.validate
         k = self.num_classes
         self.encoder = encoder_for(cfg.net, channels, image_size, 2 * cfg.latent_dim, k)
         self.decoder = decoder_for(cfg.net, channels, image_size, cfg.latent_dim, k)

@@ -60,7 +60,7 @@ class WAEConfig(FamilyConfig):
         require(
             len(self.kernel_scales) > 0 and all(s > 0 for s in self.kernel_scales),
             "kernel_scales",
-            f"needs at least one positive scale, got {list(self.kernel_scales)}",
+            f"needs one or more scales, every one > 0, got {list(self.kernel_scales)}",
         )
 
 

@@ -8,8 +8,10 @@ import torch
 from ..data import ImageData
 from ..data.pixels import to_pixels as scale_images
 from ..metrics.collapse import CollapseWatch
-from ..metrics.context import MetricResources, MetricResults, evaluate_metrics
+from ..metrics.evaluate import evaluate_metrics
 from ..metrics.progress import Progress
+from ..metrics.resources import MetricResources
+from ..metrics.results import MetricResults
 from ..models import Family
 
 

@@ -16,12 +16,12 @@ from pathlib import Path
 import torch
 
 from ..config.checks import ConfigError
-from ..config.schema import RunConfig
 from ..data import ImageData, training_batches
 from ..data.pixels import to_pixels as scale_images
-from ..metrics.context import STOPPED
 from ..metrics.progress import Progress
+from ..metrics.results import STOPPED
 from ..models import Family
+from ..run_schema import RunConfig
 from .checkpoint import Checkpoint
 from .distributed import Distributed
 from .held_out import HeldOut

@@ -16,7 +16,7 @@ one before it is used; a checkpoint named as a file must be readable.
 A run never writes into a folder that holds another run's checkpoints unless it continues that
 run (``continues_run_in``, ``refuse_foreign_checkpoints``): the two runs' ``step_*.pt`` files
 would interleave, and ``checkpoint.keep_last`` would delete the older run's. For a single run
-``config.run_dir.RunDirCheck`` refuses before Hydra writes its record (``.hydra/``, the log)
+``run_dir_check.RunDirCheck`` refuses before Hydra writes its record (``.hydra/``, the log)
 into the folder; ``train.run`` refuses a multirun job, whose folder Hydra makes as it starts. A folder that a live
 run still writes into (its lock, ``config/run_lock.py``) is refused before any of this, also
 when ``resume`` names or finds it.
@@ -29,15 +29,9 @@ import logging
 from pathlib import Path
 
 from ..config.checks import ConfigError
-from .checkpoint import (
-    CHECKPOINT_DIR,
-    Checkpoint,
-    best_path,
-    find_checkpoint,
-    list_checkpoints,
-    read_checkpoint,
-    setting_changes,
-)
+from ..config.run_dir import CHECKPOINT_DIR
+from .checkpoint import Checkpoint, best_path, find_checkpoint, list_checkpoints, read_checkpoint
+from .resume_check import setting_changes
 
 log = logging.getLogger("vaegan_runner")
 IDENTITY_GROUPS = ("seed", "model", "dataset", "optimizer", "trainer")

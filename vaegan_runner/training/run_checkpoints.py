@@ -13,23 +13,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config.checks import ConfigError
+from ..config.run_dir import CHECKPOINT_DIR
 from ..data import ImageData
 from ..models import Family
 from .checkpoint import (
-    CHECKPOINT_DIR,
     Checkpoint,
     RunMeta,
     best_path,
     checkpoint_path,
     list_checkpoints,
     read_checkpoint,
-    restore_rng_state,
-    rng_state,
     save_checkpoint,
 )
 from .distributed import Distributed
 from .optim import configured_lr
 from .phase_runner import PhaseRunner
+from .rng_state import restore_rng_state, rng_state
 
 
 @dataclass

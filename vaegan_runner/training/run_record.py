@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ..atomic_write import write_text_atomic
-from ..metrics.context import MetricResults
+from ..metrics.results import MetricResults
 from ..version import __version__
 
 HPARAM_GROUPS = ("model", "dataset", "optimizer", "trainer")

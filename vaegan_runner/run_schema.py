@@ -13,12 +13,12 @@ from typing import Any, cast
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ..data import dataset_schema
-from ..models import FamilyConfig, family_class
-from ..models.nets import check_image_size
-from ..training.device import AMP_MODES
-from ..training.optim import OptimizerConfig, check_networks
-from .checks import ConfigError, check_seed, non_negative, one_of, positive, require, typed
+from .config.checks import ConfigError, check_seed, non_negative, one_of, positive, require, typed
+from .data import dataset_schema
+from .models import FamilyConfig, family_class
+from .models.nets import check_image_size
+from .training.device import AMP_MODES
+from .training.optim import OptimizerConfig, check_networks
 
 NONFINITE_POLICIES = ("stop", "skip", "rollback")
 TOP_LEVEL_KEYS = ("seed", "device", "resume", "model", "dataset", "optimizer", "trainer", "log", "checkpoint", "eval")
@@ -108,7 +108,7 @@ class EvalConfig:
     cache_dir: str = MISSING  # domain classifiers and reference statistics
 
     def __post_init__(self):
-        from ..metrics.registry import METRIC_NAMES, METRICS, MIN_REFERENCE
+        from .metrics.registry import METRIC_NAMES, METRICS, MIN_REFERENCE
 
         positive(self.every_n_steps, "every_n_steps")
         positive(self.max_images, "max_images")
@@ -159,8 +159,8 @@ def choose_optimized_metric(
     domain FID on labelled data, else Inception FID (installed, and CUDA or
     ``eval.inception_on_cpu``), else the reconstruction error; None, with each candidate's
     reason, when none of them can be computed. ``held_out_key`` sets the held-out split's size."""
-    from ..metrics.context import inception_installed
-    from ..metrics.registry import METRICS, VALUE_NAMES, too_few_to_compare, unmet_need
+    from .metrics.evaluate import inception_installed
+    from .metrics.registry import METRICS, VALUE_NAMES, too_few_to_compare, unmet_need
 
     def why_not(name: str) -> str | None:
         metric = METRICS[VALUE_NAMES[name]]
@@ -198,7 +198,7 @@ def choose_optimized_metric(
 
 def check_optimized_metric(run: RunConfig, family) -> None:
     """The value a sweeper minimises must be one this family can produce."""
-    from ..metrics.registry import METRICS, VALUE_NAMES, unmet_need
+    from .metrics.registry import METRICS, VALUE_NAMES, unmet_need
 
     name = run.eval.optimized_metric
     if name == AUTO:

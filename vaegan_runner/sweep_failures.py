@@ -18,8 +18,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..atomic_write import write_text_atomic
-from .run_dir import remove_if_empty_run
+from .atomic_write import write_text_atomic
+from .config.run_dir import remove_if_empty_run
 
 RECORDS = ".failed"
 

@@ -141,6 +141,20 @@ def test_per_dataset_defaults_set_the_gans_rate_on_cifar10(overrides, lr):
     assert run.optimizer.lr == pytest.approx(lr)
 
 
+@pytest.mark.parametrize(
+    "overrides, weight",
+    [
+        (["model=gan", "dataset=cifar10", "model.conditional=true"], 1.0),  # gan_cifar10.yaml
+        (["model=gan", "dataset=cifar10"], 0.0),  # ACGAN's loss needs labels: conditional only
+        (["model=gan", "dataset=cifar10", "model.conditional=true", "model.auxiliary_weight=0"], 0.0),
+        (["model=gan", "dataset=mnist", "model.conditional=true"], 0.0),  # no file for the pair
+    ],
+)
+def test_the_conditional_gan_on_cifar10_takes_acgans_class_loss(overrides, weight):
+    run = validate(compose_config([*overrides, "dataset.download=false"]))
+    assert run.model.auxiliary_weight == pytest.approx(weight)
+
+
 def test_per_dataset_defaults_give_the_vae_its_colour_likelihood():
     assert validate(compose_config(["model=vae", "dataset=cifar10"])).model.likelihood == "discretized_logistic"
     assert validate(compose_config(["model=vae", "dataset=mnist"])).model.likelihood == "bernoulli"

@@ -3,6 +3,7 @@ step that pulls the codes onto the prior while the reconstruction improves."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from vaegan_runner.models.wae import imq_mmd, squared_distances
@@ -45,3 +46,29 @@ def test_training_pulls_the_codes_onto_the_prior(build_family, phase_runner):
     last = family.evaluate(x, torch.zeros(64, dtype=torch.long))
     assert last["mmd"] < 0.5 * first["mmd"], (first, last)
     assert last["recon"] < first["recon"], (first, last)
+
+
+def test_the_per_class_penalty_is_each_class_estimate_weighted_by_its_count():
+    """``labels`` gives in one pass what a loop over the classes gives; a class of one adds 0."""
+    g = torch.Generator().manual_seed(3)
+    codes, prior = torch.randn(40, 4, generator=g), torch.randn(40, 4, generator=g)
+    labels = torch.tensor([0] * 17 + [1] * 12 + [2] * 10 + [3])
+
+    def reference(a, b):  # the formula of the module's docstring, written out pair by pair
+        n, d = a.shape
+        if n < 2:
+            return 0.0
+        total = 0.0
+        for s in SCALES:
+            c = s * 2.0 * d
+            k = lambda u, v, c=c: c / (c + float(((u - v) ** 2).sum()))  # noqa: E731
+            same = sum(k(a[i], a[j]) + k(b[i], b[j]) for i in range(n) for j in range(n) if i != j)
+            total += same / (n * (n - 1)) - 2 * sum(k(a[i], b[j]) for i in range(n) for j in range(n)) / n**2
+        return total
+
+    expected = sum(int((labels == c).sum()) * reference(codes[labels == c], prior[labels == c]) for c in range(4))
+    expected /= len(labels)
+    assert imq_mmd(codes, prior, SCALES, labels).item() == pytest.approx(expected, rel=1e-5)
+    assert imq_mmd(codes, prior, SCALES, torch.zeros(40, dtype=torch.long)).item() == pytest.approx(
+        imq_mmd(codes, prior, SCALES).item()
+    )

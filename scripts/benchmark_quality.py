@@ -159,11 +159,11 @@ def real_images_row(dataset: str, n: int) -> dict:
     precision, recall = precision_recall(reference[:n], features, k=3)
     return {
         "seconds_per_epoch": None,
-        "metrics/domain_fid": frechet_distance(FeatureStats.from_features(features), stats),
-        "metrics/precision": precision,
-        "metrics/recall": recall,
-        "metrics/class_coverage": float(class_coverage(logits, 10)),
-        "metrics/classifier_score": classifier_score(logits),
+        "final/domain_fid": frechet_distance(FeatureStats.from_features(features), stats),
+        "final/precision": precision,
+        "final/recall": recall,
+        "final/class_coverage": float(class_coverage(logits, 10)),
+        "final/classifier_score": classifier_score(logits),
         "metric_counts": {"domain_fid": {"samples": n, "reference": stats.count}},
     }
 

@@ -79,6 +79,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import statistics
@@ -218,11 +219,13 @@ def plain_discretized_logistic_nll(logits: torch.Tensor, log_scale: torch.Tensor
 
 def plain_vae_steps(run, family, images: torch.Tensor) -> Steps:
     """A hand-written VAE loop: Bernoulli decoder (or, on colour data, one logistic per pixel
-    discretised to the 256 levels, with a learned scale per channel), analytic KL, one Adam for
-    both networks."""
-    m, size = run.model, family.image_size
-    enc = build_encoder(m.net, family.channels, size, 2 * m.latent_dim).to(family.device)
-    dec = build_decoder(m.net, family.channels, size, m.latent_dim).to(family.device)
+    discretised to the 256 levels, with a learned scale per channel or, with
+    ``model.logistic_scale=pixel``, a scale per pixel decoded beside the means), analytic KL, one
+    Adam for both networks."""
+    m, size, channels = run.model, family.image_size, family.channels
+    pixel_scales = m.likelihood == "discretized_logistic" and m.logistic_scale == "pixel"
+    enc = build_encoder(m.net, channels, size, 2 * m.latent_dim).to(family.device)
+    dec = build_decoder(m.net, channels * (2 if pixel_scales else 1), size, m.latent_dim).to(family.device)
     enc.load_state_dict(family.encoder.state_dict())
     decoder_state = family.decoder.state_dict()
     log_scale = decoder_state.pop("log_scale", None)  # discretized_logistic: the family's scale, [C, 1, 1]
@@ -234,6 +237,9 @@ def plain_vae_steps(run, family, images: torch.Tensor) -> Steps:
     opt = adam(run, trained)
 
     def nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if pixel_scales:  # the means' logits, then log scales around 0.1, at least e^-7
+            means, raw = logits[:, :channels], logits[:, channels:]
+            return plain_discretized_logistic_nll(means, (raw + math.log(0.1)).clamp(min=-7.0), x)
         if log_scale is None:
             return F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
         return plain_discretized_logistic_nll(logits, log_scale, x)

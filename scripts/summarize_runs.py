@@ -20,21 +20,23 @@ import statistics
 import sys
 from pathlib import Path
 
+from vaegan_runner.training.run_record import with_final_names
+
 COLUMNS = [  # (key in metrics.json, title, format, lower is better)
-    ("metrics/domain_fid", "domain FID", "{:.1f}", True),
-    ("metrics/classifier_score", "classifier score", "{:.2f}", False),
-    ("metrics/class_coverage", "classes", "{:.1f}", False),
-    ("metrics/precision", "precision", "{:.3f}", False),
-    ("metrics/recall", "recall", "{:.3f}", False),
-    ("metrics/diversity", "diversity", "{:.3f}", False),
-    ("metrics/neg_elbo", "-ELBO (nats)", "{:.1f}", True),
-    ("metrics/iwae_nll", "IWAE NLL (nats)", "{:.1f}", True),
-    ("metrics/recon_mse", "recon MSE", "{:.4f}", True),
-    ("metrics/probe_acc", "linear probe", "{:.3f}", False),
-    ("metrics/nn_acc", "1-NN", "{:.3f}", False),
-    ("metrics/label_accuracy", "label accuracy", "{:.3f}", False),
-    ("metrics/intra_fid", "intra-FID", "{:.1f}", True),
-    ("metrics/classifier_error", "classifier error", "{:.4f}", True),
+    ("final/domain_fid", "domain FID", "{:.1f}", True),
+    ("final/classifier_score", "classifier score", "{:.2f}", False),
+    ("final/class_coverage", "classes", "{:.1f}", False),
+    ("final/precision", "precision", "{:.3f}", False),
+    ("final/recall", "recall", "{:.3f}", False),
+    ("final/diversity", "diversity", "{:.3f}", False),
+    ("final/neg_elbo", "-ELBO (nats)", "{:.1f}", True),
+    ("final/iwae_nll", "IWAE NLL (nats)", "{:.1f}", True),
+    ("final/recon_mse", "recon MSE", "{:.4f}", True),
+    ("final/probe_acc", "linear probe", "{:.3f}", False),
+    ("final/nn_acc", "1-NN", "{:.3f}", False),
+    ("final/label_accuracy", "label accuracy", "{:.3f}", False),
+    ("final/intra_fid", "intra-FID", "{:.1f}", True),
+    ("final/classifier_error", "classifier error", "{:.4f}", True),
     ("seconds_per_epoch", "s/epoch", "{:.0f}", True),
 ]
 
@@ -52,7 +54,7 @@ def seconds_per_epoch(run_dir: Path, images_per_epoch: int) -> float | None:
 
 
 def read_job(job: Path, images_per_epoch: int) -> dict:
-    metrics = json.loads((job / "metrics.json").read_text())
+    metrics = with_final_names(json.loads((job / "metrics.json").read_text()))  # any runner's file
     metrics["seconds_per_epoch"] = seconds_per_epoch(job, images_per_epoch)
     return metrics
 

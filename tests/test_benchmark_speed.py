@@ -51,10 +51,18 @@ def test_a_likelihood_the_plain_vae_does_not_write_is_refused():
         benchmark_speed.check_plain_matches(run)
 
 
-def test_the_plain_vae_runs_on_a_discretized_logistic_family(build_family):
-    """The plain VAE starts from the family's weights (the decoder's scale is not one of its
-    network's) and trains copies of its own: the family's weights stay as they were."""
-    run, family = build_family("vae", "model.prior=gaussian", "model.likelihood=discretized_logistic", channels=3)
+@pytest.mark.parametrize("scale", ["channel", "pixel"])
+def test_the_plain_vae_runs_on_a_discretized_logistic_family(build_family, scale):
+    """The plain VAE starts from the family's weights (the decoder's scale per channel is not one
+    of its network's; per pixel, the decoder's second half) and trains copies of its own: the
+    family's weights stay as they were."""
+    run, family = build_family(
+        "vae",
+        "model.prior=gaussian",
+        "model.likelihood=discretized_logistic",
+        f"model.logistic_scale={scale}",
+        channels=3,
+    )
     benchmark_speed.check_plain_matches(run)
     before = {k: v.clone() for k, v in family.state_dict().items()}
     steps = benchmark_speed.plain_vae_steps(run, family, torch.randint(0, 256, (128, 3, 28, 28), dtype=torch.uint8))

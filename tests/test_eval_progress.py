@@ -265,6 +265,26 @@ def test_auto_rounds_down_to_a_multiple_of_its_minimum(shapes_vae):
     assert ctx.iwae_images() == IWAE_MIN_IMAGES * ((HELD_OUT - 1) // IWAE_MIN_IMAGES)
 
 
+@pytest.mark.parametrize(("others_share", "leaves_some_out"), [(0.5, True), (2.0, False)])
+def test_auto_leaves_the_other_metrics_their_share_of_the_training_time(shapes_vae, others_share, leaves_some_out):
+    run, family, data = shapes_vae
+    run.eval.iwae_k = 2
+    lines: list[str] = []
+    resources = MetricResources(data, run.eval, torch.device("cpu"), lines.append)
+    progress = Progress(lines.append)
+    ctx = MetricContext(family, resources, 64, None, MetricResults(), progress=progress, training_seconds=1.0)
+    ctx.metric_names = ["neg_elbo", "recon_mse", "iwae"]
+    per_image, others = ctx.likelihood_seconds_per_image(2), ctx.other_metrics_seconds()
+    assert others > 0
+    # the whole split's bound alone fits the training's time; beside the other metrics it fits only with room to spare
+    ctx.training_seconds = per_image * HELD_OUT + others * others_share
+    assert (ctx.iwae_images() < HELD_OUT) is leaves_some_out
+    said = [line for line in lines if line.startswith("eval.iwae_max_images=auto")]
+    assert bool(said) is leaves_some_out
+    if leaves_some_out:
+        assert "for the other metrics" in said[0]
+
+
 @pytest.mark.parametrize("value", [0, -5, "all", 2.5, True])
 def test_iwae_max_images_refuses_anything_but_auto_null_or_a_count(value):
     with pytest.raises(ConfigError) as err:
@@ -344,7 +364,7 @@ def test_ctrl_c_during_the_end_of_run_evaluation_keeps_what_finished_and_exits_1
     assert message in rest and f"`vaegan-eval {run_dir} metrics=iwae` computes the rest" in rest
     saved = json.loads((run_dir / "metrics.json").read_text())
     assert saved["complete"] is False and saved["metrics_skipped"] == {"iwae": STOPPED}
-    assert "metrics/recon_mse" in saved and "metrics/iwae_nll" not in saved
+    assert "final/recon_mse" in saved and "final/iwae_nll" not in saved
     assert without_data(saved["metric_counts"]["recon_mse"]) == {"images": HELD_OUT}
 
 
@@ -355,11 +375,11 @@ def test_resuming_a_run_whose_evaluation_was_stopped_evaluates_it_again(tmp_path
     train_run(compose_config(overrides), runs / "a")
     path = runs / "a" / "metrics.json"
     whole = json.loads(path.read_text())
-    stopped = {k: v for k, v in whole.items() if k != "metrics/recon_mse"}
+    stopped = {k: v for k, v in whole.items() if k != "final/recon_mse"}
     path.write_text(json.dumps({**stopped, "metrics_skipped": {"recon_mse": STOPPED}, "complete": False}))
     caplog.set_level("INFO")
     results = train_run(compose_config([*overrides, "resume=auto"]), runs / "b")
-    assert results["recon_mse"] == pytest.approx(whole["metrics/recon_mse"])
+    assert results["recon_mse"] == pytest.approx(whole["final/recon_mse"])
     again = json.loads(path.read_text())
     assert again["complete"] is True and again["metrics_skipped"] == {} and again["step"] == 3
     assert "is finished" not in caplog.text and not (runs / "b").exists()

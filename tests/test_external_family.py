@@ -287,7 +287,7 @@ def test_an_external_family_trains_evaluates_samples_and_resumes(tmp_path):
     )
     assert train.returncode == 0, train.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert math.isfinite(metrics["metrics/domain_fid"]) and metrics["metrics/class_coverage"] >= 1
+    assert math.isfinite(metrics["final/domain_fid"]) and metrics["final/class_coverage"] >= 1
     assert (run_dir / "samples.png").is_file()
     assert [p.name for p in list_checkpoints(run_dir / "checkpoints")] == ["step_00000004.pt", "step_00000008.pt"]
     saved = load_checkpoint(run_dir / "checkpoints" / "step_00000008.pt")

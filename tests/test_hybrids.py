@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from runner_utils import FAST, LOGGED_AT_6_AND_12, compose_config
 from vaegan_runner.config.checks import ConfigError
-from vaegan_runner.models import priors, vaegan
+from vaegan_runner.models import fixed_priors, vaegan
 from vaegan_runner.models.losses import discriminator_loss, generator_loss, kl_to_standard_normal
 from vaegan_runner.run_schema import validate
 from vaegan_runner.train import run as train_run
@@ -288,23 +288,23 @@ N = 200_000
 
 
 def test_gaussian_and_uniform_prior_moments():
-    g = priors.gaussian(N, 3, generator=torch.Generator().manual_seed(0))
+    g = fixed_priors.gaussian(N, 3, generator=torch.Generator().manual_seed(0))
     assert g.shape == (N, 3)
     assert g.mean(0).abs().max() < 0.01 and (g.var(0) - 1).abs().max() < 0.02
-    u = priors.uniform(N, 3, generator=torch.Generator().manual_seed(0))
+    u = fixed_priors.uniform(N, 3, generator=torch.Generator().manual_seed(0))
     assert u.min() >= -1 and u.max() <= 1
     assert u.mean(0).abs().max() < 0.01 and (u.var(0) - 1 / 3).abs().max() < 0.01
 
 
 def test_mixture_prior_components_on_the_circle_with_equal_weights():
     k, radius, std = 10, 3.0, 0.2
-    means = priors.mixture_means(4, k, radius)
+    means = fixed_priors.mixture_means(4, k, radius)
     assert torch.allclose(means[:, :2].norm(dim=1), torch.full((k,), radius))
     assert torch.equal(means[:, 2:], torch.zeros(k, 2))
     angles = torch.atan2(means[:, 1], means[:, 0]).remainder(2 * math.pi)
     assert torch.allclose(angles.sort().values, torch.arange(k) * 2 * math.pi / k, atol=1e-5)
 
-    z = priors.mixture(N, 4, components=k, radius=radius, std=std, generator=torch.Generator().manual_seed(0))
+    z = fixed_priors.mixture(N, 4, components=k, radius=radius, std=std, generator=torch.Generator().manual_seed(0))
     nearest = torch.cdist(z, means).argmin(1)
     counts = torch.bincount(nearest, minlength=k).float()
     assert (counts / N - 1 / k).abs().max() < 0.005

@@ -48,7 +48,7 @@ def test_metrics_are_logged_during_training_and_at_the_end(vae_run):
         assert [s for s, _ in scalar_series(events, f"metrics/{value}")] == [10, 20], value
     metrics = json.loads((run_dir / "metrics.json").read_text())
     for value in ["domain_fid", "precision", "recall", "neg_elbo", "iwae_nll", "recon_mse", "probe_acc"]:
-        assert math.isfinite(metrics[f"metrics/{value}"]) and results[value] == metrics[f"metrics/{value}"]
+        assert math.isfinite(metrics[f"final/{value}"]) and results[value] == metrics[f"final/{value}"]
         assert scalar_series(events, f"final/{value}")[0][0] == 20
     stamp = metrics["metric_counts"]["domain_fid"]  # the protocol stamp: values with other stamps do not compare
     assert stamp["features"] == "domain classifier of shapes (1x28x28, 128-d)" and stamp["weights"].startswith(
@@ -69,12 +69,12 @@ def test_metrics_are_logged_during_training_and_at_the_end(vae_run):
         "subset_size": 128,
     }
     assert kid["weights"] == stamp["weights"]
-    assert metrics["metrics/domain_kid_std"] > 0 and math.isfinite(metrics["metrics/domain_kid"])
+    assert metrics["final/domain_kid_std"] > 0 and math.isfinite(metrics["final/domain_kid"])
     assert metrics["metric_counts"]["iwae"] == {"images": 128, "k": 4, "data": stamp["data"]}
     assert stamp["data"].startswith("pixels sha256:") and metrics["data_source"].endswith(stamp["data"])
     assert all(s["data"] == stamp["data"] for s in metrics["metric_counts"].values())  # every stamp names the data
     assert "inception_fid" in metrics["metrics_skipped"]  # CPU: skipped unless asked for
-    assert 0 <= metrics["metrics/precision"] <= 1 and 1 - 1e-9 <= metrics["metrics/classifier_score"] <= 3
+    assert 0 <= metrics["final/precision"] <= 1 and 1 - 1e-9 <= metrics["final/classifier_score"] <= 3
 
 
 def test_hparams_tab_holds_settings_and_final_metrics(vae_run):
@@ -95,7 +95,7 @@ def test_hparams_tab_holds_settings_and_final_metrics(vae_run):
 def test_gan_has_no_encoder_metrics(gan_run):
     run_dir, results = gan_run
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert "metrics/domain_fid" in metrics and "metrics/recon_mse" not in metrics
+    assert "final/domain_fid" in metrics and "final/recon_mse" not in metrics
     assert set(metrics["metrics_skipped"]) >= {"neg_elbo", "iwae", "recon_mse", "linear_probe"}
     assert "has no encoder" in metrics["metrics_skipped"]["recon_mse"]
 
@@ -103,10 +103,10 @@ def test_gan_has_no_encoder_metrics(gan_run):
 def test_cli_returns_the_optimized_metric_and_train_log_holds_what_the_console_shows(tmp_path):
     result = run_cli(["model=vae", *RUN, "eval.optimized_metric=recon_mse", "hydra.run.dir=run"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["metrics/recon_mse"] > 0
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["final/recon_mse"] > 0
     log = (tmp_path / "run" / "train.log").read_text()
     console = result.stdout + result.stderr
-    for line in ("metrics inception_fid, inception_kid not computed: skipped on CPU", "step 20: held-out recon="):
+    for line in ("metrics inception_fid, inception_kid not computed: skipped on CPU", "step 20: held-out eval/recon="):
         assert line in console and line in log, (line, log[-2000:])
 
 

@@ -26,7 +26,7 @@ TINY = [
     "eval.metrics=[]",
     "eval.final_metrics=[iwae]",
 ]
-VALUE = "metrics/iwae_nll"
+VALUE = "final/iwae_nll"
 
 
 def plugin(name: str) -> None:

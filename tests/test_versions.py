@@ -4,6 +4,7 @@ still load, and a resume across versions is named in one warning."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import tomllib
@@ -149,3 +150,41 @@ def test_resume_by_the_same_version_is_silent(caplog):
     with caplog.at_level(logging.DEBUG, logger="vaegan_runner"):
         assert warn_if_other_version(checkpoint_by(__version__)) is None
     assert caplog.records == []
+
+
+# --- metrics.json of older runners -------------------------------------------------------------
+OLD_METRICS_JSON = {  # what a runner before 0.4.0 wrote: the final values under metrics/
+    "runner_version": "0.3.0",
+    "step": 20,
+    "eval/neg_elbo": 100.0,
+    "metrics/domain_fid": 12.5,
+    "metrics/iwae_nll": 90.0,
+    "metric_counts": {"domain_fid": {"samples": 10000, "reference": 10000}},
+    "complete": True,
+}
+
+
+def test_a_metrics_json_from_before_0_4_reads_with_the_final_names(tmp_path):
+    from vaegan_runner.training.run_record import finished_results, with_final_names
+
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps(OLD_METRICS_JSON))
+    assert finished_results(path) == {"eval/neg_elbo": 100.0, "domain_fid": 12.5, "iwae_nll": 90.0}
+    renamed = with_final_names(OLD_METRICS_JSON)
+    assert renamed["final/domain_fid"] == 12.5 and not any(k.startswith("metrics/") for k in renamed)
+    assert renamed["metric_counts"] == OLD_METRICS_JSON["metric_counts"]
+    new = {**renamed, "runner_version": __version__}
+    assert with_final_names(new) == new
+
+
+def test_summarize_runs_puts_old_and_new_runs_in_one_table(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("summarize_runs", REPO / "scripts" / "summarize_runs.py")
+    summarize_runs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(summarize_runs)
+    for job, saved in (("old", OLD_METRICS_JSON), ("new", {"eval/neg_elbo": 98.0, "final/domain_fid": 14.5})):
+        (tmp_path / "setting" / job).mkdir(parents=True)
+        (tmp_path / "setting" / job / "metrics.json").write_text(json.dumps(saved))
+    table = summarize_runs.summarize(summarize_runs.collect(tmp_path, None, 1000))
+    assert "| setting | 2 | 13.5 ± 1.4 |" in table, table

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from functools import cached_property
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import torch
 
@@ -25,6 +25,9 @@ from .probe import linear_probe_accuracy
 from .progress import Progress
 from .resources import MetricResources
 from .results import MetricResults
+
+if TYPE_CHECKING:
+    from .cost import PassTimer
 
 IWAE_AUTO = "auto"  # eval.iwae_max_images: the whole split unless it would take longer than the training
 IWAE_MIN_IMAGES = 1000  # auto's fewest images, and the step it rounds down to (repeatable counts)
@@ -52,6 +55,7 @@ class MetricContext:
         self.progress = progress or Progress()  # passes over images count themselves here
         self.training_seconds = training_seconds  # what eval.iwae_max_images=auto keeps the IWAE bound near
         self._likelihood_seconds: dict[int, float] = {}
+        self.metric_names: list[str] = []  # the metrics this evaluation runs (auto leaves the others room)
 
     def note(self, metric: str, features: str | None = None, **counts: int | str) -> None:
         """Record what ``metric``'s values were computed on; with ``features`` (``domain`` or
@@ -156,10 +160,11 @@ class MetricContext:
 
     def iwae_images(self) -> int:
         """How many held-out images the IWAE bound averages over (``eval.iwae_max_images``): a
-        count (at most this evaluation's), null: all of them, auto: all unless that would take
-        longer than the training did (``training_seconds``; unknown: all), else as many as fit in
-        about that time, rounded down to a multiple of ``IWAE_MIN_IMAGES`` and at least that many;
-        auto's choice is logged."""
+        count (at most this evaluation's), null: all of them, auto: all unless the evaluation
+        would then take longer than the training did (``training_seconds``; unknown: all), else as
+        many as fit in the training's time less the other metrics' estimated cost
+        (``other_metrics_seconds``), rounded down to a multiple of ``IWAE_MIN_IMAGES`` and at least that
+        many; auto's choice is logged."""
         if "_iwae_images" not in vars(self):
             held_out, cap = self.held_out_count(), self.cfg.iwae_max_images
             if cap == IWAE_AUTO:
@@ -174,18 +179,40 @@ class MetricContext:
         if self.training_seconds is None:
             return held_out
         per_image = self.likelihood_seconds_per_image(self.cfg.iwae_k)
-        if held_out * per_image <= self.training_seconds:
+        others = self.other_metrics_seconds()
+        budget = self.training_seconds - others
+        if held_out * per_image <= budget:
             return held_out
-        fits = int(self.training_seconds / per_image) // IWAE_MIN_IMAGES * IWAE_MIN_IMAGES
+        fits = int(max(0.0, budget) / per_image) // IWAE_MIN_IMAGES * IWAE_MIN_IMAGES
         images = min(held_out, max(IWAE_MIN_IMAGES, fits))
         if images < held_out:
+            besides = f" less ~{format_seconds(others)} for the other metrics" if others > 0 else ""
             self.progress.say(
                 f"eval.iwae_max_images=auto: the IWAE bound (k={self.cfg.iwae_k}) on {images} of the {held_out} "
                 f"held-out images, ~{format_seconds(images * per_image)}: all of them would take "
                 f"~{format_seconds(held_out * per_image)}, longer than the training's "
-                f"{format_seconds(self.training_seconds)}; eval.iwae_max_images=null uses them all"
+                f"{format_seconds(self.training_seconds)}{besides}; eval.iwae_max_images=null uses them all"
             )
         return images
+
+    def other_metrics_seconds(self) -> float:
+        """The estimated cost (``cost.py``) of this evaluation's metrics (``metric_names``) other
+        than the IWAE bound, so that auto leaves them their share of the training's time; 0 when
+        they cannot be estimated."""
+        from .cost import estimate_metrics
+
+        try:
+            estimates = estimate_metrics([name for name in self.metric_names if name != "iwae"], self)
+        except Exception:  # an estimate never keeps the bound from running: the training time alone then
+            return 0.0
+        return sum(e.seconds for e in estimates.values() if e is not None)
+
+    @cached_property
+    def pass_timer(self) -> PassTimer:
+        """Each kind of pass timed once per evaluation, whoever asks (``cost.py``)."""
+        from .cost import PassTimer
+
+        return PassTimer(self)
 
     def probe_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The first batch of held-out (pixels, labels), on which passes are timed (``cost.py``)."""

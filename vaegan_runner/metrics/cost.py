@@ -174,7 +174,7 @@ def synchronize(device: torch.device) -> None:
 def estimate_metrics(names: list[str], ctx: MetricContext) -> dict[str, Estimate | None]:
     """Each metric's estimated cost in the order they run (a shared pass counted for the first
     that makes it); None for a metric this module cannot estimate."""
-    timer = PassTimer(ctx)
+    timer = ctx.pass_timer
     done: set[str] = set()
     estimates: dict[str, Estimate | None] = {}
     for name in names:

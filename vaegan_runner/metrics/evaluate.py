@@ -60,6 +60,7 @@ def evaluate_metrics(
             runnable.append(name)
         else:
             results.skipped[name] = reason
+    ctx.metric_names = runnable
     was_training = family.training
     family.eval()
     devices = [family.device] if family.device.type == "cuda" else []

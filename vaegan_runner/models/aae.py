@@ -6,7 +6,7 @@
                      E   <- adversarial_weight * L_G(D(z))
 
 D is an MLP on codes, so q(z) = E_x q(z|x) is pushed onto the prior p(z) (``model.prior``,
-see ``vaegan_runner/models/priors.py``) without a closed-form KL; samples decode prior draws.
+see ``vaegan_runner/models/fixed_priors.py``) without a closed-form KL; samples decode prior draws.
 
 Class-conditional (``model.conditional=true``): the paper's supervised AAE (section 4, Fig. 6):
 the one-hot label joins z at the decoder's input and the encoder never sees it, so the code
@@ -35,9 +35,9 @@ from .adversarial import AdversarialConfig, discriminator_terms
 from .base import FAMILIES, Family, Phase
 from .conditioning import LabelledCodeDiscriminator, decoder_for, run
 from .encoders import ENCODER_TYPES, SwitchableEncoder
+from .fixed_priors import check_prior_settings, prior_options, sample_prior
 from .losses import bernoulli_nll, generator_loss, gradient_penalty, pixel_mse
 from .nets import build_encoder, vector_mlp
-from .priors import check_prior_settings, prior_options, sample_prior
 
 RECONSTRUCTIONS = ("bernoulli", "mse")
 

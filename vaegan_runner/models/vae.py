@@ -4,8 +4,10 @@
     p(z)   = N(0, I), or (``model.prior=mixture``) a mixture of Gaussians learned with the model
              (models/learned_prior.py)
     p(x|z) = Bernoulli(decoder(z)),  N(decoder(z), sigma_x^2),  or a discretised logistic per
-             8-bit pixel around decoder(z) with one learned scale per channel (colour images:
-             a discrete likelihood, so the bound reads as bits per dimension)
+             8-bit pixel around decoder(z) (colour images: a discrete likelihood, so the bound
+             reads as bits per dimension) with one learned scale per channel, or (``model.
+             logistic_scale=pixel``) a scale per pixel that the decoder outputs beside the means,
+             as PixelCNN++'s output distribution does (Salimans et al. 2017)
     loss   = E_q[-log p(x|z)] + beta_t * KL(q(z|x) || p(z)),  beta_t warmed up linearly
 
 The KL is in closed form against N(0, I) and estimated from the posterior sample against the
@@ -42,6 +44,9 @@ from .losses import (
 )
 
 LIKELIHOODS = ("bernoulli", "gaussian", "discretized_logistic")
+LOGISTIC_SCALES = ("channel", "pixel")
+LOGISTIC_INIT_SCALE = 0.1  # the logistic's starting scale: a spread like natural images' pixels
+LOGISTIC_MIN_LOG_SCALE = -7.0  # a decoded log scale is clamped here, as PixelCNN++ does
 
 
 @dataclass
@@ -52,6 +57,7 @@ class VAEConfig(FamilyConfig):
     kl_warmup_steps: int = MISSING  # beta ramps 0 -> beta over this many steps (0: off)
     prior: str = MISSING  # gaussian (N(0, I)) | mixture (learned with the model)
     prior_components: int = MISSING  # mixture: number of Gaussians
+    logistic_scale: str = MISSING  # discretized_logistic: channel (one learned scale each) | pixel (decoded)
 
     def __post_init__(self):
         super().__post_init__()
@@ -68,6 +74,7 @@ class VAEConfig(FamilyConfig):
             "decoder_std",
             f"is the fixed sigma of the gaussian likelihood; with likelihood={self.likelihood} leave it null",
         )
+        one_of(self.logistic_scale, LOGISTIC_SCALES, "logistic_scale")
         non_negative(self.beta, "beta")
         non_negative(self.kl_warmup_steps, "kl_warmup_steps")
         check_prior(self)
@@ -80,18 +87,34 @@ class VAE(CodePrior, GaussianAutoencoder, Family):
     network_names = ("encoder", "decoder")
     has_likelihood = True
     label_networks = ("encoder", "decoder")  # CVAE: q(z|x,y), p(x|z,y)
-    added_keys = {"prior": "gaussian", "prior_components": 10}
+    added_keys = {"prior": "gaussian", "prior_components": 10, "logistic_scale": "channel"}
 
     def __init__(self, cfg: VAEConfig, channels: int, image_size: int, num_classes: int | None = None):
         super().__init__(cfg, channels, image_size, num_classes)
         self.encoder = encoder_for(cfg.net, channels, image_size, 2 * cfg.latent_dim, self.num_classes)
-        self.decoder = decoder_for(cfg.net, channels, image_size, cfg.latent_dim, self.num_classes)
+        # per-pixel scales: the decoder's first `channels` maps are the pixels, the others their log scales
+        self.decodes_scales = cfg.likelihood == "discretized_logistic" and cfg.logistic_scale == "pixel"
+        outputs = channels * (2 if self.decodes_scales else 1)
+        self.decoder = decoder_for(cfg.net, outputs, image_size, cfg.latent_dim, self.num_classes)
         if cfg.likelihood == "gaussian" and cfg.decoder_std is None:
             self.decoder.register_parameter("log_std", nn.Parameter(torch.zeros(1)))
-        if cfg.likelihood == "discretized_logistic":  # scale 0.1: a spread like natural images' pixels
-            self.decoder.register_parameter("log_scale", nn.Parameter(torch.full((channels, 1, 1), math.log(0.1))))
+        if cfg.likelihood == "discretized_logistic" and not self.decodes_scales:
+            log_scale = torch.full((channels, 1, 1), math.log(LOGISTIC_INIT_SCALE))
+            self.decoder.register_parameter("log_scale", nn.Parameter(log_scale))
         self.build_prior()
         self.phases = [Phase("elbo", ("encoder", "decoder"), self.elbo_losses)]
+
+    def activate(self, logits: torch.Tensor) -> torch.Tensor:
+        """The pixels of the decoder's output (without the log scales it decodes beside them)."""
+        return super().activate(logits[:, : self.channels] if self.decodes_scales else logits)
+
+    def logistic_log_scale(self, logits: torch.Tensor) -> torch.Tensor:
+        """The discretised logistic's log scale: per pixel, decoded (starting near
+        ``LOGISTIC_INIT_SCALE``, at least ``LOGISTIC_MIN_LOG_SCALE``), or one learned per channel."""
+        if self.decodes_scales:
+            decoded = logits[:, self.channels :] + math.log(LOGISTIC_INIT_SCALE)
+            return decoded.clamp(min=LOGISTIC_MIN_LOG_SCALE)
+        return cast(torch.Tensor, self.decoder.log_scale)  # registered in __init__
 
     def nll(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """-log p(x|z) per image, in nats."""
@@ -100,7 +123,7 @@ class VAE(CodePrior, GaussianAutoencoder, Family):
         if self.cfg.likelihood == "discretized_logistic":
             return discretized_logistic_nll(
                 to_unit(self.activate(logits), self.pixel_range),
-                cast(torch.Tensor, self.decoder.log_scale),  # registered in __init__
+                self.logistic_log_scale(logits),
                 to_unit(x, self.pixel_range),
             )
         fixed = self.cfg.decoder_std

@@ -5,7 +5,7 @@ Auto-Encoders", Algorithm 2, WAE-MMD).
     E, Dec  <-  mean c(x, Dec(z~))  +  lambda * MMD_k(q(z), p(z))
 
 The AAE's sibling: both push the aggregate of the codes, q(z) = E_x q(z|x), onto the prior p(z)
-(``model.prior``, ``vaegan_runner/models/priors.py``) while the decoder reconstructs, but where
+(``model.prior``, ``vaegan_runner/models/fixed_priors.py``) while the decoder reconstructs, but where
 the AAE trains a discriminator on codes, the WAE measures the gap with a kernel: the unbiased
 estimate of the maximum mean discrepancy between the batch's codes and as many prior draws,
 
@@ -35,9 +35,9 @@ from .aae import check_reconstruction, reconstruction_error
 from .base import FAMILIES, Family, FamilyConfig, Phase
 from .conditioning import decoder_for, run
 from .encoders import ENCODER_TYPES, SwitchableEncoder
+from .fixed_priors import check_prior_settings, prior_options, sample_prior
 from .losses import pixel_mse
 from .nets import build_encoder
-from .priors import check_prior_settings, prior_options, sample_prior
 
 
 @dataclass

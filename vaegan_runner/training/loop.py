@@ -29,7 +29,14 @@ from .nonfinite import NonFinitePolicy
 from .phase_runner import NonFiniteStep, PhaseRunner
 from .run_checkpoints import RunCheckpoints
 from .run_log import RunLog
-from .run_record import evaluation_complete, finished_results, hparam_values, protocol_hparams, write_metrics_json
+from .run_record import (
+    FINAL,
+    evaluation_complete,
+    finished_results,
+    hparam_values,
+    protocol_hparams,
+    write_metrics_json,
+)
 from .snapshots import Snapshots
 from .stopping import EvaluationInterrupted, Interrupted, StopRequest
 
@@ -161,7 +168,7 @@ def finish(
     results = held_out.final_metrics(step, progress, finished.training_seconds)
     if results.complete:  # the HPARAMS row is the finished run's
         settings = {**hparam_values(run.resolved, held_out.data.source), **protocol_hparams(results.counts)}
-        log.hparams(settings, {f"final/{k}": v for k, v in results.values.items()})
+        log.hparams(settings, {f"{FINAL}{k}": v for k, v in results.values.items()})
     write_metrics_json(
         run_dir / "metrics.json",
         step,
@@ -177,8 +184,8 @@ def finish(
         by_reason.setdefault(reason, []).append(name)
     for reason, names in by_reason.items():
         log.write(f"metric{'s' if len(names) > 1 else ''} {', '.join(names)} not computed: {reason}")
-    shown = {**final, **{(f"metrics/{k}" if k in final else k): v for k, v in results.values.items()}}
-    summary = ", ".join(f"{k}={v:.4g}" for k, v in shown.items())  # eval/neg_elbo and metrics/neg_elbo differ
+    shown = {**{f"eval/{k}": v for k, v in final.items()}, **{f"{FINAL}{k}": v for k, v in results.values.items()}}
+    summary = ", ".join(f"{k}={v:.4g}" for k, v in shown.items())  # metrics.json's names
     log.write(f"step {step}: held-out {summary}" if summary else f"step {step}: done")
     log.close()
     if results.stopped_by is not None:  # not results.complete

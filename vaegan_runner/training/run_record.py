@@ -11,6 +11,8 @@ from ..metrics.results import MetricResults
 from ..version import __version__
 
 HPARAM_GROUPS = ("model", "dataset", "optimizer", "trainer")
+FINAL = "final/"  # an end-of-run metric value's name: metrics.json, TensorBoard's scalars and HPARAMS
+BEFORE_0_4_FINAL = "metrics/"  # the same in the metrics.json of runners before 0.4.0 (the during-training tag)
 
 
 def write_metrics_json(
@@ -23,7 +25,7 @@ def write_metrics_json(
     results: MetricResults,
     data_source: str = "",
 ) -> None:
-    """The run's final numbers: family scalars (``eval/``), metrics (``metrics/``), and for each
+    """The run's final numbers: family scalars (``eval/``), metrics (``final/``), and for each
     metric what it was computed on (FID depends on the sample count); ``train_images`` is the
     training split's size (an epoch), ``images_seen`` what training went through;
     ``runner_version`` the runner that finished the run; ``data_source`` the copy of the data
@@ -39,7 +41,7 @@ def write_metrics_json(
                 "eval_images": eval_images,
                 "data_source": data_source,
                 **{f"eval/{k}" if "/" not in k else k: v for k, v in final.items()},
-                **{f"metrics/{k}": v for k, v in results.values.items()},
+                **{f"{FINAL}{k}": v for k, v in results.values.items()},
                 "metric_counts": results.counts,
                 "metric_seconds": {k: round(v, 2) for k, v in results.seconds.items()},
                 "metrics_skipped": results.skipped,
@@ -69,7 +71,18 @@ def finished_results(path: Path) -> dict[str, float]:
     saved = json.loads(path.read_text())
     return {
         **{k: v for k, v in saved.items() if k.startswith("eval/")},
-        **{k.removeprefix("metrics/"): v for k, v in saved.items() if k.startswith("metrics/")},
+        **{k.removeprefix(FINAL): v for k, v in with_final_names(saved).items() if k.startswith(FINAL)},
+    }
+
+
+def with_final_names(saved: dict) -> dict:
+    """A ``metrics.json``'s contents with the end-of-run values under ``final/``, whichever
+    runner wrote it (before 0.4.0 they were under ``metrics/``, the name TensorBoard gives the
+    values computed during training)."""
+    if any(k.startswith(FINAL) for k in saved):
+        return saved
+    return {
+        (FINAL + k.removeprefix(BEFORE_0_4_FINAL) if k.startswith(BEFORE_0_4_FINAL) else k): v for k, v in saved.items()
     }
 
 

@@ -1,4 +1,6 @@
-"""Priors p(z) for the adversarial autoencoder, one small sampler each, found by name.
+"""Fixed priors p(z) of the adversarial autoencoder and the WAE-MMD, one small sampler each,
+found by name: chosen in the config and drawn from, never trained (the VAE's prior learned
+with the model is ``learned_prior.py``; a mixture fitted to trained codes, ``fitted_prior.py``).
 
 The AAE's code discriminator learns to tell draws from the prior ("real") from the encoder's
 codes ("fake"); decoding prior draws is how an AAE samples. Every sampler returns ``n`` codes

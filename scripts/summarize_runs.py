@@ -31,6 +31,7 @@ COLUMNS = [  # (key in metrics.json, title, format, lower is better)
     ("final/diversity", "diversity", "{:.3f}", False),
     ("final/neg_elbo", "-ELBO (nats)", "{:.1f}", True),
     ("final/iwae_nll", "IWAE NLL (nats)", "{:.1f}", True),
+    ("final/iwae_bits_per_dim", "bits/dim", "{:.2f}", True),
     ("final/recon_mse", "recon MSE", "{:.4f}", True),
     ("final/probe_acc", "linear probe", "{:.3f}", False),
     ("final/nn_acc", "1-NN", "{:.3f}", False),
@@ -67,12 +68,13 @@ def mean_std(values: list[float], fmt: str) -> str:
     return f"{fmt.format(statistics.fmean(values))} ± {fmt.format(statistics.stdev(values))}"
 
 
-def summarize(settings: dict[str, list[dict]]) -> str:
+def summarize(settings: dict[str, list[dict]], row: str = "setting") -> str:
+    """A markdown table, a row per setting (its runs' mean ± std) or, ``row="job"``, per job."""
     used = [c for c in COLUMNS if any(m.get(c[0]) is not None for jobs in settings.values() for m in jobs)]
-    header = ["setting", "seeds"] + [title for _, title, _, _ in used]
-    lines = ["| " + " | ".join(header) + " |", "|---|---:|" + "---:|" * len(used)]
+    header = [row] + (["seeds"] if row == "setting" else []) + [title for _, title, _, _ in used]
+    lines = ["| " + " | ".join(header) + " |", "|---|" + ("---:|" if row == "setting" else "") + "---:|" * len(used)]
     for name, jobs in settings.items():
-        cells = [name, str(len(jobs))]
+        cells = [name] + ([str(len(jobs))] if row == "setting" else [])
         for key, _, fmt, _ in used:
             cells.append(mean_std([m[key] for m in jobs if m.get(key) is not None], fmt))
         lines.append("| " + " | ".join(cells) + " |")
@@ -107,6 +109,9 @@ def main() -> int:
     parser.add_argument("--images-per-epoch", type=int, default=60000, help="the training split's size")
     parser.add_argument("--jobs", action="store_true", help="root is one sweep: a row per job folder")
     args = parser.parse_args()
+    if not args.root.is_dir():
+        print(f"summarize_runs: {args.root} is not a folder (give the folder that holds the runs)", file=sys.stderr)
+        return 2
     if args.jobs:
         settings = collect_jobs(args.root, args.images_per_epoch)
     else:
@@ -114,7 +119,7 @@ def main() -> int:
     if not settings:
         print(f"no finished runs (metrics.json) under {args.root}", file=sys.stderr)
         return 1
-    print(summarize(settings))
+    print(summarize(settings, "job" if args.jobs else "setting"))
     return 0
 
 

@@ -91,3 +91,14 @@ def read_events(run_dir: Path):
 
 def scalar_series(acc, tag: str) -> list[tuple[int, float]]:
     return [(e.step, e.value) for e in acc.Scalars(tag)]
+
+
+OLD_METRICS_JSON = {  # what a runner before 0.4.0 wrote: the final values under metrics/
+    "runner_version": "0.3.0",
+    "step": 20,
+    "eval/neg_elbo": 100.0,
+    "metrics/domain_fid": 12.5,
+    "metrics/iwae_nll": 90.0,
+    "metric_counts": {"domain_fid": {"samples": 10000, "reference": 10000}},
+    "complete": True,
+}

@@ -277,6 +277,23 @@ def test_mnist_download_without_network_is_one_clear_error(tmp_path, monkeypatch
     assert not root.exists(), "the failed download left empty folders behind"
 
 
+def test_a_failed_cifar10_download_is_one_paragraph_and_leaves_no_folder(tmp_path, monkeypatch):
+    from torchvision.datasets import CIFAR10
+
+    import vaegan_runner.train
+
+    monkeypatch.setattr(CIFAR10, "url", "http://127.0.0.1:9/cifar-10-python.tar.gz")
+    monkeypatch.setattr(vaegan_runner.train, "build_family", lambda *a: pytest.fail("model built"))
+    root = tmp_path / "data"
+    overrides = quick("dataset=cifar10", f"dataset.root={root}", "dataset.download=true", "dataset.cache_dir=null")
+    with pytest.raises(ConfigError) as err:
+        vaegan_runner.train.run(compose_config(overrides), tmp_path / "run")
+    message = str(err.value)
+    assert err.value.key == "dataset.root" and "\n" not in message
+    assert "CIFAR-10 not found" in message and "the download failed" in message and ", or a JPEG copy" in message
+    assert not root.exists(), "the failed download left empty folders behind"
+
+
 # --- 6. image folders: corrupt files ----------------------------------------------------------------
 # Missing, empty or image-less folders: tests/test_data.py::test_image_folder_without_images.
 

@@ -125,3 +125,15 @@ def test_a_pixel_scale_vae_decodes_images_of_the_datasets_channels(build_family)
     assert family.reconstruct(x).shape == x.shape
     logits = torch.full((4, 6, 16, 16), -100.0)
     assert torch.all(family.logistic_log_scale(logits) == -7.0)  # clamped, as PixelCNN++ does
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_a_pixel_scale_without_the_logistic_is_refused_naming_the_key(likelihood):
+    from runner_utils import FAST, compose_config
+    from vaegan_runner.config.checks import ConfigError
+    from vaegan_runner.run_schema import validate
+
+    overrides = [*FAST, "model=vae", f"model.likelihood={likelihood}", "model.logistic_scale=pixel"]
+    with pytest.raises(ConfigError) as err:
+        validate(compose_config(overrides))
+    assert err.value.key == "model.logistic_scale" and "discretized_logistic" in err.value.message

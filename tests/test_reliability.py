@@ -95,6 +95,7 @@ def test_sigterm_writes_a_checkpoint_and_exits_3(tmp_path):
     (checkpoint,) = list_checkpoints(run_dir / "checkpoints")
     assert load_checkpoint(checkpoint)["step"] > 0
     assert not (run_dir / "metrics.json").exists()  # not a finished result
+    assert "stopped by SIGTERM" in (run_dir / "train.log").read_text()  # the log says why it ended
 
 
 def test_second_interrupt_exits_at_once(monkeypatch):

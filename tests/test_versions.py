@@ -12,7 +12,7 @@ import tomllib
 import pytest
 import torch
 
-from runner_utils import FAST, REPO, compose_config, read_events
+from runner_utils import FAST, OLD_METRICS_JSON, REPO, compose_config, read_events
 from vaegan_runner import __version__
 from vaegan_runner.run_schema import validate
 from vaegan_runner.train import run as train_run
@@ -153,15 +153,6 @@ def test_resume_by_the_same_version_is_silent(caplog):
 
 
 # --- metrics.json of older runners -------------------------------------------------------------
-OLD_METRICS_JSON = {  # what a runner before 0.4.0 wrote: the final values under metrics/
-    "runner_version": "0.3.0",
-    "step": 20,
-    "eval/neg_elbo": 100.0,
-    "metrics/domain_fid": 12.5,
-    "metrics/iwae_nll": 90.0,
-    "metric_counts": {"domain_fid": {"samples": 10000, "reference": 10000}},
-    "complete": True,
-}
 
 
 def test_a_metrics_json_from_before_0_4_reads_with_the_final_names(tmp_path):
@@ -175,16 +166,3 @@ def test_a_metrics_json_from_before_0_4_reads_with_the_final_names(tmp_path):
     assert renamed["metric_counts"] == OLD_METRICS_JSON["metric_counts"]
     new = {**renamed, "runner_version": __version__}
     assert with_final_names(new) == new
-
-
-def test_summarize_runs_puts_old_and_new_runs_in_one_table(tmp_path):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("summarize_runs", REPO / "scripts" / "summarize_runs.py")
-    summarize_runs = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(summarize_runs)
-    for job, saved in (("old", OLD_METRICS_JSON), ("new", {"eval/neg_elbo": 98.0, "final/domain_fid": 14.5})):
-        (tmp_path / "setting" / job).mkdir(parents=True)
-        (tmp_path / "setting" / job / "metrics.json").write_text(json.dumps(saved))
-    table = summarize_runs.summarize(summarize_runs.collect(tmp_path, None, 1000))
-    assert "| setting | 2 | 13.5 ± 1.4 |" in table, table

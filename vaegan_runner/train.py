@@ -332,6 +332,7 @@ def fail(hydra_cfg, message: str, code: int, whole_command: bool = False) -> flo
     from hydra.types import RunMode
 
     remove_if_empty_run(Path(hydra_cfg.runtime.output_dir))
+    to_log_files(message)  # a run that stays (a stopped or diverged one): its train.log says why it ended
     if hydra_cfg.mode == RunMode.MULTIRUN and not whole_command:
         log.error(message)
         record_failure(hydra_cfg.sweep.dir, hydra_cfg.job.num, list(hydra_cfg.overrides.task), message, code)
@@ -339,6 +340,15 @@ def fail(hydra_cfg, message: str, code: int, whole_command: bool = False) -> flo
     logging.shutdown()
     print(message, file=sys.stderr)
     sys.exit(code)
+
+
+def to_log_files(message: str) -> None:
+    """``message`` into the log files that still have a folder (the run's ``train.log``; a run
+    directory removed as empty has none) and not the console, which gets it once, from ``fail``."""
+    record = logging.LogRecord(log.name, logging.ERROR, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent.is_dir():
+            handler.handle(record)
 
 
 def share_cores(parallel_jobs: int | None) -> None:

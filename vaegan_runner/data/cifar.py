@@ -19,7 +19,7 @@ from omegaconf import MISSING
 
 from ..config.checks import ConfigError, one_of, require
 from .decoded_cache import Split, cached_splits, file_identity
-from .idx import missing_data_error, one_line
+from .idx import missing_data_error, one_line, remove_empty_folders
 from .pixels import resize_images
 from .sources import DATASETS, ImageData, in_memory_data, seeded_generator
 from .split_folders import decode_split_folders, is_split_folder, listing_digest
@@ -94,11 +94,13 @@ def load_batches(cfg: Cifar10Config, root: Path) -> tuple[Split, Split]:
     def decode() -> tuple[Split, Split]:
         from torchvision.datasets import CIFAR10
 
+        made = [p for p in (root, root / FOLDER) if not p.exists()]  # by the download, if it fails
         try:
             splits = [CIFAR10(str(root), train=train, download=cfg.download) for train in (True, False)]
         except Exception as err:  # missing, corrupt, or the download failed
+            remove_empty_folders(made)
             why = f"the download failed: {one_line(err)}" if cfg.download else "dataset.download is false"
-            jpeg = f", nor a JPEG copy ({JPEG_FOLDER}/{JPEG_ARCHIVE} or {JPEG_FOLDER}/train and test/)"
+            jpeg = f", or a JPEG copy ({JPEG_FOLDER}/{JPEG_ARCHIVE} or {JPEG_FOLDER}/train and test/)"
             raise missing_data_error("CIFAR-10", root / FOLDER, FILES, f"{FOLDER}/{jpeg}", why) from None
         return cast(tuple[Split, Split], tuple(tensors(split) for split in splits))  # train, test
 

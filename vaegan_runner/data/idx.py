@@ -100,6 +100,18 @@ def one_line(err: Exception) -> str:
     return " ".join(f"{type(err).__name__}: {err}".split())
 
 
+def remove_empty_folders(made: list[Path]) -> None:
+    """Leave no empty folders behind a failed download: ``made`` (outermost first) are the
+    folders that did not exist before it; each is removed, innermost first, while empty."""
+    for path in reversed(made):
+        if not path.is_dir():  # the download stopped before making it
+            continue
+        try:
+            path.rmdir()
+        except OSError:  # not empty: a file did arrive
+            break
+
+
 @DATASETS.register("fashion_mnist", config=MnistConfig)
 @DATASETS.register("mnist", config=MnistConfig)  # applied first: mnist is listed first
 def load_mnist_family(cfg: MnistConfig, device: torch.device) -> ImageData:
@@ -117,11 +129,7 @@ def load_mnist_family(cfg: MnistConfig, device: torch.device) -> ImageData:
                 why = "torchvision's download did not create them"
             except Exception as err:  # network, disk or checksum: reported in the same message
                 why = f"the download failed: {one_line(err)}"
-            for path in reversed(made):  # leave no empty folders behind a failed download
-                try:
-                    path.rmdir()
-                except OSError:  # not empty (a file did arrive), or never made
-                    break
+            remove_empty_folders(made)
         if any(find(raw, name) is None for name in names):
             found = one_level_too_deep(raw, names)
             raise missing_data_error(folder, raw, [f"{n}[.gz]" for n in names], f"{folder}/raw/", why, found)

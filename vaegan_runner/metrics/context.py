@@ -186,12 +186,18 @@ class MetricContext:
         fits = int(max(0.0, budget) / per_image) // IWAE_MIN_IMAGES * IWAE_MIN_IMAGES
         images = min(held_out, max(IWAE_MIN_IMAGES, fits))
         if images < held_out:
-            besides = f" less ~{format_seconds(others)} for the other metrics" if others > 0 else ""
+            training, others_text = format_seconds(self.training_seconds), format_seconds(others)
+            if others <= 0:
+                room = f"longer than the training's {training}"
+            elif budget <= 0:
+                room = f"and the other metrics (~{others_text}) alone take longer than the training's {training}"
+            else:
+                left = format_seconds(budget)
+                room = f"longer than the ~{left} the other metrics (~{others_text}) leave of the training's {training}"
             self.progress.say(
                 f"eval.iwae_max_images=auto: the IWAE bound (k={self.cfg.iwae_k}) on {images} of the {held_out} "
                 f"held-out images, ~{format_seconds(images * per_image)}: all of them would take "
-                f"~{format_seconds(held_out * per_image)}, longer than the training's "
-                f"{format_seconds(self.training_seconds)}{besides}; eval.iwae_max_images=null uses them all"
+                f"~{format_seconds(held_out * per_image)}, {room}; eval.iwae_max_images=null uses them all"
             )
         return images
 

@@ -75,6 +75,11 @@ class VAEConfig(FamilyConfig):
             f"is the fixed sigma of the gaussian likelihood; with likelihood={self.likelihood} leave it null",
         )
         one_of(self.logistic_scale, LOGISTIC_SCALES, "logistic_scale")
+        require(
+            self.logistic_scale == "channel" or self.likelihood == "discretized_logistic",
+            "logistic_scale",
+            f"is the scale of the discretized_logistic likelihood; with likelihood={self.likelihood} leave it channel",
+        )
         non_negative(self.beta, "beta")
         non_negative(self.kl_warmup_steps, "kl_warmup_steps")
         check_prior(self)

@@ -158,3 +158,17 @@ def test_the_conditional_gan_on_cifar10_takes_acgans_class_loss(overrides, weigh
 def test_per_dataset_defaults_give_the_vae_its_colour_likelihood():
     assert validate(compose_config(["model=vae", "dataset=cifar10"])).model.likelihood == "discretized_logistic"
     assert validate(compose_config(["model=vae", "dataset=mnist"])).model.likelihood == "bernoulli"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "latent", "scale"),
+    [
+        (["dataset=cifar10"], 128, "pixel"),
+        (["dataset=cifar10", "model.conditional=true"], 8, "channel"),
+        (["dataset=cifar10", "model.latent_dim=32", "model.logistic_scale=channel"], 32, "channel"),  # the command wins
+        (["dataset=mnist"], 32, "channel"),
+    ],
+)
+def test_the_unconditional_vae_on_cifar10_has_a_larger_code_and_scales_per_pixel(overrides, latent, scale):
+    run = validate(compose_config(["model=vae", *overrides, "dataset.download=false"]))
+    assert (run.model.latent_dim, run.model.logistic_scale) == (latent, scale)

@@ -172,3 +172,17 @@ def test_per_dataset_defaults_give_the_vae_its_colour_likelihood():
 def test_the_unconditional_vae_on_cifar10_has_a_larger_code_and_scales_per_pixel(overrides, latent, scale):
     run = validate(compose_config(["model=vae", *overrides, "dataset.download=false"]))
     assert (run.model.latent_dim, run.model.logistic_scale) == (latent, scale)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "lr"),
+    [
+        (["dataset=cifar10"], 4e-4),
+        (["dataset=cifar10", "model.conditional=true"], 2e-4),
+        (["dataset=cifar10", "optimizer.lr=1e-3"], 1e-3),  # the command wins
+        (["dataset=mnist"], 1.6e-3),
+    ],
+)
+def test_the_unconditional_bigan_on_cifar10_takes_the_gans_colour_rate(overrides, lr):
+    run = validate(compose_config(["model=bigan", *overrides, "dataset.download=false"]))
+    assert run.optimizer.lr == pytest.approx(lr)

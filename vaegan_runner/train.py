@@ -332,11 +332,11 @@ def fail(hydra_cfg, message: str, code: int, whole_command: bool = False) -> flo
     from hydra.types import RunMode
 
     remove_if_empty_run(Path(hydra_cfg.runtime.output_dir))
-    to_log_files(message)  # a run that stays (a stopped or diverged one): its train.log says why it ended
     if hydra_cfg.mode == RunMode.MULTIRUN and not whole_command:
         log.error(message)
         record_failure(hydra_cfg.sweep.dir, hydra_cfg.job.num, list(hydra_cfg.overrides.task), message, code)
         return FailedJob(hydra_cfg.job.num, message, code)
+    to_log_files(message)  # a run that stays (a stopped or diverged one): its train.log says why it ended
     logging.shutdown()
     print(message, file=sys.stderr)
     sys.exit(code)

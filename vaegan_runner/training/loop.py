@@ -32,6 +32,7 @@ from .run_log import RunLog
 from .run_record import (
     FINAL,
     evaluation_complete,
+    final_values,
     finished_results,
     hparam_values,
     protocol_hparams,
@@ -184,8 +185,7 @@ def finish(
         by_reason.setdefault(reason, []).append(name)
     for reason, names in by_reason.items():
         log.write(f"metric{'s' if len(names) > 1 else ''} {', '.join(names)} not computed: {reason}")
-    shown = {**{f"eval/{k}": v for k, v in final.items()}, **{f"{FINAL}{k}": v for k, v in results.values.items()}}
-    summary = ", ".join(f"{k}={v:.4g}" for k, v in shown.items())  # metrics.json's names
+    summary = ", ".join(f"{k}={v:.4g}" for k, v in final_values(final, results).items())  # metrics.json's names
     log.write(f"step {step}: held-out {summary}" if summary else f"step {step}: done")
     log.close()
     if results.stopped_by is not None:  # not results.complete

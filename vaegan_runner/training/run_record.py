@@ -40,8 +40,7 @@ def write_metrics_json(
                 "train_images": train_images,
                 "eval_images": eval_images,
                 "data_source": data_source,
-                **{f"eval/{k}" if "/" not in k else k: v for k, v in final.items()},
-                **{f"{FINAL}{k}": v for k, v in results.values.items()},
+                **final_values(final, results),
                 "metric_counts": results.counts,
                 "metric_seconds": {k: round(v, 2) for k, v in results.seconds.items()},
                 "metrics_skipped": results.skipped,
@@ -51,6 +50,15 @@ def write_metrics_json(
         )
         + "\n",
     )
+
+
+def final_values(final: dict[str, float], results: MetricResults) -> dict[str, float]:
+    """The run's end-of-run values under the names ``metrics.json`` and the last log line give
+    them: the family's held-out scalars as ``eval/<term>``, the metrics as ``final/<value>``."""
+    return {
+        **{f"eval/{k}" if "/" not in k else k: v for k, v in final.items()},
+        **{f"{FINAL}{k}": v for k, v in results.values.items()},
+    }
 
 
 def evaluation_complete(path: Path) -> bool:

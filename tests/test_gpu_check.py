@@ -158,7 +158,7 @@ def test_parts_without_their_data_or_a_gpu_are_skipped_with_the_reason(tmp_path)
 def test_a_smoke_run_on_the_cpu_measures_every_part_it_can(tmp_path):
     empty = tmp_path / "nodata"
     empty.mkdir()
-    done, report = run_script(tmp_path, "--smoke", "--budget", "120", "--device", "cpu", "--data", str(empty))
+    done, report = run_script(tmp_path, "--smoke", "--budget", "50", "--device", "cpu", "--data", str(empty))
     assert report["schema"] == gpu_check.SCHEMA and report["smoke"] is True and report["wall_s"] > 0
     env = report["environment"]
     for key in ("python", "torch", "torch_cuda", "cudnn", "nccl_available", "device", "setup", "data", "packages"):

@@ -19,7 +19,8 @@ reader sees a whole entry or none. An entry that cannot be read back whole (trun
 flips: ``zipfile`` checks every member's CRC-32 as it is read to its end), that holds another
 key or arrays of the wrong shape, is decoded again and rewritten, with a warning. A cache
 folder that cannot be written only costs the speed-up (one warning); ``cache_dir=None``
-switches the cache off.
+switches the cache off. Processes that need one entry at the same time take turns
+(``build_once``): the first decodes and writes it, the others read it.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import numpy as np
 import torch
 
 from ..atomic_write import atomic_open
+from ..build_once import built_once
 
 log = logging.getLogger(__name__)
 
@@ -69,22 +71,23 @@ def cached_splits(
         "source": source,
     }
     path = entry_path(Path(cache_dir).expanduser(), key)
-    if path.is_file():
-        try:
-            splits = read_entry(path, key)
-            log.info("%s: decoded images read from the cache %s", name, path)
-            return splits
-        except Exception as err:  # torn, corrupt or foreign file: zipfile, numpy and the checks raise many kinds
-            log.warning(
-                "%s: the cache entry %s is unusable (%s: %s); decoding again and rewriting it",
-                name,
-                path,
-                type(err).__name__,
-                err,
-            )
-    splits = decode()
-    write_entry(path, key, splits)
-    return splits
+    with built_once(path, f"the decoded images of {name}"):
+        if path.is_file():
+            try:
+                splits = read_entry(path, key)
+                log.info("%s: decoded images read from the cache %s", name, path)
+                return splits
+            except Exception as err:  # torn, corrupt or foreign file: zipfile, numpy and the checks raise many kinds
+                log.warning(
+                    "%s: the cache entry %s is unusable (%s: %s); decoding again and rewriting it",
+                    name,
+                    path,
+                    type(err).__name__,
+                    err,
+                )
+        splits = decode()
+        write_entry(path, key, splits)
+        return splits
 
 
 def entry_path(cache_dir: Path, key: dict) -> Path:

@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..atomic_write import atomic_path
+from ..build_once import built_once
 from ..data import ImageData
 
 ARCH_VERSION = 1  # bump whenever a change to the network or the training makes old caches wrong
@@ -268,22 +269,24 @@ def domain_classifier(
         )
     what = f"domain classifier of {data.name} ({data.channels}x{data.image_size}x{data.image_size}, seed {seed})"
     path = cache_path(data, cache_dir, seed)
-    if path.is_file():
+    with built_once(path, f"the {what}", log):
+        if path.is_file():
+            try:
+                model, train_seconds = _load(path, data, device)
+                log(
+                    f"{what}: loaded {path} "
+                    f"(held-out accuracy {model.test_accuracy:.2%}, trained in {train_seconds:.0f} s)"
+                )
+                return model
+            except Exception as err:  # torn, foreign or outdated file: train again and overwrite it
+                log(f"{what}: ignoring unreadable cache file {path} ({type(err).__name__}: {err}); retraining")
+        started = time.perf_counter()
+        model = train_classifier(data, device, seed)
+        train_seconds = time.perf_counter() - started
         try:
-            model, train_seconds = _load(path, data, device)
-            log(
-                f"{what}: loaded {path} (held-out accuracy {model.test_accuracy:.2%}, trained in {train_seconds:.0f} s)"
-            )
-            return model
-        except Exception as err:  # torn, foreign or outdated file: train again and overwrite it
-            log(f"{what}: ignoring unreadable cache file {path} ({type(err).__name__}: {err}); retraining")
-    started = time.perf_counter()
-    model = train_classifier(data, device, seed)
-    train_seconds = time.perf_counter() - started
-    try:
-        _save(path, model, train_seconds)
-        where = f"cached in {path}"
-    except OSError as err:
-        where = f"not cached ({err})"
+            _save(path, model, train_seconds)
+            where = f"cached in {path}"
+        except OSError as err:
+            where = f"not cached ({err})"
     log(f"{what}: trained in {train_seconds:.0f} s, held-out accuracy {model.test_accuracy:.2%}; {where}")
     return model

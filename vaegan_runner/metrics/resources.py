@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from ..atomic_write import atomic_path
+from ..build_once import built_once
 from ..data import ImageData
 from .fingerprints import file_digest, module_digest, seeded_pass, split_fingerprint, unit_batches
 from .frechet import FeatureStats
@@ -130,23 +131,25 @@ class MetricResources:
         if self._inception_features is None:
             path = self.inception_features_path()
             source = self.inception_reference_source
-            self._inception_features = self._load_features(path, len(source))
-            if self._inception_features is None:
-                started = time.perf_counter()
-                self._inception_features = seeded_pass(
-                    self.device,
-                    lambda: torch.cat(
-                        [
-                            self.inception.features(images.float() / 255).float().cpu()
-                            for images, _ in unit_batches(source, REFERENCE_BATCH, None)
-                        ]
-                    ),
-                )
-                self._save_features(path, self._inception_features)
-                self.log(
-                    f"Inception features of {self.data.name}'s {self.inception_reference_split()} "
-                    f"took {time.perf_counter() - started:.0f} s; cached in {path}"
-                )
+            what = f"the Inception features of {self.data.name}'s {self.inception_reference_split()}"
+            with built_once(path, what, self.log):
+                self._inception_features = self._load_features(path, len(source))
+                if self._inception_features is None:
+                    started = time.perf_counter()
+                    self._inception_features = seeded_pass(
+                        self.device,
+                        lambda: torch.cat(
+                            [
+                                self.inception.features(images.float() / 255).float().cpu()
+                                for images, _ in unit_batches(source, REFERENCE_BATCH, None)
+                            ]
+                        ),
+                    )
+                    self._save_features(path, self._inception_features)
+                    self.log(
+                        f"Inception features of {self.data.name}'s {self.inception_reference_split()} "
+                        f"took {time.perf_counter() - started:.0f} s; cached in {path}"
+                    )
         return self._inception_features
 
     def _load_features(self, path: Path, count: int) -> torch.Tensor | None:

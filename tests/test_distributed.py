@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
+from conftest import SHARED
 
 from runner_utils import REPO, VAE_CURVE, read_events, scalar_series
+from vaegan_runner.build_once import built_once
 
 pytestmark = pytest.mark.slow  # torchrun launches
 
@@ -47,13 +50,17 @@ def curve(run_dir, tag="loss/neg_elbo"):
 
 
 @pytest.fixture(scope="module")
-def one_and_two(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ddp")
-    runs = {}
-    for nproc in (1, 2):
-        result = launch([*COMMON, "trainer.max_steps=40", f"hydra.run.dir=run{nproc}"], root, nproc)
-        assert result.returncode == 0, result.stderr[-4000:]
-        runs[nproc] = root / f"run{nproc}"
+def one_and_two(request):
+    """The 1-process and 2-process runs, trained once per test session: pytest-xdist may hand
+    this module's tests to both workers, and the second then waits for the first's runs (in the
+    session's shared folder) instead of training them again beside it."""
+    root = request.config.stash[SHARED] / "ddp"
+    runs = {nproc: root / f"run{nproc}" for nproc in (1, 2)}
+    with built_once(root / "runs", "the torchrun test's runs", print):
+        for nproc, run_dir in runs.items():
+            if not (run_dir / "metrics.json").is_file():
+                result = launch([*COMMON, "trainer.max_steps=40", f"hydra.run.dir={run_dir.name}"], root, nproc)
+                assert result.returncode == 0, result.stderr[-4000:]
     return root, runs
 
 
@@ -72,14 +79,15 @@ def test_only_rank_0_writes(one_and_two):
     names = sorted(p.name for p in (runs[2] / "checkpoints").iterdir())
     assert names[-1] == "step_00000040.pt" and all(n.endswith(".pt") for n in names)
     assert json.loads((runs[2] / "metrics.json").read_text())["step"] == 40
-    assert sorted(p.name for p in root.iterdir()) == ["run1", "run2"]
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == ["run1", "run2"]  # rank 1 made none
 
 
 def test_resume_on_another_number_of_processes(one_and_two, tmp_path):
-    root, runs = one_and_two
-    result = launch([*COMMON, "trainer.max_steps=50", f"resume={runs[2]}", "hydra.run.dir=resumed"], tmp_path, 1)
+    _, runs = one_and_two
+    run = shutil.copytree(runs[2], tmp_path / "run2")  # the shared run stays as the other tests read it
+    result = launch([*COMMON, "trainer.max_steps=50", f"resume={run}", "hydra.run.dir=resumed"], tmp_path, 1)
     assert result.returncode == 0, result.stderr[-4000:]
-    steps = sorted(curve(runs[2]))
+    steps = sorted(curve(run))
     assert steps == list(range(5, 55, 5))
 
 

@@ -179,18 +179,16 @@ def test_resume_refuses_a_checkpoint_of_another_family(tmp_path):
 
 @pytest.mark.slow
 def test_multirun_makes_one_directory_per_job(tmp_path):
-    result = run_cli(
-        [
-            "-m",
-            "model=vae,gan",
-            *FAST,
-            "trainer.max_steps=4",
-            "log.every_n_steps=2",
-            "eval.every_n_steps=1000",
-            "checkpoint.every_n_steps=1000",
-        ],
-        cwd=tmp_path,
-    )
+    sweep_args = [
+        "-m",
+        "model=vae,gan",
+        *FAST,
+        "trainer.max_steps=4",
+        "log.every_n_steps=2",
+        "eval.every_n_steps=1000",
+        "checkpoint.every_n_steps=1000",
+    ]
+    result = run_cli(sweep_args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = only_run_dir(tmp_path / "outputs" / "multirun")
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
@@ -198,6 +196,12 @@ def test_multirun_makes_one_directory_per_job(tmp_path):
     assert [j.name for j in jobs] == ["model=gan", "model=vae"]
     for job in jobs:
         assert (job / "samples.png").is_file() and list(job.glob("events.out.tfevents.*"))
+    # the same sweep again with resume=auto: each job finds its finished run in the first
+    # sweep's folder, and the second sweep leaves no empty folder beside it
+    again = run_cli([*sweep_args, "resume=auto"], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "this sweep's folder" in again.stderr and "held nothing and is removed" in again.stderr
+    assert only_run_dir(tmp_path / "outputs" / "multirun") == sweep
 
 
 @pytest.mark.slow

@@ -7,7 +7,8 @@ traceback. When the
 sweep is over, the ``SweepFailures`` callback prints one line per failed job and exits with
 their exit code (the largest, if they differ). A sweep whose every job failed before writing
 anything leaves no folder behind: its ``multirun.yaml`` and the records go, and the folder
-too when this command made it.
+too when this command made it; so does a sweep whose every job continued a run in that run's
+own folder (``resume=auto`` on a sweep run before).
 """
 
 from __future__ import annotations
@@ -85,6 +86,23 @@ def report_failures(sweep_dir: str | Path) -> int:
     return max(record["code"] for record in failures)
 
 
+def remove_if_every_job_wrote_elsewhere(sweep_dir: Path) -> None:
+    """A sweep whose jobs all continued runs in other folders (the same sweep relaunched with
+    ``resume=auto``, or ``resume=<run>``) made no job folder here: its own folder would hold only
+    ``multirun.yaml``, an empty sweep beside the real one. Remove it (when this command made it)
+    and say where the jobs went."""
+    if not sweep_dir.is_dir() or any(p.is_dir() for p in sweep_dir.iterdir()):
+        return
+    (sweep_dir / "multirun.yaml").unlink(missing_ok=True)
+    remove_if_empty_run(sweep_dir)
+    if not sweep_dir.exists():
+        print(
+            f"vaegan-train: every job continued a run in that run's own folder (each job's log names it: "
+            f"'writing to ...'), so this sweep's folder {sweep_dir} held nothing and is removed",
+            file=sys.stderr,
+        )
+
+
 class SweepFailures:
     """A Hydra callback (``hydra.callbacks.sweep_failures``): after the sweep, one line per
     failed job and the exit code. Hydra turns a callback's exceptions into warnings, so this
@@ -95,6 +113,7 @@ class SweepFailures:
         if code:
             sys.stderr.flush()
             sys.exit(code)
+        remove_if_every_job_wrote_elsewhere(Path(config.hydra.sweep.dir))
 
     def on_run_start(self, config, **kwargs) -> None: ...
 

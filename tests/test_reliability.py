@@ -150,6 +150,7 @@ def test_a_fresh_run_never_writes_among_another_runs_checkpoints(tmp_path):
     assert other.returncode == 2 and "Traceback" not in other.stderr
     assert "hydra.run.dir" in other.stderr and "already holds another run's checkpoints" in other.stderr
     assert "model.conditional is False in the checkpoint and True here" in other.stderr
+    assert f"resume={run_dir} without the settings that differ" in other.stderr
     # the same settings without resume: the message says how to continue it
     same = run_cli([*CURVE, "trainer.max_steps=30", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     assert same.returncode == 2 and "resume=auto would continue it" in same.stderr

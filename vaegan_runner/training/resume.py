@@ -150,10 +150,12 @@ def refuse_foreign_checkpoints(run_dir: Path, resolved: dict, key: str) -> None:
         whose = f"trained with other settings: {'; '.join(changes)}"
     else:
         whose = f"trained with these settings (newest {newest[0].name}); resume=auto would continue it"
+    # resuming takes the run's own settings: the overrides that differ from them must go
+    keep_theirs = " without the settings that differ (a resumed run keeps its own)" if changes else ""
     raise ConfigError(
         key,
         f"{run_dir} already holds another run's checkpoints ({len(found)} in {CHECKPOINT_DIR}/, {whose}), "
         f"and this run does not continue it: a fresh run's checkpoints would mix with them and "
-        f"checkpoint.keep_last would delete theirs. Continue that run with resume={run_dir}, or give "
-        f"this one its own folder ({key}=<another path>)",
+        f"checkpoint.keep_last would delete theirs. Continue that run with resume={run_dir}{keep_theirs}, "
+        f"or give this one its own folder ({key}=<another path>)",
     )

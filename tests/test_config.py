@@ -152,7 +152,7 @@ def test_cli_missing_mnist_offline_is_one_clear_error(tmp_path):
         (["model=gan", "dataset=cifar10", "optimizer=adamw"], 4e-4),  # after the family's optimizer file
         (["model=gan", "dataset=cifar10", "optimizer.lr=1e-3"], 1e-3),  # the command line wins
         (["model=gan", "dataset=mnist"], 1.6e-3),  # no file for the pair: nothing changes
-        (["model=vaegan", "dataset=cifar10"], 1.6e-3),
+        (["model=aae", "dataset=cifar10"], 8e-4),  # its CIFAR-10 file sets no rate: its own
     ],
 )
 def test_per_dataset_defaults_set_the_gans_rate_on_cifar10(overrides, lr):
@@ -194,6 +194,24 @@ def test_the_unconditional_vae_on_cifar10_has_a_larger_code_and_scales_per_pixel
 
 
 @pytest.mark.parametrize(
+    ("model", "overrides", "latent"),
+    [
+        ("wae", ["dataset=cifar10"], 64),
+        ("wae", ["dataset=cifar10", "model.conditional=true"], 8),
+        ("wae", ["dataset=cifar10", "model.latent_dim=16"], 16),  # the command wins
+        ("wae", ["dataset=mnist"], 8),
+        ("aae", ["dataset=cifar10"], 64),
+        ("aae", ["dataset=cifar10", "model.conditional=true"], 8),
+        ("aae", ["dataset=mnist"], 16),
+    ],
+)
+def test_the_unconditional_aae_and_wae_on_cifar10_have_a_larger_code(model, overrides, latent):
+    run = validate(compose_config([f"model={model}", *overrides, "dataset.download=false"]))
+    assert run.model.latent_dim == latent
+
+
+@pytest.mark.parametrize("model", ["bigan", "vaegan"])
+@pytest.mark.parametrize(
     ("overrides", "lr"),
     [
         (["dataset=cifar10"], 4e-4),
@@ -202,6 +220,6 @@ def test_the_unconditional_vae_on_cifar10_has_a_larger_code_and_scales_per_pixel
         (["dataset=mnist"], 1.6e-3),
     ],
 )
-def test_the_unconditional_bigan_on_cifar10_takes_the_gans_colour_rate(overrides, lr):
-    run = validate(compose_config(["model=bigan", *overrides, "dataset.download=false"]))
+def test_the_unconditional_bigan_and_vaegan_on_cifar10_take_the_gans_colour_rate(model, overrides, lr):
+    run = validate(compose_config([f"model={model}", *overrides, "dataset.download=false"]))
     assert run.optimizer.lr == pytest.approx(lr)

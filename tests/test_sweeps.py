@@ -45,6 +45,17 @@ def job_span(job) -> tuple[float, float]:
 
 
 @pytest.mark.slow
+def test_joblib_with_no_jobs_side_by_side_is_refused_before_any_job(tmp_path):
+    plugin("hydra_joblib_launcher")
+    result = run_cli(
+        ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=0", "optimizer.lr=1e-3,1e-4", *TINY], tmp_path
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "hydra.launcher.n_jobs: 0 runs no job" in result.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.slow
 def test_joblib_launcher_runs_the_jobs_side_by_side(tmp_path):
     plugin("hydra_joblib_launcher")
     result = run_cli(

@@ -86,6 +86,26 @@ def report_failures(sweep_dir: str | Path) -> int:
     return max(record["code"] for record in failures)
 
 
+def refuse_jobs_side_by_side_of_zero(config) -> None:
+    """``hydra.launcher.n_jobs=0`` (joblib) would end in joblib's traceback once the sweep has
+    started; say which key and values are allowed before any job runs, and leave no folder."""
+    from omegaconf import OmegaConf
+
+    n_jobs = OmegaConf.select(config, "hydra.launcher.n_jobs", default=None)
+    if n_jobs is None or (isinstance(n_jobs, int) and not isinstance(n_jobs, bool) and n_jobs != 0):
+        return
+    sweep_dir = Path(config.hydra.sweep.dir)
+    if sweep_dir.is_dir():
+        (sweep_dir / "multirun.yaml").unlink(missing_ok=True)
+        remove_if_empty_run(sweep_dir)
+    print(
+        f"vaegan-train: error: hydra.launcher.n_jobs: {n_jobs!r} runs no job; give how many jobs run side by "
+        "side (1 or more, or -1 for one per core)",
+        file=sys.stderr,
+    )
+    sys.exit(2)
+
+
 def remove_if_every_job_wrote_elsewhere(sweep_dir: Path) -> None:
     """A sweep whose jobs all continued runs in other folders (the same sweep relaunched with
     ``resume=auto``, or ``resume=<run>``) made no job folder here: its own folder would hold only
@@ -119,7 +139,8 @@ class SweepFailures:
 
     def on_run_end(self, config, **kwargs) -> None: ...
 
-    def on_multirun_start(self, config, **kwargs) -> None: ...
+    def on_multirun_start(self, config, **kwargs) -> None:
+        refuse_jobs_side_by_side_of_zero(config)
 
     def on_job_start(self, config, **kwargs) -> None: ...
 

@@ -136,7 +136,8 @@ def write_entry(path: Path, key: dict, splits: tuple[Split, Split]) -> None:
     except OSError as err:
         log.warning(
             "%s: cannot write the decoded-dataset cache %s (%s); going on without it "
-            "(set dataset.cache_dir to a writable folder, or null to stop trying)",
+            "(set dataset.cache_dir, or VAEGAN_CACHE_DIR that it defaults to, to a writable folder, "
+            "or dataset.cache_dir=null to stop trying)",
             key["dataset"],
             path,
             err,

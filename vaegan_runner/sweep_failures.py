@@ -92,7 +92,7 @@ def refuse_jobs_side_by_side_of_zero(config) -> None:
     from omegaconf import OmegaConf
 
     n_jobs = OmegaConf.select(config, "hydra.launcher.n_jobs", default=None)
-    if n_jobs is None or (isinstance(n_jobs, int) and not isinstance(n_jobs, bool) and n_jobs != 0):
+    if isinstance(n_jobs, bool) or n_jobs != 0:  # other values are the launcher's to check
         return
     sweep_dir = Path(config.hydra.sweep.dir)
     if sweep_dir.is_dir():

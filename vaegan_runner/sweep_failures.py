@@ -79,11 +79,19 @@ def report_failures(sweep_dir: str | Path) -> int:
     for record in failures:
         print(f"job {record['job']} ({' '.join(record['overrides'])}): {record['message']}", file=sys.stderr)
     shutil.rmtree(sweep_dir / RECORDS, ignore_errors=True)
-    if not any(p.is_dir() for p in sweep_dir.iterdir()):  # no job left a run directory: nothing to keep
-        (sweep_dir / "multirun.yaml").unlink(missing_ok=True)
-        remove_if_empty_run(sweep_dir)
+    remove_if_no_job_folder(sweep_dir)
     print(f"vaegan-train: {len(failures)} of the sweep's jobs failed (above)", file=sys.stderr)
     return max(record["code"] for record in failures)
+
+
+def remove_if_no_job_folder(sweep_dir: Path) -> bool:
+    """Remove a sweep folder that holds no job's run directory (only Hydra's ``multirun.yaml``),
+    when this command made it: nothing in it is worth keeping. Whether it is gone."""
+    if not sweep_dir.is_dir() or any(p.is_dir() for p in sweep_dir.iterdir()):
+        return False
+    (sweep_dir / "multirun.yaml").unlink(missing_ok=True)
+    remove_if_empty_run(sweep_dir)
+    return not sweep_dir.exists()
 
 
 def refuse_jobs_side_by_side_of_zero(config) -> None:
@@ -94,10 +102,7 @@ def refuse_jobs_side_by_side_of_zero(config) -> None:
     n_jobs = OmegaConf.select(config, "hydra.launcher.n_jobs", default=None)
     if isinstance(n_jobs, bool) or n_jobs != 0:  # other values are the launcher's to check
         return
-    sweep_dir = Path(config.hydra.sweep.dir)
-    if sweep_dir.is_dir():
-        (sweep_dir / "multirun.yaml").unlink(missing_ok=True)
-        remove_if_empty_run(sweep_dir)
+    remove_if_no_job_folder(Path(config.hydra.sweep.dir))
     print(
         f"vaegan-train: error: hydra.launcher.n_jobs: {n_jobs!r} runs no job; give how many jobs run side by "
         "side (1 or more, or -1 for one per core)",
@@ -110,12 +115,8 @@ def remove_if_every_job_wrote_elsewhere(sweep_dir: Path) -> None:
     """A sweep whose jobs all continued runs in other folders (the same sweep relaunched with
     ``resume=auto``, or ``resume=<run>``) made no job folder here: its own folder would hold only
     ``multirun.yaml``, an empty sweep beside the real one. Remove it (when this command made it)
-    and say where the jobs went."""
-    if not sweep_dir.is_dir() or any(p.is_dir() for p in sweep_dir.iterdir()):
-        return
-    (sweep_dir / "multirun.yaml").unlink(missing_ok=True)
-    remove_if_empty_run(sweep_dir)
-    if not sweep_dir.exists():
+    and say where the jobs wrote."""
+    if remove_if_no_job_folder(sweep_dir):
         print(
             f"vaegan-train: every job continued a run in that run's own folder (each job's log names it: "
             f"'writing to ...'), so this sweep's folder {sweep_dir} held nothing and is removed",

@@ -131,8 +131,8 @@ class MetricResources:
         if self._inception_features is None:
             path = self.inception_features_path()
             source = self.inception_reference_source
-            what = f"the Inception features of {self.data.name}'s {self.inception_reference_split()}"
-            with built_once(path, what, self.log):
+            what = f"Inception features of {self.data.name}'s {self.inception_reference_split()}"
+            with built_once(path, f"the {what}", self.log):
                 self._inception_features = self._load_features(path, len(source))
                 if self._inception_features is None:
                     started = time.perf_counter()
@@ -146,10 +146,7 @@ class MetricResources:
                         ),
                     )
                     self._save_features(path, self._inception_features)
-                    self.log(
-                        f"Inception features of {self.data.name}'s {self.inception_reference_split()} "
-                        f"took {time.perf_counter() - started:.0f} s; cached in {path}"
-                    )
+                    self.log(f"{what} took {time.perf_counter() - started:.0f} s; cached in {path}")
         return self._inception_features
 
     def _load_features(self, path: Path, count: int) -> torch.Tensor | None:

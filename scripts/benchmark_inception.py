@@ -8,8 +8,8 @@
 
 Sections (``--sections``, default ``machine flops rates``):
 
-* ``machine``: the load average, the processor, and the fp32 matmul rate (GFLOP/s) of
-  ``torch.mm`` on square matrices of ``--matmul-size`` at 1 and 2 threads (best of 5 after a
+* ``machine``: the load average, the processor, and the fp32 and bf16 matmul rates (GFLOP/s)
+  of ``torch.mm`` on square matrices of ``--matmul-size`` at 1 and 2 threads (best of 5 after a
   warm-up): the most this CPU does per second in the operation convolutions reduce to.
 * ``flops``: floating-point operations of one 299x299 image through the network up to pool3,
   counted twice: by ``torch.utils.flop_counter.FlopCounterMode`` on the TorchScript model as
@@ -17,15 +17,21 @@ Sections (``--sections``, default ``machine flops rates``):
 * ``rates``: images/s of ``InceptionFeatures.features`` (resize and all) for each variant,
   batch size and thread count, after warm-up calls (two for TorchScript, one otherwise), over at
   least ``--images`` images, and
-  that rate as a fraction of the ceiling (matmul rate at that thread count / FLOPs per image).
+  that rate as a fraction of the ceiling (matmul rate at that thread count and the variant's
+  precision / FLOPs per image).
   Variants: ``script`` (the TorchScript graph as shipped, NCHW input), ``script-cl`` (its input
   channels-last: the previous default), ``folded`` (batch norms folded, NCHW), ``folded-cl``
   (folded, channels-last throughout: the default), ``frozen-cl`` (``folded-cl`` scripted, then
   ``torch.jit.freeze`` and ``optimize_for_inference``, oneDNN's prepacked and fused
-  convolutions), ``bf16-cl`` (``folded-cl`` under CPU bf16 autocast).
+  convolutions), ``autocast-bf16-cl`` (``folded-cl`` under CPU bf16 autocast), ``bf16-cl``
+  (``eval.inception_precision=bf16``: ``folded-cl`` with bf16 weights and activations, the
+  preprocessing in fp32).
 * ``parity``: the FID of ``--images`` real images against another ``--images`` with the graph as
   shipped (``script-cl``) and with each ``--variants`` candidate, on the same images, and the
   largest feature difference. A variant may be the default only if its FID differs by <= 0.1.
+  With ``--fakes samples.npz`` (``vaegan-sample ... format=npz``, or ``plain_dcgan.py``'s
+  samples), the second half is that file's first ``--images`` images instead: the FID of
+  generated images, where a model's numbers are.
   The images: the first of each class of the CIFAR-10 JPEG tar's training split
   (``$VAEGAN_DATA_DIR/CIFAR-10-jpeg/cifar10-jpeg.tar.gz``, decoded in memory), else MNIST's
   training images (``$VAEGAN_DATA_DIR/MNIST/raw``).
@@ -37,6 +43,7 @@ it under ``flock /tmp/vaegan-bench.lock`` and read the load averages it prints w
 from __future__ import annotations
 
 import argparse
+import copy
 import gzip
 import io
 import os
@@ -54,7 +61,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from vaegan_runner.metrics.frechet import FeatureStats, frechet_distance  # noqa: E402
 from vaegan_runner.metrics.inception import INPUT_SIZE, FoldedInception, InceptionFeatures  # noqa: E402
 
-VARIANTS = ("script", "script-cl", "folded", "folded-cl", "frozen-cl", "bf16-cl")
+VARIANTS = ("script", "script-cl", "folded", "folded-cl", "frozen-cl", "autocast-bf16-cl", "bf16-cl")
+BF16 = ("autocast-bf16-cl", "bf16-cl")  # variants whose ceiling is the bf16 matmul rate
 REFERENCE = "script-cl"
 TORCHSCRIPT = ("script", "script-cl", "frozen-cl")  # run by the profiling executor: two warm-up calls
 
@@ -84,9 +92,9 @@ def processor() -> str:
     return "unknown processor"
 
 
-def matmul_rate(n: int, thread_count: int, repeats: int = 5) -> float:
-    """Best GFLOP/s of an fp32 [n, n] x [n, n] product (2 n^3 operations) at ``thread_count``."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_rate(n: int, thread_count: int, dtype: torch.dtype = torch.float32, repeats: int = 5) -> float:
+    """Best GFLOP/s of a [n, n] x [n, n] product (2 n^3 operations) in ``dtype`` at ``thread_count``."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     best = 0.0
     with threads(thread_count):
         torch.mm(a, b)
@@ -142,13 +150,16 @@ def variant_network(extractor: InceptionFeatures, folded_cl: torch.nn.Module, na
         return folded_cl
     if name == "frozen-cl":
         return torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.script(FoldedInception(model).eval())))
-    if name == "bf16-cl":
+    if name == "autocast-bf16-cl":
 
-        def bf16(x):
+        def autocast_bf16(x):
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 return folded_cl(x).float()
 
-        return bf16
+        return autocast_bf16
+    if name == "bf16-cl":  # what InceptionFeatures(precision="bf16").features runs
+        bf16_network = copy.deepcopy(folded_cl).to(torch.bfloat16)
+        return lambda x: bf16_network(x.to(torch.bfloat16)).float()
     raise ValueError(f"unknown variant {name!r}; allowed: {', '.join(VARIANTS)}")
 
 
@@ -166,7 +177,7 @@ def images_per_second(extractor: InceptionFeatures, batch: int, at_least: int, w
     return calls * batch / (time.perf_counter() - started)
 
 
-def section_rates(args, extractor: InceptionFeatures, flops: float, matmul: dict[int, float]) -> None:
+def section_rates(args, extractor: InceptionFeatures, flops: float, matmul: dict[tuple[int, str], float]) -> None:
     folded_cl = extractor.network
     print(f"\n### images/s of InceptionFeatures.features ({load()} at the start)\n")
     print("| variant | threads | batch | images/s | ceiling images/s | fraction of ceiling |")
@@ -174,7 +185,7 @@ def section_rates(args, extractor: InceptionFeatures, flops: float, matmul: dict
     for name in args.variants:
         extractor.network = variant_network(extractor, folded_cl, name)
         for thread_count in args.threads:
-            ceiling = matmul[thread_count] * 1e9 / flops
+            ceiling = matmul[thread_count, "bf16" if name in BF16 else "fp32"] * 1e9 / flops
             for batch in args.batches:
                 with threads(thread_count):
                     rate = images_per_second(extractor, batch, args.images, 2 if name in TORCHSCRIPT else 1)
@@ -229,9 +240,17 @@ def real_images(n: int) -> tuple[torch.Tensor, str]:
 def section_parity(args, extractor: InceptionFeatures) -> None:
     images, what = real_images(args.images)
     n = images.shape[0] // 2
+    if args.fakes is not None:
+        from vaegan_runner.metrics.given_samples import load_samples
+
+        fakes = load_samples(args.fakes, images.shape[1], images.shape[2])[:n]
+        if len(fakes) < n:
+            raise SystemExit(f"--fakes {args.fakes} holds {len(fakes)} images, fewer than --images {n}")
+        images, what = torch.cat([images[:n], fakes]), f"{what} against {n} images of {args.fakes}"
     folded_cl = extractor.network
     extractor.batch_size = max(args.batches)
-    print(f"\n### FID of {n} real images against {n} others, per variant ({what}; {load()} at the start)\n")
+    against = "generated" if args.fakes is not None else "other real"
+    print(f"\n### FID of {n} real images against {n} {against} ones, per variant ({what}; {load()} at the start)\n")
     print("| variant | FID | difference from script-cl | largest feature difference | seconds |")
     print("|---|---:|---:|---:|---:|")
     reference = None
@@ -257,6 +276,7 @@ def main() -> int:
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--images", type=int, default=128, help="rates: images per point; parity: per side")
     parser.add_argument("--matmul-size", type=int, default=2048)
+    parser.add_argument("--fakes", type=Path, default=None, help="parity: generated images (.npz) as the second set")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # each table row as it is measured, also into a file
     extractor = InceptionFeatures("cpu")
@@ -264,11 +284,14 @@ def main() -> int:
     flops = counted = None
     matmul = {}
     if "machine" in args.sections or "rates" in args.sections:
-        matmul = {t: matmul_rate(args.matmul_size, t) for t in sorted({1, 2, *args.threads})}
-        print(f"\n### fp32 matmul ({args.matmul_size}x{args.matmul_size}, best of 5; {load()})\n")
-        print("| threads | GFLOP/s |\n|---:|---:|")
-        for thread_count, rate in matmul.items():
-            print(f"| {thread_count} | {rate:.1f} |")
+        dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
+        for t in sorted({1, 2, *args.threads}):
+            for name, dtype in dtypes.items():
+                matmul[t, name] = matmul_rate(args.matmul_size, t, dtype)
+        print(f"\n### matmul ({args.matmul_size}x{args.matmul_size}, best of 5; {load()})\n")
+        print("| threads | fp32 GFLOP/s | bf16 GFLOP/s |\n|---:|---:|---:|")
+        for t in sorted({t for t, _ in matmul}):
+            print(f"| {t} | {matmul[t, 'fp32']:.1f} | {matmul[t, 'bf16']:.1f} |")
     if "flops" in args.sections or "rates" in args.sections:
         counted, flops = counted_flops(extractor), shape_flops(extractor)
         print("\n### FLOPs per 299x299 image (up to pool3)\n")

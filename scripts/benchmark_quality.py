@@ -13,6 +13,11 @@ deviation over the seeds of training seconds per epoch (from the logged throughp
 classifier score, class coverage, precision, recall, and where the family has them the test
 negative ELBO, IWAE bound (k=100), linear-probe and 1-nearest-neighbour accuracy. The last row
 scores real training images the same way: the floor of the FID and the ceiling of the rest.
+With ``--inception``, every run is also scored with the Inception metrics (FID, KID, and the
+Inception Score where its softmax layer is cached) by ``vaegan-eval <run>
+metrics=inception_fid,inception_kid,inception_score`` on the CPU too, its report kept as
+``inception.json`` beside ``metrics.json`` (a run that has one is not scored again), and the real
+images' row gets the same metrics against the same cached reference features.
 Runs are kept in ``--out/<length>/<dataset>/<family>/seed=<seed>/`` (``<length>`` is ``3-epochs``
 or ``default-epochs``); a run with a ``metrics.json`` is not trained again, so an interrupted
 benchmark continues where it stopped. A finished run trained with other overrides than the ones
@@ -118,6 +123,25 @@ def train(family: str, dataset: str, seed: int, epochs: int | None, run_dir: Pat
     return read_job(run_dir, images_per_epoch(run_dir))
 
 
+INCEPTION_METRICS = "metrics=inception_fid,inception_kid,inception_score"
+INCEPTION_VALUES = ("inception_fid", "inception_kid", "inception_kid_std", "inception_score", "inception_score_std")
+
+
+def inception_scored(run_dir: Path, run: dict) -> dict:
+    """``run`` with the Inception metrics of its checkpoint (``inception.json``, written by
+    ``vaegan-eval`` on the first call), under their ``final/`` names, and their stamps."""
+    report_path = run_dir / "inception.json"
+    if not report_path.is_file():
+        args = [sys.executable, "-m", "vaegan_runner.cli.eval", str(run_dir), INCEPTION_METRICS, f"out={report_path}"]
+        env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        result = subprocess.run(args, cwd=run_dir.parent, env=env, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise SystemExit(f"Inception metrics of {run_dir} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    report = json.loads(report_path.read_text())
+    values = {f"final/{k}": v for k, v in report["metrics"].items() if k in INCEPTION_VALUES}
+    return {**run, **values, "metric_counts": {**run.get("metric_counts", {}), **report["metric_counts"]}}
+
+
 def images_per_epoch(run_dir: Path) -> int:
     """An epoch's images: the training split's size that the run recorded (so a run that
     ``trainer.max_steps`` ended inside an epoch still reports seconds per whole epoch); runs
@@ -133,9 +157,11 @@ def images_per_epoch(run_dir: Path) -> int:
     return saved["images_seen"] // int(epochs) if epochs not in ("null", "None") else saved["images_seen"]
 
 
-def real_images_row(dataset: str, n: int) -> dict:
+def real_images_row(dataset: str, n: int, inception: bool = False) -> dict:
     """The metrics of ``n`` real training images against the held-out split: the floor the
-    families' numbers should be read against (FID of real against real is not 0 at finite n)."""
+    families' numbers should be read against (FID of real against real is not 0 at finite n);
+    with ``inception``, their Inception FID and KID against ``eval.inception_reference``'s split
+    as well (the runs' own reference features, from the same cache)."""
     import torch
     from omegaconf import OmegaConf
 
@@ -157,14 +183,37 @@ def real_images_row(dataset: str, n: int) -> dict:
     features, logits = torch.cat([f for f, _ in parts]), torch.cat([lg for _, lg in parts])
     reference, stats = resources.domain_reference()
     precision, recall = precision_recall(reference[:n], features, k=3)
+    extra = real_inception_values(resources, data, n) if inception else {}
     return {
+        **extra,
         "seconds_per_epoch": None,
         "final/domain_fid": frechet_distance(FeatureStats.from_features(features), stats),
         "final/precision": precision,
         "final/recall": recall,
         "final/class_coverage": float(class_coverage(logits, 10)),
         "final/classifier_score": classifier_score(logits),
-        "metric_counts": {"domain_fid": {"samples": n, "reference": stats.count}},
+        "metric_counts": {"domain_fid": {"samples": n, "reference": stats.count}, **extra.pop("metric_counts", {})},
+    }
+
+
+def real_inception_values(resources, data, n: int) -> dict:
+    """Inception FID and KID of ``n`` real training images against the reference split."""
+    import torch
+
+    from vaegan_runner.metrics.fingerprints import unit_batches
+    from vaegan_runner.metrics.frechet import FeatureStats, frechet_distance
+    from vaegan_runner.metrics.kid import KID_SUBSETS, kernel_distance
+
+    batches = unit_batches(data.train, 500, n)
+    real = torch.cat([resources.inception.features(images.float() / 255) for images, _ in batches])
+    reference = resources.inception_reference_features()
+    kid, kid_std, _ = kernel_distance(reference, real, subsets=KID_SUBSETS, seed=0)  # as _inception_kid
+    protocol = resources.feature_protocol("inception")
+    return {
+        "final/inception_fid": frechet_distance(FeatureStats.from_features(real), resources.inception_reference()),
+        "final/inception_kid": kid,
+        "final/inception_kid_std": kid_std,
+        "metric_counts": {"inception_fid": {**protocol, "samples": n, "reference": len(reference)}},
     }
 
 
@@ -185,6 +234,9 @@ def main() -> int:
     parser.add_argument(
         "--real-images", type=int, default=10000, help="also score this many real training images (0: no such row)"
     )
+    parser.add_argument(
+        "--inception", action="store_true", help="also the Inception metrics of every run and of the real images"
+    )
     parser.add_argument("overrides", nargs="*", help="extra vaegan-train overrides for every run")
     args = parser.parse_args()
     from vaegan_runner.models import family_names  # built-in and installed families (imports torch)
@@ -204,10 +256,11 @@ def main() -> int:
             for seed in args.seeds:
                 run_dir = out / length_folder(epochs) / dataset / family / f"seed={seed}"
                 run_dir.parent.mkdir(parents=True, exist_ok=True)
-                runs.append(train(family, dataset, seed, epochs, run_dir, args.overrides))
+                run = train(family, dataset, seed, epochs, run_dir, args.overrides)
+                runs.append(inception_scored(run_dir, run) if args.inception else run)
             rows[family] = runs
         if args.real_images:
-            rows["real training images"] = [real_images_row(dataset, args.real_images)]
+            rows["real training images"] = [real_images_row(dataset, args.real_images, args.inception)]
         print(f"\n### {dataset}: python scripts/benchmark_quality.py {command}\n")
         print(summarize(rows))
         print(f"\n{counts_line(rows)}")
@@ -219,7 +272,7 @@ def counts_line(rows: dict[str, list[dict]]) -> str:
     seen: dict[str, set] = {}
     for runs in rows.values():
         for run in runs:
-            for metric in ("domain_fid", "precision_recall", "iwae", "linear_probe"):
+            for metric in ("domain_fid", "inception_fid", "precision_recall", "iwae", "linear_probe"):
                 counts = run.get("metric_counts", {}).get(metric)
                 if counts:
                     keys = ("samples", "reference", "images", "k", "train", "test")

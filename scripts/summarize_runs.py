@@ -23,6 +23,9 @@ from pathlib import Path
 from vaegan_runner.training.run_record import with_final_names
 
 COLUMNS = [  # (key in metrics.json, title, format, lower is better)
+    ("final/inception_fid", "Inception FID", "{:.1f}", True),
+    ("final/inception_kid", "Inception KID", "{:.4f}", True),
+    ("final/inception_score", "IS", "{:.2f}", False),
     ("final/domain_fid", "domain FID", "{:.1f}", True),
     ("final/classifier_score", "classifier score", "{:.2f}", False),
     ("final/class_coverage", "classes", "{:.1f}", False),

@@ -181,6 +181,18 @@ def test_bad_values_are_refused_before_any_data(tmp_path, no_data, overrides, ke
     assert "\n" not in str(err)
 
 
+@pytest.mark.parametrize("key", ["eval.cache_dir", "dataset.cache_dir"])
+def test_a_cache_folder_that_is_a_file_is_refused_before_any_data(tmp_path, no_data, key):
+    """A regular file where a cache folder belongs (VAEGAN_CACHE_DIR set to a file, say) would
+    make every run retrain its domain classifier: refused, naming the key and the variable."""
+    a_file = tmp_path / "cache"
+    a_file.write_text("not a folder")
+    err = refused_in_process([f"{key}={a_file}"], tmp_path / "run")
+    assert err.key == key, str(err)
+    assert f"{a_file} is a file, not a folder" in str(err) and "VAEGAN_CACHE_DIR" in str(err)
+    assert "\n" not in str(err)
+
+
 @pytest.mark.slow
 def test_cli_wrong_type_exits_2(tmp_path):
     result = run_cli(["trainer.batch_size=abc"], cwd=tmp_path, timeout=120)

@@ -87,3 +87,22 @@ def test_a_finished_run_with_other_overrides_is_refused(tmp_path):
     other = benchmark_quality.train_overrides("gan", "mnist", 0, 3, run_dir, ["model.net.width=128"])
     with pytest.raises(SystemExit, match="(?s)other overrides.*asked:.*model.net.width=128"):
         benchmark_quality.check_finished_run(run_dir, other)
+
+
+def test_inception_scores_join_the_runs_row_and_the_table(tmp_path, monkeypatch):
+    """--inception: vaegan-eval's report beside metrics.json is read into the run's row under
+    the final/ names, with its stamps, and becomes columns of the table; a run that has its
+    report is not scored again."""
+    report = {
+        "metrics": {"inception_fid": 81.25, "inception_kid": 0.0712, "inception_kid_std": 0.002, "other": 1.0},
+        "metric_counts": {"inception_fid": {"samples": 10000, "reference": 10000, "precision": "bf16"}},
+    }
+    (tmp_path / "inception.json").write_text(json.dumps(report))
+    monkeypatch.setattr(benchmark_quality.subprocess, "run", lambda *a, **k: pytest.fail("scored again"))
+    run = {"final/domain_fid": 150.0, "metric_counts": {"domain_fid": {"samples": 10000, "reference": 10000}}}
+    row = benchmark_quality.inception_scored(tmp_path, run)
+    assert row["final/inception_fid"] == 81.25 and row["final/inception_kid"] == 0.0712 and "final/other" not in row
+    assert set(row["metric_counts"]) == {"domain_fid", "inception_fid"}
+    table = benchmark_quality.summarize({"gan": [row]})
+    assert "| Inception FID | Inception KID | domain FID |" in table and "| 81.2 | 0.0712 | 150.0 |" in table
+    assert "inception_fid: samples 10000, reference 10000" in benchmark_quality.counts_line({"gan": [row]})

@@ -132,6 +132,13 @@ def test_inception_fid_and_kid_in_a_run_carry_the_inception_stamp(tmp_path):
         == "held-out (16 images)"
         == report["metric_counts"]["inception_fid"]["reference_split"]
     )
+    assert stamp["precision"] == inception.resolved_precision("auto", torch.device("cpu"))  # the run's own setting
+    fp32 = tmp_path / "fp32.json"
+    args = [str(tmp_path / "run"), "metrics=inception_fid", "n_samples=16"]
+    assert eval_main([*args, "inception_precision=fp32", f"out={fp32}"]) == 0
+    assert json.loads(fp32.read_text())["metric_counts"]["inception_fid"]["precision"] == "fp32"
+    assert eval_main([*args, "inception_precision=fp16", f"out={tmp_path / 'no.json'}"]) == 2
+    assert not (tmp_path / "no.json").exists()
 
 
 @pytest.mark.slow
@@ -144,6 +151,53 @@ def test_folded_network_gives_the_torchscript_graphs_features(extractor):
         for layout in (torch.contiguous_format, torch.channels_last):
             folded = extractor.network(x.contiguous(memory_format=layout))
             assert (folded - graph).abs().max() < 1e-5 * graph.abs().max()
+
+
+@pytest.mark.slow
+def test_bf16_features_are_float32_and_close_to_the_fp32_ones(extractor, grey_images, grey_features):
+    """eval.inception_precision=bf16: bfloat16 weights and activations, float32 preprocessing and
+    output; each feature within a few bfloat16 steps of the fp32 network's (what that does to a
+    FID: ``scripts/benchmark_inception.py --sections parity``)."""
+    bf16 = InceptionFeatures("cpu", precision="bf16")
+    assert bf16.precision == "bf16" and extractor.precision == "fp32"
+    assert next(bf16.network.parameters()).dtype == torch.bfloat16
+    features = bf16.features(grey_images)
+    assert features.dtype == torch.float32 and features.shape == grey_features.shape
+    error = (features - grey_features).abs().max() / grey_features.abs().max()
+    assert 0 < error < 0.05  # bfloat16 keeps 8 bits of mantissa: not equal, but close
+
+
+def test_auto_precision_is_bf16_only_on_a_cpu_with_native_bfloat16(monkeypatch):
+    from vaegan_runner.metrics.inception import resolved_precision
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    for native in (True, False):
+        monkeypatch.setattr(inception, "cpu_has_native_bf16", lambda native=native: native)
+        assert resolved_precision("auto", cpu) == ("bf16" if native else "fp32")
+        assert resolved_precision("auto", cuda) == "fp32"  # the published protocol where speed is not short
+        assert resolved_precision("fp32", cpu) == "fp32" and resolved_precision("bf16", cuda) == "bf16"
+    with pytest.raises(ValueError, match="allowed: auto, fp32, bf16"):
+        resolved_precision("fp16", cpu)
+
+
+def test_another_precision_is_refused_naming_the_key():
+    node = OmegaConf.load(CONFIGS / "eval" / "default.yaml")
+    node.inception_precision, node.cache_dir = "fp16", "."
+    with pytest.raises(ConfigError, match=r"^eval.inception_precision: got 'fp16'; allowed: auto, fp32, bf16$"):
+        typed(EvalConfig, node, "eval")
+
+
+def test_the_precision_is_stamped_and_keys_the_cache(tmp_path, stand_in_weights, monkeypatch):
+    """Reference features computed in bf16 are never read as fp32 ones (or the reverse), the fp32
+    file keeps the name it had before the setting existed, and the stamp names the precision."""
+    monkeypatch.setattr(inception, "cpu_has_native_bf16", lambda: True)
+    data = toy_data()
+    paths = {p: new_resources(data, tmp_path, precision=p).inception_features_path() for p in ("fp32", "bf16", "auto")}
+    assert paths["fp32"] != paths["bf16"] == paths["auto"]
+    assert paths["bf16"].name == paths["fp32"].name.removesuffix(".pt") + "-bf16.pt"
+    for precision in ("fp32", "bf16"):
+        resources = new_resources(data, tmp_path, precision=precision)
+        assert {stamp["precision"] for stamp in inception_stamps(resources, data).values()} == {precision}
 
 
 @pytest.mark.slow
@@ -186,10 +240,10 @@ def toy_data(binarize_seed: int | None = None):
     )  # fmt: skip
 
 
-def new_resources(data, cache, reference: str = "test") -> MetricResources:
+def new_resources(data, cache, reference: str = "test", precision: str = "auto") -> MetricResources:
     """MetricResources of ``data`` with eval's defaults, ``cache`` as cache_dir, a counting network."""
     node = OmegaConf.load(CONFIGS / "eval" / "default.yaml")
-    node.cache_dir, node.inception_reference = str(cache), reference
+    node.cache_dir, node.inception_reference, node.inception_precision = str(cache), reference, precision
     resources = MetricResources(data, typed(EvalConfig, node, "eval"), torch.device("cpu"), lambda message: None)
     resources.__dict__["inception"] = CountingFeatures(data.channels, data.image_size)
     return resources

@@ -13,7 +13,7 @@ from typing import Any, cast
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from .config.checks import ConfigError, check_seed, non_negative, one_of, positive, require, typed
+from .config.checks import ConfigError, check_seed, folder_or_absent, non_negative, one_of, positive, require, typed
 from .data import dataset_schema
 from .models import FamilyConfig, family_class
 from .models.nets import check_image_size
@@ -86,6 +86,7 @@ class CheckpointConfig:
 
 
 INCEPTION_REFERENCES = ("test", "train")  # eval.inception_reference: which split inception_fid/kid compare with
+INCEPTION_PRECISIONS = ("auto", "fp32", "bf16")  # eval.inception_precision (metrics/inception.py)
 
 
 @dataclass
@@ -100,6 +101,8 @@ class EvalConfig:
     final_n_samples: int = MISSING
     inception_on_cpu: bool = MISSING  # run Inception FID on CPU too (slow)
     inception_reference: str = MISSING  # the Inception metrics' real images: test (held-out split) or train
+    # the Inception network's arithmetic: auto | fp32 | bf16 (a default: checkpoints older than the key load)
+    inception_precision: str = "auto"
     iwae_k: int = MISSING  # importance samples of the IWAE bound
     # held-out images of the IWAE bound: auto | null (all) | N (a default: checkpoints older than the key load)
     iwae_max_images: Any = "auto"
@@ -120,6 +123,8 @@ class EvalConfig:
         positive(self.n_samples, "n_samples")
         positive(self.final_n_samples, "final_n_samples")
         one_of(self.inception_reference, INCEPTION_REFERENCES, "inception_reference")
+        one_of(self.inception_precision, INCEPTION_PRECISIONS, "inception_precision")
+        folder_or_absent(self.cache_dir, "cache_dir")
         for count_key, metrics_key in (("n_samples", "metrics"), ("final_n_samples", "final_metrics")):
             comparing = [name for name in getattr(self, metrics_key) if "reference" in METRICS[name].needs]
             require(
@@ -175,7 +180,10 @@ def choose_optimized_metric(
             inception="inception" not in metric.needs or inception_installed(),
         )
         if reason is None and "inception" in metric.needs and on_cpu and not run.eval.inception_on_cpu:
-            reason = "Inception metrics are skipped on the CPU unless eval.inception_on_cpu=true (about 4 images/s)"
+            reason = (
+                "Inception metrics are skipped on the CPU unless eval.inception_on_cpu=true "
+                "(10 to 26 images/s per core: scripts/benchmark_inception.py)"
+            )
         if reason is not None and reason == too_few_to_compare(held_out=held_out, n_samples=None):
             reason += f" (hold out more images: {held_out_key})"
         return reason

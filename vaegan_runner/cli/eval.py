@@ -9,7 +9,9 @@
 
 Defaults come from the run's own ``eval`` settings (its ``final_metrics`` and
 ``final_n_samples``); metrics that cannot run for the family or data are listed with why.
-Naming an Inception metric (``inception_fid``, ``inception_kid``) runs it on the CPU too.
+Naming an Inception metric (``inception_fid``, ``inception_kid``) runs it on the CPU too;
+``inception_precision=fp32|bf16|auto`` sets the Inception network's arithmetic (the run's own
+``eval.inception_precision`` otherwise).
 ``samples=`` scores images that did not come from a run (another tool's, a baseline's)
 against ``dataset``'s held-out split with every metric that needs no model, stamped the same way.
 """
@@ -25,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic_write import write_text_atomic
-from ..config.checks import ConfigError
+from ..config.checks import ConfigError, one_of
+from ..run_schema import INCEPTION_PRECISIONS
 from ..training.stopping import EXIT_CTRL_C
 from .args import parse_settings
 from .saved_run import PRIOR_SETTINGS
@@ -35,6 +38,7 @@ SETTINGS = {  # key -> (type, default; None: the run's own setting)
     "n_samples": (int, None),
     "max_images": (int, None),
     "iwae_k": (int, None),
+    "inception_precision": (str, None),  # auto | fp32 | bf16 (eval.inception_precision)
     "device": (str, None),
     "out": (str, None),
     "checkpoint": (str, "last"),  # of a run directory: its newest checkpoint, or best.pt (checkpoint.keep_best)
@@ -65,6 +69,8 @@ def check_counts(settings: dict) -> None:
             )
     if settings["metrics"] == []:
         raise ConfigError("metrics", f"names no metric; allowed: {', '.join(METRIC_NAMES)}")
+    if settings["inception_precision"] is not None:
+        one_of(settings["inception_precision"], INCEPTION_PRECISIONS, "inception_precision")
     comparing = [name for name in settings["metrics"] or METRIC_NAMES if "reference" in METRICS[name].needs]
     if settings["n_samples"] is not None and settings["n_samples"] < MIN_REFERENCE and comparing:
         raise ConfigError(
@@ -96,6 +102,8 @@ def evaluate_checkpoint(target: str, pairs: list[str]) -> tuple[dict, Path]:
     cfg = saved.run.eval
     if settings["iwae_k"] is not None:
         cfg.iwae_k = settings["iwae_k"]
+    if settings["inception_precision"] is not None:
+        cfg.inception_precision = settings["inception_precision"]
     names = settings["metrics"] or cfg.final_metrics
     n_samples = settings["n_samples"] or cfg.final_n_samples
     max_images = settings["max_images"] or cfg.final_max_images
@@ -142,6 +150,8 @@ def evaluate_samples(pairs: list[str]) -> tuple[dict, Path]:
             "and prior_components=",
         )
     run = compose_dataset_run([f"dataset={settings['dataset']}", *overrides])
+    if settings["inception_precision"] is not None:
+        run.eval.inception_precision = settings["inception_precision"]
     device = resolve_device(settings["device"] or "auto")
     images = load_samples(settings["samples"], run.dataset.channels, run.dataset.image_size)
     n_samples = settings["n_samples"] or len(images)

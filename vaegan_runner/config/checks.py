@@ -14,6 +14,7 @@ import difflib
 import types
 import typing
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from omegaconf import DictConfig, OmegaConf
@@ -49,6 +50,20 @@ def positive(value: float | int | None, key: str, allow_none: bool = False) -> N
 
 def non_negative(value: float | int | None, key: str) -> None:
     require(value is not None and value >= 0, key, f"must be >= 0, got {value!r}")
+
+
+def folder_or_absent(path: str | None, key: str) -> None:
+    """A cache folder (``eval.cache_dir``, ``dataset.cache_dir``) that is missing (it is created)
+    or a folder; a regular file there would make every run rebuild what it caches, for minutes."""
+    if path is None:
+        return
+    where = Path(path).expanduser()
+    require(
+        not where.exists() or where.is_dir(),
+        key,
+        f"{where} is a file, not a folder: give a folder (created when missing) here or in VAEGAN_CACHE_DIR, "
+        "its default",
+    )
 
 
 SEED_LIMIT = 2**63  # seeds go to torch.manual_seed (< 2**64), numpy (seed % 2**32) and, as int64, numpy's SeedSequence

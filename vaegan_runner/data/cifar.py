@@ -17,7 +17,7 @@ from typing import cast
 import torch
 from omegaconf import MISSING
 
-from ..config.checks import ConfigError, one_of, require
+from ..config.checks import ConfigError, folder_or_absent, one_of, require
 from .decoded_cache import Split, cached_splits, file_identity
 from .idx import missing_data_error, one_line, remove_empty_folders
 from .pixels import resize_images
@@ -47,6 +47,7 @@ class Cifar10Config:
     cache_dir: str | None = MISSING  # decoded-dataset cache (decoded_cache.py); null: off
 
     def __post_init__(self):
+        folder_or_absent(self.cache_dir, "cache_dir")
         one_of(self.name, ["cifar10"], "name")
         one_of(self.source, SOURCES, "source")
         require(self.channels == 3, "channels", f"cifar10 has 3 channels; got {self.channels}")

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from omegaconf import MISSING
 
-from ..config.checks import ConfigError, one_of, require
+from ..config.checks import ConfigError, folder_or_absent, one_of, require
 from .decoded_cache import cached_splits, file_identity
 from .pixels import resize_images
 from .sources import DATASETS, ImageData, in_memory_data
@@ -34,6 +34,7 @@ class MnistConfig:
     cache_dir: str | None = MISSING  # decoded-dataset cache (decoded_cache.py); null: off
 
     def __post_init__(self):
+        folder_or_absent(self.cache_dir, "cache_dir")
         one_of(self.name, FOLDERS, "name")
         require(self.channels == 1, "channels", f"{self.name} has 1 channel; got {self.channels}")
         require(self.image_size >= 8, "image_size", f"must be >= 8, got {self.image_size}")

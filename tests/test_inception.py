@@ -137,6 +137,8 @@ def test_inception_fid_and_kid_in_a_run_carry_the_inception_stamp(tmp_path):
     args = [str(tmp_path / "run"), "metrics=inception_fid", "n_samples=16"]
     assert eval_main([*args, "inception_precision=fp32", f"out={fp32}"]) == 0
     assert json.loads(fp32.read_text())["metric_counts"]["inception_fid"]["precision"] == "fp32"
+    assert eval_main([*args, "inception_precision=bf16"]) == 0  # the default report's name says it
+    assert json.loads((tmp_path / "run" / "eval_step_00000002_bf16.json").read_text())["metrics"]["inception_fid"] > 0
     assert eval_main([*args, "inception_precision=fp16", f"out={tmp_path / 'no.json'}"]) == 2
     assert not (tmp_path / "no.json").exists()
 
@@ -327,6 +329,18 @@ def test_the_cache_key_names_split_size_pixels_and_network(tmp_path, stand_in_we
     assert new_resources(changed, tmp_path).inception_features_path() != held_out
     stand_in_weights.write_bytes(b"other weights")
     assert new_resources(data, tmp_path).inception_features_path() != held_out
+
+
+def test_a_cache_folder_under_home_is_in_the_home_folder(tmp_path, stand_in_weights, monkeypatch):
+    """eval.cache_dir="~/cache" (or VAEGAN_CACHE_DIR) is the home folder's cache, for every
+    metric's files as for the decoded datasets, not a folder named "~" where the run started."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    resources = new_resources(toy_data(), "~/cache")
+    assert resources.cache_dir == tmp_path / "home" / "cache"
+    assert resources.inception_features_path().is_relative_to(tmp_path / "home" / "cache")
+    resources.inception_reference_features()
+    assert not (tmp_path / "~").exists()
 
 
 def test_a_binarised_training_split_gets_one_fixed_draw_and_leaves_the_rng_alone(tmp_path, stand_in_weights):

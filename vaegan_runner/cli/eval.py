@@ -80,6 +80,12 @@ def check_counts(settings: dict) -> None:
         )
 
 
+def precision_suffix(settings: dict) -> str:
+    """``_fp32`` or ``_bf16`` (or ``_auto``) in the default report's name when ``inception_precision=``
+    is given, so a report in another precision does not replace the run's own."""
+    return f"_{settings['inception_precision']}" if settings["inception_precision"] else ""
+
+
 def draws_samples(name: str) -> bool:
     """Whether metric ``name`` scores generated samples (what ``prior=`` changes)."""
     from ..metrics.registry import METRICS
@@ -98,7 +104,8 @@ def evaluate_checkpoint(target: str, pairs: list[str]) -> tuple[dict, Path]:
     saved = load_saved_run(target, overrides, settings["device"], which=settings["checkpoint"])
     assert saved.data is not None  # with_data: loaded
     fitted = f"_gmm{settings['prior_components']}" if settings["prior"] == "gmm" else ""
-    out = report_path(settings["out"], saved.run_dir / f"eval_step_{saved.step:08d}{fitted}.json")
+    precision = precision_suffix(settings)
+    out = report_path(settings["out"], saved.run_dir / f"eval_step_{saved.step:08d}{fitted}{precision}.json")
     cfg = saved.run.eval
     if settings["iwae_k"] is not None:
         cfg.iwae_k = settings["iwae_k"]
@@ -162,7 +169,8 @@ def evaluate_samples(pairs: list[str]) -> tuple[dict, Path]:
     model_free = [name for name in run.eval.final_metrics if not set(METRICS[name].needs) & set(MODEL_NEEDS)]
     names = settings["metrics"] or model_free
     source = Path(settings["samples"]).expanduser()
-    out = report_path(settings["out"], source.parent / f"{source.stem if source.is_file() else source.name}.eval.json")
+    stem = source.stem if source.is_file() else source.name
+    out = report_path(settings["out"], source.parent / f"{stem}{precision_suffix(settings)}.eval.json")
     scoring = Scoring(
         scored=GivenSamples(images, device),  # stands in for a Family (given_samples.py)
         data=load_data(run.dataset, device),

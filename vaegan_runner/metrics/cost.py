@@ -15,7 +15,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -106,7 +105,7 @@ def domain_classifier_ready(ctx: MetricContext) -> bool:
     """Whether the domain classifier is built or cached (else its first use trains it)."""
     from .domain_classifier import cache_path
 
-    return "domain_classifier" in vars(ctx.resources) or cache_path(ctx.data, Path(ctx.cfg.cache_dir)).is_file()
+    return "domain_classifier" in vars(ctx.resources) or cache_path(ctx.data, ctx.resources.cache_dir).is_file()
 
 
 class PassTimer:

@@ -34,13 +34,14 @@ class MetricResources:
         self._protocols: dict[str, dict[str, str]] = {}
         self._inception_features: torch.Tensor | None = None
         self.inception_split = cfg.inception_reference  # test (the held-out split) or train
+        self.cache_dir = Path(cfg.cache_dir).expanduser()  # "~/..." is the home folder, as in dataset.cache_dir
 
     @cached_property
     def domain_classifier(self):
         from .domain_classifier import domain_classifier
 
         with torch.enable_grad():  # first use trains it, usually inside an evaluation's no_grad
-            return domain_classifier(self.data, Path(self.cfg.cache_dir), self.device, log=self.log)
+            return domain_classifier(self.data, self.cache_dir, self.device, log=self.log)
 
     @cached_property
     def inception(self):
@@ -127,7 +128,7 @@ class MetricResources:
         precision = resolved_precision(self.cfg.inception_precision, self.device)
         if precision != "fp32":  # fp32 keeps the name it had before the precision was a setting
             key += f"-{precision}"
-        return Path(self.cfg.cache_dir) / "inception_features" / f"v{REFERENCE_FEATURES_VERSION}-{key}.pt"
+        return self.cache_dir / "inception_features" / f"v{REFERENCE_FEATURES_VERSION}-{key}.pt"
 
     def inception_reference_features(self) -> torch.Tensor:
         """Inception features [N, 2048] of the whole reference split, cached on disk (see

@@ -5,6 +5,8 @@
     flock /tmp/vaegan-bench.lock python scripts/benchmark_inception.py --sections rates \
         --variants folded-cl --batches 16 32 64 128 --threads 1 2
     VAEGAN_DATA_DIR=../shared/data python scripts/benchmark_inception.py --sections parity --images 10000
+    VAEGAN_DATA_DIR=../shared/data python scripts/benchmark_inception.py --sections parity --images 2000 \
+        --variants script-cl bf16-cl --fakes outputs/bench/cifar10-plain/seed=0/samples.npz
 
 Sections (``--sections``, default ``machine flops rates``):
 
@@ -21,11 +23,11 @@ Sections (``--sections``, default ``machine flops rates``):
   precision / FLOPs per image).
   Variants: ``script`` (the TorchScript graph as shipped, NCHW input), ``script-cl`` (its input
   channels-last: the previous default), ``folded`` (batch norms folded, NCHW), ``folded-cl``
-  (folded, channels-last throughout: the default), ``frozen-cl`` (``folded-cl`` scripted, then
+  (folded, channels-last throughout: ``eval.inception_precision=fp32``), ``frozen-cl`` (``folded-cl`` scripted, then
   ``torch.jit.freeze`` and ``optimize_for_inference``, oneDNN's prepacked and fused
   convolutions), ``autocast-bf16-cl`` (``folded-cl`` under CPU bf16 autocast), ``bf16-cl``
-  (``eval.inception_precision=bf16``: ``folded-cl`` with bf16 weights and activations, the
-  preprocessing in fp32).
+  (``eval.inception_precision=bf16``, ``auto``'s choice on a CPU with native bfloat16:
+  ``folded-cl`` with bf16 weights and activations, the preprocessing in fp32).
 * ``parity``: the FID of ``--images`` real images against another ``--images`` with the graph as
   shipped (``script-cl``) and with each ``--variants`` candidate, on the same images, and the
   largest feature difference. A variant may be the default only if its FID differs by <= 0.1.

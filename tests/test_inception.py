@@ -361,3 +361,20 @@ def test_a_binarised_training_split_gets_one_fixed_draw_and_leaves_the_rng_alone
     assert (
         set(torch.unique(next(drawn.batches(60, epoch=0, seed=0, shuffle=False))[0].float() / 255).tolist()) <= binary
     )
+
+
+@pytest.mark.slow
+def test_the_benchmarks_bf16_variant_is_the_runners_bf16_network(extractor, grey_images):
+    """scripts/benchmark_inception.py times and checks ``bf16-cl``: it must be what
+    ``eval.inception_precision=bf16`` runs, or its speed and FID parity say nothing about the runner."""
+    import importlib.util
+
+    from runner_utils import REPO
+
+    spec = importlib.util.spec_from_file_location("benchmark_inception", REPO / "scripts" / "benchmark_inception.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    runner = InceptionFeatures("cpu", precision="bf16").features(grey_images)
+    timed = InceptionFeatures("cpu")
+    timed.network = bench.variant_network(timed, timed.network, "bf16-cl")
+    torch.testing.assert_close(timed.features(grey_images), runner, rtol=0, atol=1e-5 * float(runner.abs().max()))

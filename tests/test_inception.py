@@ -378,3 +378,12 @@ def test_the_benchmarks_bf16_variant_is_the_runners_bf16_network(extractor, grey
     timed = InceptionFeatures("cpu")
     timed.network = bench.variant_network(timed, timed.network, "bf16-cl")
     torch.testing.assert_close(timed.features(grey_images), runner, rtol=0, atol=1e-5 * float(runner.abs().max()))
+
+
+def test_vaegan_eval_help_lists_the_precisions(capsys):
+    from vaegan_runner.cli.eval import main as eval_main
+
+    with pytest.raises(SystemExit) as done:
+        eval_main(["--help"])
+    assert done.value.code == 0
+    assert "inception_precision=auto|fp32|bf16" in " ".join(capsys.readouterr().out.split())

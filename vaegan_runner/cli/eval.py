@@ -46,6 +46,11 @@ SETTINGS = {  # key -> (type, default; None: the run's own setting)
     "dataset": (str, None),  # with samples=: the dataset to compare them with
     **PRIOR_SETTINGS,  # prior=gmm: samples decode draws of a mixture fitted to the training codes
 }
+CHOICES = {  # settings with a fixed set of values: --help shows them
+    "inception_precision": "|".join(INCEPTION_PRECISIONS),
+    "checkpoint": "last|best",
+    "prior": "model|gmm",
+}
 MODEL_NEEDS = ("encoder", "likelihood")  # what given samples lack
 
 
@@ -343,10 +348,9 @@ def format_table(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    listed = ", ".join(f"{key}={CHOICES.get(key, '')}" for key in SETTINGS)
     parser = argparse.ArgumentParser(
-        prog="vaegan-eval",
-        description=__doc__.split("\n\n")[0],
-        epilog=f"settings: {', '.join(f'{k}=' for k in SETTINGS)}, dataset.<key>=",
+        prog="vaegan-eval", description=__doc__.split("\n\n")[0], epilog=f"settings: {listed}, dataset.<key>="
     )
     parser.add_argument("target", nargs="?", help="a run directory or a checkpoint file (or samples= instead)")
     parser.add_argument("settings", nargs="*", help="key=value")

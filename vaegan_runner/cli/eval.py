@@ -31,7 +31,7 @@ from ..config.checks import ConfigError, one_of
 from ..run_schema import INCEPTION_PRECISIONS
 from ..training.stopping import EXIT_CTRL_C
 from .args import parse_settings
-from .saved_run import PRIOR_SETTINGS
+from .saved_run import CHECKPOINT_CHOICES, PRIOR_CHOICES, PRIOR_SETTINGS
 
 SETTINGS = {  # key -> (type, default; None: the run's own setting)
     "metrics": (list, None),
@@ -48,8 +48,8 @@ SETTINGS = {  # key -> (type, default; None: the run's own setting)
 }
 CHOICES = {  # settings with a fixed set of values: --help shows them
     "inception_precision": "|".join(INCEPTION_PRECISIONS),
-    "checkpoint": "last|best",
-    "prior": "model|gmm",
+    "checkpoint": "|".join(CHECKPOINT_CHOICES),
+    "prior": "|".join(PRIOR_CHOICES),
 }
 MODEL_NEEDS = ("encoder", "likelihood")  # what given samples lack
 

